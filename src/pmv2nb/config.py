@@ -1,0 +1,230 @@
+"""Named run profiles: every size, model id, path and seed in one place.
+
+A notebook or the command line picks a profile by name (``tiny``, ``small`` or ``paper``)
+and everything else is derived from it, so the same code runs on a laptop without
+a model hub and on a GPU cluster. The name comes from an explicit argument, else the
+``PMV2NB_PROFILE`` environment variable, else ``tiny``.
+
+``tiny`` is the offline CPU profile: the embedded mini dataset, a random-weight Qwen3
+built at run time with the real Qwen3 tokenizer, and sizes small enough for CI.
+``small`` targets one consumer GPU (a real Qwen3-0.6B-class model on a slice of the real
+data); ``paper`` uses the paper's sizes (Qwen3-4B-Instruct-2507, 32k contexts, 5k chunks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+PROFILE_ENV = "PMV2NB_PROFILE"
+DEFAULT_PROFILE = "tiny"
+HUB_DATASET = "bowen-upenn/PersonaMem-v2"
+
+
+def repo_root() -> Path:
+    """The checkout this package runs from (where pyproject.toml sits), else the working directory."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "src" / "pmv2nb").is_dir():
+            return parent
+    return Path.cwd()
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where the question tables and histories come from, and how much of them to use."""
+
+    source: str  # "hub", or a local directory laid out like the Hub repo
+    modality: str = "text"  # "text" or "multimodal"
+    context_size: str = "32k"  # "32k" or "128k"
+    row_limit: int | None = None  # None = every row of the split
+    cache_dir: str = "~/.cache/pmv2nb/hub"
+
+
+@dataclass(frozen=True)
+class TinyModelSettings:
+    """Shape of the random-weight Qwen3 used offline; the vocabulary is the real tokenizer's."""
+
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    head_dim: int = 16
+    max_position_embeddings: int = 40960
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model to load and on what hardware."""
+
+    name: str  # "tiny" (built offline) or a Hub id / local path
+    dtype: str = "float32"
+    device: str = "cpu"  # "cpu", "cuda" or "auto"
+    requires_gpu: bool = False
+    max_context_tokens: int = 32768
+    tiny: TinyModelSettings = field(default_factory=TinyModelSettings)
+
+
+@dataclass(frozen=True)
+class SFTSettings:
+    max_steps: int
+    batch_size: int
+    learning_rate: float
+    max_length: int
+    use_lora: bool = False
+
+
+@dataclass(frozen=True)
+class GRPOSettings:
+    max_steps: int
+    batch_size: int
+    num_generations: int
+    learning_rate: float
+    max_prompt_length: int
+    max_completion_length: int
+    mcq_fraction: float = 0.8
+    judges: int = 3
+    use_vllm: bool = False
+    use_lora: bool = False
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """The chunked memory agent: chunk size, chunk count and the memory cap, in model tokens."""
+
+    chunk_tokens: int
+    max_chunks: int
+    memory_tokens: int
+    initial_memory: str = "No previous memory."
+    show_query_in_updates: bool = False
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    mcq_rows: int | None
+    open_rows: int | None
+    judge_calls: int = 3
+    max_new_tokens: int = 2048
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    offline: bool
+    seed: int
+    data: DataSettings
+    model: ModelSettings
+    sft: SFTSettings
+    grpo: GRPOSettings
+    memory: MemorySettings
+    eval: EvalSettings
+    figures_dir: str = "figures"
+    results_dir: str = "results"
+    runs_dir: str = "runs"
+
+    def path(self, name: str) -> Path:
+        """Resolve one of the profile's relative folders (figures, results, runs) against the repo root."""
+        value = Path(getattr(self, f"{name}_dir")).expanduser()
+        return value if value.is_absolute() else repo_root() / value
+
+    def data_source(self) -> str:
+        """The data source as a usable string: "hub" or an absolute local path."""
+        if self.data.source == "hub":
+            return "hub"
+        path = Path(self.data.source).expanduser()
+        return str(path if path.is_absolute() else repo_root() / path)
+
+
+def _tiny() -> Profile:
+    return Profile(
+        name="tiny",
+        description="CPU only, offline: embedded mini dataset, random-weight Qwen3 with the real tokenizer, CI sizes.",
+        offline=True,
+        seed=0,
+        data=DataSettings(source="data/mini"),
+        model=ModelSettings(name="tiny", max_context_tokens=16384),
+        sft=SFTSettings(max_steps=4, batch_size=2, learning_rate=1e-4, max_length=6144),
+        grpo=GRPOSettings(
+            max_steps=2, batch_size=4, num_generations=2, learning_rate=1e-5,
+            max_prompt_length=6144, max_completion_length=64,
+        ),
+        memory=MemorySettings(chunk_tokens=512, max_chunks=8, memory_tokens=128),
+        eval=EvalSettings(mcq_rows=24, open_rows=8, max_new_tokens=64, concurrency=2),
+    )
+
+
+def _small() -> Profile:
+    return Profile(
+        name="small",
+        description="One consumer GPU or Colab: Qwen3-0.6B, LoRA, a slice of the real dataset.",
+        offline=False,
+        seed=0,
+        data=DataSettings(source="hub", row_limit=500),
+        model=ModelSettings(name="Qwen/Qwen3-0.6B", dtype="bfloat16", device="cuda", requires_gpu=True,
+                            max_context_tokens=32768),
+        sft=SFTSettings(max_steps=100, batch_size=8, learning_rate=1e-4, max_length=16384, use_lora=True),
+        grpo=GRPOSettings(
+            max_steps=100, batch_size=8, num_generations=4, learning_rate=5e-6,
+            max_prompt_length=16384, max_completion_length=1024, use_vllm=True, use_lora=True,
+        ),
+        memory=MemorySettings(chunk_tokens=2000, max_chunks=8, memory_tokens=1024),
+        eval=EvalSettings(mcq_rows=200, open_rows=100, max_new_tokens=1024),
+    )
+
+
+def _paper() -> Profile:
+    # Sizes from the paper and the authors' public training scripts (see FACTS.md section 4).
+    return Profile(
+        name="paper",
+        description="The paper's setting: Qwen3-4B-Instruct-2507, 32k contexts, 5k-token memory chunks, 8x H100.",
+        offline=False,
+        seed=42,
+        data=DataSettings(source="hub"),
+        model=ModelSettings(name="Qwen/Qwen3-4B-Instruct-2507", dtype="bfloat16", device="cuda",
+                            requires_gpu=True, max_context_tokens=40960),
+        sft=SFTSettings(max_steps=300, batch_size=64, learning_rate=1e-5, max_length=40960),
+        grpo=GRPOSettings(
+            max_steps=500, batch_size=32, num_generations=8, learning_rate=5e-6,
+            max_prompt_length=38912, max_completion_length=2048, use_vllm=True,
+        ),
+        memory=MemorySettings(chunk_tokens=5000, max_chunks=8, memory_tokens=2048),
+        eval=EvalSettings(mcq_rows=None, open_rows=None, max_new_tokens=2048, concurrency=32),
+    )
+
+
+PROFILES = {"tiny": _tiny, "small": _small, "paper": _paper}
+
+
+class ProfileError(ValueError):
+    """An unknown profile name or an override that does not name a setting."""
+
+
+def _apply_override(obj: Any, dotted: str, value: Any, full_key: str) -> Any:
+    head, _, rest = dotted.partition(".")
+    if not dataclasses.is_dataclass(obj) or head not in {f.name for f in dataclasses.fields(obj)}:
+        raise ProfileError(f"override {full_key!r}: {head!r} is not a setting of {type(obj).__name__}")
+    new_value = _apply_override(getattr(obj, head), rest, value, full_key) if rest else value
+    return dataclasses.replace(obj, **{head: new_value})
+
+
+def resolve(name: str | None = None, overrides: Mapping[str, Any] | None = None) -> Profile:
+    """Return the profile called ``name`` (else $PMV2NB_PROFILE, else tiny), with dotted overrides applied.
+
+    ``resolve("tiny", {"data.row_limit": 50})`` changes one setting and keeps the rest.
+    """
+    chosen = (name or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).strip().lower()
+    if chosen not in PROFILES:
+        raise ProfileError(f"unknown profile {chosen!r}; choose one of: {', '.join(PROFILES)}")
+    profile = PROFILES[chosen]()
+    for key, value in (overrides or {}).items():
+        profile = _apply_override(profile, key, value, key)
+    if profile.offline:
+        # A stray hub id would otherwise retry for most of a minute before failing.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return profile
