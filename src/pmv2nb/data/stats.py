@@ -135,3 +135,14 @@ def summarize(data: PersonaMemData, sizes: tuple[str, ...] = ("32k", "128k"), hi
             coverage[size] |= {"files_found": len(chosen), "qwen3_tokens": describe(chosen["qwen3_tokens"])}
     summary["histories"] = coverage
     return summary
+
+
+def split_overview(splits: dict[str, PersonaMemData]) -> pd.DataFrame:
+    """Rows, personas and history files per split."""
+    return pd.DataFrame([
+        {"split": name, "rows": len(data), "personas": data.questions["persona_id"].nunique(),
+         "32k histories": data.questions["chat_history_32k_link"].nunique(),
+         "128k histories": data.questions["chat_history_128k_link"].nunique(),
+         "table": data.table}
+        for name, data in splits.items()
+    ]).set_index("split")

@@ -1,0 +1,27 @@
+# Two commands do everything: `make demo` (set up, then run every notebook in the tiny profile)
+# and `make test` (set up, then run the whole test suite). Both are safe to repeat.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pmv2nb-installed
+PROFILE ?= tiny
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+# Reinstall only when the dependency list changes.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/pmv2nb notebooks --profile $(PROFILE)
+
+test: setup
+	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest
+
+clean:
+	rm -rf build figures/*.png figures/*.pdf

@@ -1,0 +1,116 @@
+"""Plot functions (DataFrame in, Figure out) and the one helper that saves figures.
+
+Plot functions never write files and never read global state, so tests can call them on small
+hand-made frames. :func:`save_figure` is the only place that writes to ``figures/``, always as a
+PNG and a PDF pair. Styling is sized for slides and uses a colour-blind-safe palette.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "inline", "nbagg", "widget")):
+    matplotlib.use("Agg")  # headless everywhere except inside a live notebook
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+PALETTE = sns.color_palette("colorblind")
+WHO_COLOURS = {"self": PALETTE[0], "others": PALETTE[1]}
+
+
+def use_style() -> None:
+    """Readable at workshop slide size."""
+    sns.set_theme(context="talk", style="whitegrid", palette=PALETTE, font_scale=0.8)
+
+
+def save_figure(fig: plt.Figure, name: str, out_dir: str | Path | None = None) -> list[Path]:
+    """Write ``fig`` as ``<out_dir>/<name>.png`` and ``.pdf`` (default: the repo's figures/ folder)."""
+    if out_dir is None:
+        from .config import repo_root
+        out_dir = repo_root() / "figures"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    return paths
+
+
+def _bar_counts(ax: plt.Axes, counts: pd.Series, title: str, colour=None) -> None:
+    counts = counts.sort_values()
+    ax.barh([str(i).replace("_", " ") for i in counts.index], counts.values, color=colour or PALETTE[0])
+    ax.set_title(title)
+    ax.set_xlabel("questions")
+    for y, value in enumerate(counts.values):
+        ax.text(value, y, f" {value}", va="center", fontsize="small")
+
+
+def plot_dataset_overview(questions: pd.DataFrame, top_topics: int = 12) -> plt.Figure:
+    """Figure 2 analogue: preference types, scenarios, topics and the who/updated/sensitive flags."""
+    use_style()
+    fig, axes = plt.subplots(2, 3, figsize=(20, 11))
+    _bar_counts(axes[0, 0], questions["pref_type"].value_counts(), "preference type")
+    _bar_counts(axes[0, 1], questions["conversation_scenario"].value_counts(), "scenario revealing the preference",
+                PALETTE[2])
+    _bar_counts(axes[0, 2], questions["topic_preference"].value_counts().head(top_topics),
+                f"preference topics (top {top_topics})", PALETTE[4])
+    for ax, column, title in ((axes[1, 0], "who", "whose preference"), (axes[1, 1], "updated", "preference updated"),
+                              (axes[1, 2], "sensitive_info", "carries private data")):
+        _bar_counts(ax, questions[column].astype(str).value_counts(), title, PALETTE[3])
+    fig.suptitle(f"What is inside: {len(questions)} questions, {questions['persona_id'].nunique()} personas")
+    fig.tight_layout()
+    return fig
+
+
+def plot_history_lengths(tokens: pd.DataFrame) -> plt.Figure:
+    """History length in Qwen3 tokens per persona, 32k vs 128k (one dot per history file)."""
+    use_style()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    sns.stripplot(data=tokens, x="size", y="qwen3_tokens", hue="size", order=["32k", "128k"], size=9, ax=ax,
+                  legend=False)
+    sns.boxplot(data=tokens, x="size", y="qwen3_tokens", order=["32k", "128k"], ax=ax, fill=False, width=0.4,
+                color="0.4")
+    ax.set_xlabel("history variant")
+    ax.set_ylabel("Qwen3 tokens per history")
+    ax.set_title("History lengths")
+    fig.tight_layout()
+    return fig
+
+
+def plot_evidence_distance(questions: pd.DataFrame) -> plt.Figure:
+    """How far back the evidence sits: tokens between the evidence snippet and the query, by variant."""
+    use_style()
+    long = pd.concat([
+        pd.DataFrame({"tokens": questions[f"distance_from_related_snippet_to_query_{size}"].astype("Float64"),
+                      "size": size}).dropna()
+        for size in ("32k", "128k")
+    ])
+    fig, ax = plt.subplots(figsize=(10, 5))
+    sns.histplot(data=long, x="tokens", hue="size", bins=20, element="step", ax=ax)
+    ax.set_xlabel("tokens from the evidence to the query")
+    ax.set_ylabel("questions")
+    ax.set_title("Distance from evidence to query")
+    fig.tight_layout()
+    return fig
+
+
+def plot_length_shortcut(rates: pd.DataFrame) -> plt.Figure:
+    """How often 'pick the longest / shortest option' is right, against chance, overall and by who."""
+    use_style()
+    frame = rates.reset_index().melt(id_vars="who", value_vars=["gold_longest", "gold_shortest"],
+                                     var_name="rule", value_name="accuracy")
+    frame["rule"] = frame["rule"].map({"gold_longest": "pick longest", "gold_shortest": "pick shortest"})
+    fig, ax = plt.subplots(figsize=(9, 5))
+    sns.barplot(data=frame, x="who", y="accuracy", hue="rule", ax=ax)
+    for i, chance in enumerate(rates["chance"]):
+        ax.hlines(chance, i - 0.4, i + 0.4, colors="k", linestyles="--", label="chance" if i == 0 else None)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy of the length rule")
+    ax.set_xlabel("")
+    ax.set_title("Option-length shortcut")
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,109 @@
+"""The embedded mini dataset: deterministic, committed as generated, and shaped like the real data."""
+
+import collections
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from pmv2nb.data import PREF_TYPES, SCENARIOS, load_split
+from pmv2nb.data.mini import build_mini_dataset, write_mini_dataset
+from pmv2nb.data.stats import length_shortcut_rates
+
+
+@pytest.fixture(scope="module")
+def generated():
+    return build_mini_dataset(seed=0)
+
+
+def test_generator_is_deterministic_and_seed_dependent(generated):
+    assert build_mini_dataset(seed=0) == generated
+    assert build_mini_dataset(seed=1)["benchmark/text/benchmark.csv"] != generated["benchmark/text/benchmark.csv"]
+
+
+def test_committed_copy_equals_a_fresh_generation(generated, mini_root):
+    committed = {str(p.relative_to(mini_root)): p.read_bytes() for p in mini_root.rglob("*") if p.is_file()}
+    assert sorted(committed) == sorted(generated), "file lists differ: run `pmv2nb mini-data data/mini --seed 0`"
+    stale = [name for name, data in generated.items() if committed[name] != data]
+    assert not stale, f"stale files, regenerate with `pmv2nb mini-data data/mini --seed 0`: {stale[:5]}"
+
+
+def test_writer_refuses_to_overwrite_an_unrelated_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError):
+        write_mini_dataset(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+@pytest.fixture(scope="module")
+def splits(mini_root):
+    return {name: load_split(mini_root, name) for name in ("benchmark", "train", "val")}
+
+
+def test_coverage_matches_the_issue(splits):
+    questions = [s.questions for s in splits.values()]
+    personas = [set(q["persona_id"]) for q in questions]
+    assert 12 <= len(set().union(*personas)) <= 20
+    assert 150 <= sum(len(q) for q in questions) <= 300
+    assert not (personas[0] & personas[1]) and not (personas[0] & personas[2]) and not (personas[1] & personas[2])
+    bench = splits["benchmark"].questions
+    assert set(bench["pref_type"]) == set(PREF_TYPES)
+    assert set(bench["conversation_scenario"]) == set(SCENARIOS)
+    assert set(bench["who"]) == {"self", "others"} and set(bench["updated"]) == {True, False}
+    assert bench["sensitive_info"].any() and (bench["n_options"] == 5).any()
+    updated = bench[bench["updated"]]
+    assert updated["prev_pref"].notna().all()
+    forget = bench[bench["pref_type"] == "ask_to_forget"]
+    assert forget["preference"].str.startswith("Do not remember").all()
+
+
+def test_128k_histories_are_several_times_longer(splits):
+    bench = splits["benchmark"].questions.dropna(subset=["chat_history_128k_link"])
+    ratio = bench["total_tokens_in_chat_history_128k"] / bench["total_tokens_in_chat_history_32k"]
+    assert 1000 < bench["total_tokens_in_chat_history_32k"].min() and ratio.min() > 3
+    assert (bench["num_persona_irrelevant_tokens_32k"] == 0).all() and (bench["num_persona_irrelevant_tokens_128k"] > 0).all()
+
+
+def test_evidence_precedes_the_query_and_updates_follow_the_old_preference(splits):
+    data = splits["benchmark"]
+    for row in data.questions.index:
+        history = data.chat_history(row).messages
+        snippet = data.questions.at[row, "related_conversation_snippet"]
+        starts = [i for i, m in enumerate(history) if m == snippet[0]]
+        assert starts, f"row {row}: evidence not in history"
+        tokens_after = data.questions.at[row, "distance_from_related_snippet_to_query_32k"]
+        assert 0 <= tokens_after < data.questions.at[row, "total_tokens_in_chat_history_32k"]
+
+
+def _words(text):
+    return [w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 3]
+
+
+def _bm25_choice(documents, options):
+    """Pick the option whose words best match one user message of the history (plain BM25, k1=1.2, b=0.75)."""
+    n = len(documents)
+    doc_freq = collections.Counter(w for doc in documents for w in set(doc))
+    mean_len = sum(map(len, documents)) / n
+
+    def score(query, doc):
+        tf = collections.Counter(doc)
+        return sum(math.log(1 + (n - doc_freq[w] + 0.5) / (doc_freq[w] + 0.5)) * tf[w] * 2.2
+                   / (tf[w] + 1.2 * (0.25 + 0.75 * len(doc) / mean_len)) for w in set(query) if tf[w])
+
+    scores = [max(score(_words(o), doc) for doc in documents) for o in options]
+    return scores.index(max(scores))
+
+
+def test_gold_is_recoverable_from_the_history_but_not_from_option_length(splits):
+    data = splits["benchmark"]
+    hits = 0
+    for row in data.questions.index:
+        q = data.questions.loc[row]
+        users = [_words(m["content"]) for m in data.history(row, keep_persona=False, text_only=True) if m["role"] == "user"]
+        hits += _bm25_choice(users, [q["correct_answer"]] + q["incorrect_answers"]) == 0
+    chance = (1 / data.questions["n_options"]).mean()
+    assert hits / len(data) > chance + 0.08
+    rates = length_shortcut_rates(data.questions)
+    assert rates.loc["all", "gold_longest"] <= 0.45  # the real benchmark's rate
+    assert rates.loc["all", "gold_shortest"] <= 0.45

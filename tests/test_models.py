@@ -1,0 +1,44 @@
+"""The tiny offline Qwen3 and the real tokenizer, with no model hub."""
+
+import os
+
+import torch
+
+from pmv2nb import config, models
+
+
+def test_tokenizer_is_the_real_qwen3_one():
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    tokenizer = models.load_tokenizer("tiny")
+    assert len(tokenizer) == 151669
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|endoftext|>"
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "hello"}], tokenize=False,
+                                         add_generation_prompt=True)
+    assert text == "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+    assert tokenizer.encode("PersonaMem") == tokenizer.encode("PersonaMem")  # stable ids
+    assert len(tokenizer.encode("personalization")) < len("personalization")  # real BPE merges, not characters
+
+
+def test_tiny_model_is_qwen3_with_sampling_defaults_and_generates():
+    model = models.build_tiny_model(seed=0)
+    assert model.config.model_type == "qwen3" and model.config.vocab_size == 151669
+    assert model.generation_config.do_sample and model.generation_config.top_k == 20
+    same = models.build_tiny_model(seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), same.state_dict().values()))
+    tokenizer = models.load_tokenizer("tiny")
+    inputs = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
+                                           return_tensors="pt", return_dict=True)
+    out = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5)
+    assert out.shape[1] == inputs["input_ids"].shape[1] + 5
+
+
+def test_tiny_model_is_saved_once_and_loads_through_the_profile(tmp_path, monkeypatch):
+    folder = models.tiny_model_dir(cache_root=tmp_path)
+    assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert models.tiny_model_dir(cache_root=tmp_path) == folder
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+    monkeypatch.setattr(models, "tiny_model_dir", lambda settings, seed: folder)
+    model, tokenizer = models.load_model(config.resolve("tiny"))
+    logits = model(**tokenizer("hello there", return_tensors="pt")).logits
+    assert logits.shape[-1] == len(tokenizer) and model.device.type == "cpu"
