@@ -39,6 +39,14 @@ def save_figure(fig: plt.Figure, name: str, out_dir: str | Path | None = None) -
     return paths
 
 
+def _finish(fig: plt.Figure, ax: plt.Axes, title: str, xlabel: str, ylabel: str) -> plt.Figure:
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    return fig
+
+
 def _bar_counts(ax: plt.Axes, counts: pd.Series, title: str, colour=None) -> None:
     counts = counts.sort_values()
     ax.barh([str(i).replace("_", " ") for i in counts.index], counts.values, color=colour or PALETTE[0])
@@ -73,11 +81,7 @@ def plot_history_lengths(tokens: pd.DataFrame) -> plt.Figure:
                   legend=False)
     sns.boxplot(data=tokens, x="size", y="qwen3_tokens", order=["32k", "128k"], ax=ax, fill=False, width=0.4,
                 color="0.4")
-    ax.set_xlabel("history variant")
-    ax.set_ylabel("Qwen3 tokens per history")
-    ax.set_title("History lengths")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "History lengths", "history variant", "Qwen3 tokens per history")
 
 
 def plot_evidence_distance(questions: pd.DataFrame) -> plt.Figure:
@@ -90,11 +94,7 @@ def plot_evidence_distance(questions: pd.DataFrame) -> plt.Figure:
     ])
     fig, ax = plt.subplots(figsize=(10, 5))
     sns.histplot(data=long, x="tokens", hue="size", bins=20, element="step", ax=ax)
-    ax.set_xlabel("tokens from the evidence to the query")
-    ax.set_ylabel("questions")
-    ax.set_title("Distance from evidence to query")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "Distance from evidence to query", "tokens from the evidence to the query", "questions")
 
 
 def plot_length_shortcut(rates: pd.DataFrame) -> plt.Figure:
@@ -108,9 +108,5 @@ def plot_length_shortcut(rates: pd.DataFrame) -> plt.Figure:
     for i, chance in enumerate(rates["chance"]):
         ax.hlines(chance, i - 0.4, i + 0.4, colors="k", linestyles="--", label="chance" if i == 0 else None)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy of the length rule")
-    ax.set_xlabel("")
-    ax.set_title("Option-length shortcut")
     ax.legend(loc="upper left", fontsize="small")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "Option-length shortcut", "", "accuracy of the length rule")

@@ -106,7 +106,7 @@ def parse_message(text: str) -> dict:
     value = parse_python_literal(text)
     if not isinstance(value, dict) or "role" not in value or "content" not in value:
         raise ValueError(f"expected a dict with 'role' and 'content', got {_preview(text)}")
-    _check_content(value["content"])
+    check_content(value["content"])
     return value
 
 
@@ -118,7 +118,7 @@ def parse_messages(text: str) -> list[dict]:
     for i, message in enumerate(value):
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
             raise ValueError(f"message {i} is not a dict with 'role' and 'content'")
-        _check_content(message["content"])
+        check_content(message["content"])
     return value
 
 
@@ -230,7 +230,7 @@ def content_images(content: Any) -> list[str]:
     return [part["image_url"]["url"] for part in content if part.get("type") == "image_url"]
 
 
-def _check_content(content: Any) -> None:
+def check_content(content: Any) -> None:
     if isinstance(content, str):
         return
     if not isinstance(content, list) or not all(isinstance(part, dict) and "type" in part for part in content):

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .columns import DataError, _check_content, content_text
+from .columns import DataError, check_content, content_text
 from .sources import HubMirror, LocalMirror
 
 
@@ -54,7 +54,7 @@ def parse_history(payload: Any) -> tuple[dict, tuple[dict, ...]]:
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
             raise ValueError(f"chat_history[{i}] is not an object with 'role' and 'content'")
         try:
-            _check_content(message["content"])
+            check_content(message["content"])
         except ValueError as err:
             raise ValueError(f"chat_history[{i}]: {err}") from None
     return metadata, tuple(payload["chat_history"])
