@@ -9,6 +9,7 @@ import pytest
 
 from pmv2nb.data import PREF_TYPES, SCENARIOS, load_split
 from pmv2nb.data.mini import build_mini_dataset, write_mini_dataset
+from pmv2nb.data.mini_catalogue import FACETS
 from pmv2nb.data.stats import length_shortcut_rates
 
 
@@ -67,13 +68,20 @@ def test_128k_histories_are_several_times_longer(splits):
 
 def test_evidence_precedes_the_query_and_updates_follow_the_old_preference(splits):
     data = splits["benchmark"]
+    detail_of = {c.preference[0].upper() + c.preference[1:]: c.detail for f in FACETS for c in f.choices}
+    checked = 0
     for row in data.questions.index:
+        q = data.questions.loc[row]
         history = data.chat_history(row).messages
-        snippet = data.questions.at[row, "related_conversation_snippet"]
-        starts = [i for i, m in enumerate(history) if m == snippet[0]]
+        starts = [i for i, m in enumerate(history) if m == q["related_conversation_snippet"][0]]
         assert starts, f"row {row}: evidence not in history"
-        tokens_after = data.questions.at[row, "distance_from_related_snippet_to_query_32k"]
-        assert 0 <= tokens_after < data.questions.at[row, "total_tokens_in_chat_history_32k"]
+        assert 0 <= q["distance_from_related_snippet_to_query_32k"] < q["total_tokens_in_chat_history_32k"]
+        if q["updated"] or q["pref_type"] == "ask_to_forget":
+            # the earlier preference (or the one later asked to be forgotten) is revealed before the evidence
+            earlier = [i for i, m in enumerate(history) if m["role"] == "user" and detail_of[q["prev_pref"]] in m["content"]]
+            assert earlier and min(earlier) < starts[0], f"row {row}: old preference not revealed first"
+            checked += 1
+    assert checked >= 20
 
 
 def _words(text):

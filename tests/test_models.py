@@ -15,7 +15,8 @@ def test_tokenizer_is_the_real_qwen3_one():
     text = tokenizer.apply_chat_template([{"role": "user", "content": "hello"}], tokenize=False,
                                          add_generation_prompt=True)
     assert text == "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
-    assert tokenizer.encode("PersonaMem") == tokenizer.encode("PersonaMem")  # stable ids
+    assert tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"]) == [151644, 151645]  # Qwen3's ids
+    assert tokenizer.decode(tokenizer.encode("Don't forget: café at 5")) == "Don't forget: café at 5"
     assert len(tokenizer.encode("personalization")) < len("personalization")  # real BPE merges, not characters
 
 

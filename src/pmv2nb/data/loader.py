@@ -52,15 +52,16 @@ class PersonaMemData:
         history = self.chat_history(row, size)
         return history.text_view(keep_persona) if text_only else history.view(keep_persona)
 
+    def history_rows(self, size: str = "32k") -> list[int]:
+        """Position of the first question linking to each distinct history file (rows without one skipped)."""
+        links = self.questions[self.link_column(size)]
+        return [int(i) for i in links.dropna().drop_duplicates().index]
+
     def load_all_histories(self, sizes: tuple[str, ...] = ("32k",), progress: bool = True) -> int:
         """Load (and validate) every history the split links to; returns how many distinct files."""
         from tqdm.auto import tqdm
 
-        todo = []
-        for size in sizes:
-            column = self.link_column(size)
-            firsts = self.questions.reset_index(drop=True).groupby(column, sort=False).head(1)
-            todo += [(int(i), size) for i in firsts.index if not pd.isna(self.questions[column].iat[int(i)])]
+        todo = [(row, size) for size in sizes for row in self.history_rows(size)]
         for row, size in tqdm(todo, desc=f"histories ({self.split})", disable=not progress):
             self.chat_history(row, size)
         return len(todo)

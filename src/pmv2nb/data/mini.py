@@ -464,6 +464,7 @@ def build_mini_dataset(seed: int = 0, tokenizer=None) -> dict[str, bytes]:
 
             folder = "chat_history_" if modality == "text" else "chat_history_multimodal_"
             links, stats = {}, {}
+            snippets = {q: adapt(s).messages for s in sessions for q in s.evidence_for}
             for size, chosen in (("32k", sessions), ("128k", long_sessions if has_128k else None)):
                 if chosen is None:
                     continue
@@ -471,8 +472,6 @@ def build_mini_dataset(seed: int = 0, tokenizer=None) -> dict[str, bytes]:
                 payload, stats[size] = _history_file(persona, adapted, size, seed, tokenizer)
                 links[size] = f"data/{folder}{size}/chat_history_{stamp}_persona{pid}.json"
                 files[links[size]] = _json_bytes(payload)
-                if size == "32k":
-                    snippets = {q: s.messages for s in adapted for q in s.evidence_for}
             for index, row in enumerate(rows):
                 query_content = row["query"]
                 if modality == "multimodal" and index % 7 == 0:

@@ -32,10 +32,8 @@ def history_token_table(data: PersonaMemData, sizes: tuple[str, ...] = ("32k", "
         tokenizer = load_tokenizer("tiny")
     records = []
     for size in sizes:
-        column = data.link_column(size)
-        firsts = data.questions.dropna(subset=[column]).drop_duplicates(column)
-        for row in tqdm(firsts.index, desc=f"{size} histories", disable=not progress):
-            history = data.chat_history(int(row), size)
+        for row in tqdm(data.history_rows(size), desc=f"{size} histories", disable=not progress):
+            history = data.chat_history(row, size)
             texts = [content_text(m["content"]) for m in history.messages]
             tokens = sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
             records.append({"persona_id": int(data.questions.at[row, "persona_id"]), "size": size,
