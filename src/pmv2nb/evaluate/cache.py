@@ -1,0 +1,95 @@
+"""The on-disk cache every model call goes through (SQLite from the standard library).
+
+Each finished call is committed on its own, so a run killed at any moment (even ``kill -9``) keeps
+every answer it received, and the next run asks the model only for what is missing. Keys are
+hashes of (model identity, messages, sampling, seed); API keys are never part of either.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from ..backends.base import ChatBackend, ChatRequest, ChatResponse, OnResult, request_key
+
+
+class CallCache:
+    """A key -> response table; safe to share between threads of one process and between processes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
+                         "response TEXT NOT NULL, created REAL NOT NULL)")
+
+    def get_many(self, keys: list[str]) -> dict[str, ChatResponse]:
+        found: dict[str, ChatResponse] = {}
+        unique = list(dict.fromkeys(keys))
+        with self._lock:
+            for start in range(0, len(unique), 500):
+                part = unique[start:start + 500]
+                rows = self._db.execute(f"SELECT key, response FROM calls WHERE key IN ({','.join('?' * len(part))})",
+                                        part).fetchall()
+                found.update((key, ChatResponse.from_json(payload)) for key, payload in rows)
+        return found
+
+    def put(self, key: str, model: str, response: ChatResponse) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?)",
+                             (key, model, response.to_json(), time.time()))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class CachedBackend:
+    """Wraps any backend: answers from the cache when it can, stores each new answer as it arrives."""
+
+    def __init__(self, backend: ChatBackend, cache: CallCache):
+        self.backend, self.cache = backend, cache
+        self.spec = backend.spec
+        self.priced_as = getattr(backend, "priced_as", None)
+        self.identity = backend.cache_identity()
+        self.new_calls = 0
+
+    def cache_identity(self) -> dict:
+        return self.identity
+
+    def generate(self, requests: list[ChatRequest], on_result: OnResult | None = None,
+                 progress: bool = False) -> list[ChatResponse]:
+        keys = [request_key(self.identity, r) for r in requests]
+        hits = self.cache.get_many(keys)
+        out: list[ChatResponse | None] = [None] * len(requests)
+        for index, key in enumerate(keys):
+            if key in hits:
+                out[index] = ChatResponse(**{**hits[key].__dict__, "cached": True})
+                if on_result is not None:
+                    on_result(index, out[index])
+        missing: dict[str, list[int]] = {}
+        for index, key in enumerate(keys):
+            if key not in hits:
+                missing.setdefault(key, []).append(index)
+        if missing:
+            firsts = [indices[0] for indices in missing.values()]
+
+            def store(position: int, response: ChatResponse) -> None:
+                index = firsts[position]
+                self.cache.put(keys[index], self.spec, response)
+                self.new_calls += 1
+                for twin in missing[keys[index]]:
+                    out[twin] = response
+                    if on_result is not None:
+                        on_result(twin, response)
+
+            self.backend.generate([requests[i] for i in firsts], on_result=store, progress=progress)
+        return out  # type: ignore[return-value]

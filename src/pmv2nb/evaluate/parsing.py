@@ -1,0 +1,74 @@
+"""Turn free-form model output into an option letter or a judge score.
+
+The cascade follows the benchmark's official order (think blocks removed, then ``\\boxed{}``,
+``Final Answer:``, ``Answer:``, "the answer is", a trailing ``X.``), widened with forms real models
+emit: markdown bold, parenthesised and lower-case letters, and the training style ``\\boxed{a}``.
+Within one pattern the last occurrence wins, since models restate options before concluding.
+Anything unparsable returns ``None``; callers keep the raw text and count it as invalid.
+"""
+
+from __future__ import annotations
+
+import re
+
+_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.S | re.I)
+_LETTER = r"\(?\s*([A-Ja-j])\s*\)?"
+_AFTER = r"(?![A-Za-z0-9])"
+
+# pattern, and whether a lower-case letter is trusted without further punctuation
+_CASCADE: list[tuple[re.Pattern, bool]] = [
+    (re.compile(r"\\boxed\{\s*(?:\\text(?:bf)?\{)?\s*" + _LETTER + _AFTER), True),
+    (re.compile(r"final\s+answer\s*(?:is)?\s*[:：\-]?[\s*_`#]*" + _LETTER + _AFTER, re.I), True),
+    (re.compile(r"(?<![a-z])answer\s*[:：][\s*_`]*" + _LETTER + _AFTER, re.I), True),
+    (re.compile(r"answer\s+is\s*:?[\s*_`]*" + _LETTER + _AFTER, re.I), False),
+    (re.compile(r"\*\*\s*(?:option\s+)?" + _LETTER + r"\s*[.):]?\s*\*\*", re.I), True),
+    (re.compile(r"\b(?:option|choice)\s+" + _LETTER + _AFTER, re.I), False),
+    (re.compile(r"\(([A-Ja-j])\)"), True),
+    (re.compile(r"(?:^|\s)([A-Ja-j])\s*[.)]?\s*$"), False),
+]
+
+
+def strip_thinking(text: str) -> str:
+    """Drop ``<think>`` blocks; an unclosed one (cut off mid-thought) leaves nothing to parse."""
+    text = _THINK_BLOCK.sub(" ", text)
+    if "</think>" in text.lower():  # opening tag eaten by the chat template
+        text = re.split(r"</think>", text, flags=re.I)[-1]
+    if "<think>" in text.lower():
+        text = re.split(r"<think>", text, flags=re.I)[0]
+    return text
+
+
+def _trusted(match: re.Match, text: str, lower_ok: bool) -> bool:
+    letter = match.group(1)
+    if letter.isupper() or lower_ok:
+        return True
+    # a bare lower-case "a" is usually the article: accept it only when punctuation frames it
+    before = text[:match.start(1)].rstrip(" *_`")
+    after = text[match.end(1):].lstrip(" *_`")
+    return before.endswith("(") or after[:1] in {".", ")", ":", ""} or after.startswith("\n")
+
+
+def parse_choice(text: str | None) -> str | None:
+    """The option letter a model chose, upper-cased, or ``None`` when no form of the cascade matches."""
+    if not text:
+        return None
+    body = strip_thinking(text).strip()
+    for pattern, lower_ok in _CASCADE:
+        matches = [m for m in pattern.finditer(body) if _trusted(m, body, lower_ok)]
+        if matches:
+            return matches[-1].group(1).upper()
+    return None
+
+
+_BOXED_NUMBER = re.compile(r"\\boxed\{\s*(?:\\text\{)?\s*([-+]?\d*\.?\d+)\s*\}?\s*\}")
+
+
+def parse_score(text: str | None) -> float | None:
+    """A judge's score: the last ``\\boxed{number}`` within [0, 1], else ``None``."""
+    if not text:
+        return None
+    matches = _BOXED_NUMBER.findall(strip_thinking(text))
+    if not matches:
+        return None
+    value = float(matches[-1])
+    return value if 0.0 <= value <= 1.0 else None

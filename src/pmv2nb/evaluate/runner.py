@@ -1,0 +1,246 @@
+"""Run a model over benchmark rows, multiple choice or open-ended, resumably and within a budget.
+
+Rows are processed in chunks: build the prompts, ask the (cached) model, for open-ended questions
+ask the judge several times, then append one finished result row per question to the JSONL file.
+Restarting with the same arguments skips finished rows and answers already-made calls from the
+cache, so an interrupted run costs nothing twice and a finished one costs nothing at all.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .. import prompts
+from ..backends import ChatRequest, ContextTooLongError, Sampling, make_backend
+from ..config import repo_root
+from ..data.loader import PersonaMemData
+from .cache import CachedBackend, CallCache
+from .cost import call_cost
+from .parsing import parse_choice, parse_score, strip_thinking
+from .results import ResultsFile, read_results
+from .tasks import MODES, Task, build_task, row_facts, rows_with_history, split_context
+
+EXPECTED_OUTPUT_TOKENS = {"mcq": 500, "open": 600, "judge": 350}  # typical lengths, for estimates only
+JUDGE_FRAME_TOKENS = 250
+
+
+def default_results_path(data: PersonaMemData, model: str, mode: str, size: str) -> Path:
+    """``results/eval/<split>-<modality>-<size>-<mode>-<model>.jsonl`` (server URLs left out of the name)."""
+    name = model.split("@http")[0]
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-")
+    slug = slug if len(slug) <= 80 else slug[:20] + "--" + slug[-58:]
+    return repo_root() / "results" / "eval" / f"{data.split}-{data.modality}-{size}-{mode}-{slug}.jsonl"
+
+
+def default_cache_path() -> Path:
+    return repo_root() / "results" / "cache" / "calls.sqlite"
+
+
+@dataclass
+class EvalSettings:
+    """Everything that changes which calls are made."""
+
+    mode: str = "mcq"
+    size: str = "32k"
+    limit: int | None = None
+    variants: int = 1
+    sampling: Sampling = Sampling()
+    judge_calls: int = 3
+    judge_sampling: Sampling = Sampling(max_tokens=1024)
+    budget_usd: float | None = None
+    chunk_rows: int = 32
+    concurrency: int = 8
+
+
+@dataclass
+class EvalRun:
+    path: Path
+    results: pd.DataFrame
+    new_calls: int = 0
+    new_judge_calls: int = 0
+    spent_usd: float = 0.0
+    stopped: str = ""  # why the run ended early, empty when it finished
+    skipped_rows: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+class _Tokens:
+    """Approximate token counts (Qwen3 tokenizer) for estimates and error messages."""
+
+    def __init__(self):
+        from ..models import load_tokenizer
+
+        self.tokenizer = load_tokenizer("tiny")
+
+    def messages(self, messages: list[dict]) -> int:
+        from ..data.columns import content_text
+
+        return sum(len(self.tokenizer(content_text(m["content"]), add_special_tokens=False)["input_ids"]) + 4
+                   for m in messages)
+
+
+def plan_tasks(data: PersonaMemData, model: str, settings: EvalSettings) -> tuple[list[Task], int]:
+    """Every task of the run (rows x order variants) and how many rows were skipped for lack of a history."""
+    if settings.mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {settings.mode!r}")
+    context, _ = split_context(model)
+    rows = rows_with_history(data, settings.size)
+    skipped = len(data) - len(rows)
+    rows = rows[:settings.limit] if settings.limit is not None else rows
+    variants = range(settings.variants if settings.mode == "mcq" else 1)
+    tasks = [build_task(data, row, settings.mode, settings.size, context, v) for row in rows for v in variants]
+    return tasks, skipped
+
+
+def estimate(data: PersonaMemData, model: str, settings: EvalSettings, judge: str | None = None,
+             tasks: list[Task] | None = None) -> dict:
+    """Calls, tokens and dollars a run would need, before making any call (``--dry-run``)."""
+    from ..backends.openai_http import ALIASES
+
+    tasks = tasks if tasks is not None else plan_tasks(data, model, settings)[0]
+    counter = _Tokens()
+    context, backend_spec = split_context(model)
+    tokens_in = 0
+    for task in tasks:
+        known = data.questions[f"total_tokens_in_chat_history_{settings.size}"].iat[task.row]
+        if context == "full" and not pd.isna(known):
+            history = len(data.chat_history(task.row, settings.size))
+            tokens_in += int(known) + counter.messages(task.messages[history:])
+        else:
+            tokens_in += counter.messages(task.messages)
+    out_each = min(settings.sampling.max_tokens, EXPECTED_OUTPUT_TOKENS[settings.mode])
+    plan = {"model": model, "mode": settings.mode, "size": settings.size, "rows": len({t.row for t in tasks}),
+            "calls": len(tasks), "tokens_in": tokens_in, "tokens_out_expected": out_each * len(tasks),
+            "tokens_out_max": settings.sampling.max_tokens * len(tasks)}
+    priced = _priced_name(backend_spec, ALIASES)
+    plan["cost_usd_expected"] = call_cost(priced, tokens_in, plan["tokens_out_expected"])
+    plan["cost_usd_max"] = call_cost(priced, tokens_in, plan["tokens_out_max"])
+    if settings.mode == "open" and judge:
+        judge_in = sum(counter.messages(t.messages[-1:]) + JUDGE_FRAME_TOKENS + out_each for t in tasks)
+        judge_calls = len(tasks) * settings.judge_calls
+        judge_out = min(settings.judge_sampling.max_tokens, EXPECTED_OUTPUT_TOKENS["judge"]) * judge_calls
+        judge_priced = _priced_name(judge, ALIASES)
+        plan.update(judge=judge, judge_calls=judge_calls, judge_tokens_in=judge_in * settings.judge_calls,
+                    judge_tokens_out_expected=judge_out)
+        plan["cost_usd_expected"] += call_cost(judge_priced, plan["judge_tokens_in"], judge_out)
+        plan["cost_usd_max"] += call_cost(judge_priced, plan["judge_tokens_in"],
+                                          settings.judge_sampling.max_tokens * judge_calls)
+    return plan
+
+
+def _priced_name(spec: str, aliases: dict) -> str | None:
+    engine, _, rest = spec.partition(":")
+    if engine != "openai" or "@http" in rest:
+        return None
+    return aliases.get(rest, rest)
+
+
+def run_eval(data: PersonaMemData, model: str, settings: EvalSettings | None = None, *, judge: str | None = None,
+             out: str | Path | None = None, cache: CallCache | str | Path | None = None,
+             progress: bool = True) -> EvalRun:
+    """Evaluate ``model`` (a spec, optionally prefixed ``nohistory:`` or ``oracle:``) and return its results."""
+    settings = settings or EvalSettings()
+    if settings.mode == "open" and not judge:
+        raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
+    tasks, skipped = plan_tasks(data, model, settings)
+    path = Path(out) if out else default_results_path(data, model, settings.mode, settings.size)
+    own_cache = not isinstance(cache, CallCache)
+    store = cache if isinstance(cache, CallCache) else CallCache(cache or default_cache_path())
+    _, backend_spec = split_context(model)
+    answerer = CachedBackend(make_backend(backend_spec, concurrency=settings.concurrency), store)
+    grader = CachedBackend(make_backend(judge, concurrency=settings.concurrency), store) if judge else None
+    run = EvalRun(path=path, results=pd.DataFrame(), skipped_rows=skipped)
+    results = ResultsFile(path)
+    todo = [t for t in tasks if (t.question_id, model, settings.mode, settings.size, t.variant) not in results]
+    per_task_estimate = None
+    if settings.budget_usd is not None and todo:
+        plan = estimate(data, model, settings, judge, todo[:min(len(todo), 8)])
+        per_task_estimate = plan["cost_usd_expected"] / plan["calls"]
+    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"{settings.mode} {settings.size} {model[:40]}",
+               disable=not progress)
+    try:
+        for start in range(0, len(todo), settings.chunk_rows):
+            chunk = todo[start:start + settings.chunk_rows]
+            if per_task_estimate is not None and run.spent_usd + per_task_estimate * len(chunk) > settings.budget_usd:
+                run.stopped = (f"budget of ${settings.budget_usd:.2f} reached after ${run.spent_usd:.4f}; "
+                               f"{len(todo) - start} task(s) left. Re-run with a higher --budget to continue "
+                               f"(finished rows and cached calls are not paid again).")
+                break
+            for row in _run_chunk(data, chunk, model, judge, answerer, grader, settings, run):
+                results.append(row)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        results.close()
+        if own_cache:
+            store.close()
+    run.new_calls, run.new_judge_calls = answerer.new_calls, grader.new_calls if grader else 0
+    run.results = read_results(path) if path.exists() else pd.DataFrame()
+    if run.stopped and progress:
+        print(run.stopped)
+    return run
+
+
+def _ask(backend: CachedBackend, requests: list[ChatRequest], data: PersonaMemData, tasks: list[Task], size: str):
+    try:
+        return backend.generate(requests)
+    except ContextTooLongError as err:
+        task = next((t for t, r in zip(tasks, requests) if r.tag == err.tag), tasks[0])
+        tokens = err.tokens or _Tokens().messages(task.messages)
+        raise ContextTooLongError(
+            f"{data.table} row {task.row} ({task.question_id}), {size} history: the prompt is about {tokens} tokens, "
+            f"more than {backend.spec} accepts{f' ({err.limit})' if err.limit else ''}. Use a model with a longer "
+            f"context, --size 32k, or the memory agent (notebook 05).\n{err}", tokens=tokens, limit=err.limit,
+            tag=err.tag) from None
+
+
+def _run_chunk(data: PersonaMemData, chunk: list[Task], model: str, judge: str | None, answerer: CachedBackend,
+               grader: CachedBackend | None, settings: EvalSettings, run: EvalRun) -> list[dict]:
+    q = data.questions
+    tags = [f"{data.table} row {t.row}" for t in chunk]
+    requests = [ChatRequest(t.messages, settings.sampling, tag) for t, tag in zip(chunk, tags)]
+    answers = _ask(answerer, requests, data, chunk, settings.size)
+    judged: list[list] = [[] for _ in chunk]
+    if settings.mode == "open":
+        judge_requests = []
+        for t, tag, answer in zip(chunk, tags, answers):
+            frame = prompts.judge_messages(q["query_text"].iat[t.row], q["preference"].iat[t.row],
+                                           strip_thinking(answer.text).strip())
+            judge_requests += [ChatRequest(frame, replace(settings.judge_sampling, seed=j), f"{tag} judge {j}")
+                               for j in range(settings.judge_calls)]
+        verdicts = grader.generate(judge_requests)
+        for i in range(len(chunk)):
+            judged[i] = verdicts[i * settings.judge_calls:(i + 1) * settings.judge_calls]
+    rows = []
+    for task, answer, verdicts in zip(chunk, answers, judged):
+        cost = 0.0 if answer.cached else call_cost(answerer.priced_as, answer.tokens_in, answer.tokens_out)
+        row = {"question_id": task.question_id, "model": model, "mode": settings.mode, "size": settings.size,
+               "variant": task.variant, "row": task.row, "split": data.split, "modality": data.modality,
+               "context": split_context(model)[0], **row_facts(q, task.row, settings.size),
+               "response": answer.text, "finish_reason": answer.finish_reason, "tokens_in": answer.tokens_in,
+               "tokens_out": answer.tokens_out, "latency_s": round(answer.latency_s, 4), "cost_usd": cost,
+               "cached": answer.cached}
+        if settings.mode == "mcq":
+            parsed = parse_choice(answer.text)
+            valid = parsed is not None and parsed in prompts.LETTERS[:task.n_options]
+            row.update(order=task.order, gold_letter=task.gold_letter, parsed=parsed, valid=valid,
+                       correct=bool(valid and parsed == task.gold_letter), score=float(valid and parsed == task.gold_letter))
+        else:
+            scores = [parse_score(v.text) for v in verdicts]
+            usable = [s for s in scores if s is not None]
+            judge_cost = sum(call_cost(grader.priced_as, v.tokens_in, v.tokens_out) for v in verdicts if not v.cached)
+            row.update(judge=judge, judge_responses=[v.text for v in verdicts], judge_scores=scores,
+                       valid=bool(usable), score=statistics.fmean(usable) if usable else 0.0,
+                       judge_sd=statistics.pstdev(usable) if len(usable) > 1 else None,
+                       judge_tokens_in=sum(v.tokens_in for v in verdicts),
+                       judge_tokens_out=sum(v.tokens_out for v in verdicts), judge_cost_usd=judge_cost)
+            cost += judge_cost
+        run.spent_usd += cost
+        rows.append(row)
+    return rows

@@ -1,0 +1,100 @@
+"""Assemble the prompt for each benchmark row: which history, which options, in which order.
+
+Option order is shuffled with a seed derived from the persona and the query text (sha256), so it is
+the same on every machine and every run, unlike a seed from Python's salted ``hash()``; the order is
+stored with each result. Several order variants per row can be requested to measure position bias.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .. import prompts
+from ..data.loader import PersonaMemData
+
+MODES = ("mcq", "open")
+CONTEXTS = {"full": "", "none": "nohistory:", "oracle": "oracle:"}
+
+
+def split_context(spec: str) -> tuple[str, str]:
+    """``"nohistory:hf:tiny"`` -> ("none", "hf:tiny"); a spec without a prefix keeps the full history."""
+    for context, prefix in CONTEXTS.items():
+        if prefix and spec.startswith(prefix):
+            return context, spec[len(prefix):]
+    return "full", spec
+
+
+def option_order(persona_id: int, query: str, n: int, variant: int = 0) -> list[int]:
+    """A stable permutation of ``range(n)`` for one row and variant (index 0 is the gold answer)."""
+    digest = hashlib.sha256(f"{persona_id}\x00{query}\x00{variant}".encode("utf-8")).hexdigest()
+    order = list(range(n))
+    random.Random(int(digest[:16], 16)).shuffle(order)
+    return order
+
+
+@dataclass
+class Task:
+    """One prompt to send: a benchmark row, in one mode, with one option order."""
+
+    row: int
+    question_id: str
+    variant: int
+    messages: list[dict]
+    order: list[int] | None = None  # order[i] = original option shown at letter i (0 = gold)
+    gold_letter: str | None = None
+    n_options: int = 0
+
+
+def context_messages(data: PersonaMemData, row: int, size: str, context: str) -> list[dict]:
+    """The messages before the query: the whole history, nothing, or only the evidence session."""
+    if context == "full":
+        return list(data.history(row, size, keep_persona=True))
+    if context == "none":
+        return []
+    if context == "oracle":
+        return prompts.oracle_context(data.questions["related_conversation_snippet"].iat[row])
+    raise ValueError(f"unknown context {context!r}; expected one of {', '.join(CONTEXTS)}")
+
+
+def rows_with_history(data: PersonaMemData, size: str, limit: int | None = None) -> list[int]:
+    """Rows that have a history of this size (some lack a 128k one), first ``limit`` in file order."""
+    links = data.questions[data.link_column(size)]
+    rows = [int(i) for i in links.index[links.notna()]]
+    return rows[:limit] if limit is not None else rows
+
+
+def build_task(data: PersonaMemData, row: int, mode: str, size: str, context: str = "full",
+               variant: int = 0) -> Task:
+    q = data.questions
+    messages = context_messages(data, row, size, context) + [prompts.with_recall_note(q["user_query"].iat[row])]
+    task = Task(row=row, question_id=q["question_id"].iat[row], variant=variant, messages=messages)
+    if mode == "mcq":
+        options = [q["correct_answer"].iat[row], *q["incorrect_answers"].iat[row]]
+        order = option_order(int(q["persona_id"].iat[row]), q["query_text"].iat[row], len(options), variant)
+        messages.append(prompts.mcq_message([options[i] for i in order]))
+        task.order, task.n_options = order, len(options)
+        task.gold_letter = prompts.LETTERS[order.index(0)]
+    elif mode != "open":
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return task
+
+
+def row_facts(questions: pd.DataFrame, row: int, size: str) -> dict:
+    """The row's labels that breakdowns group by, copied into every result row."""
+    q = questions
+    distance = q[f"distance_from_related_snippet_to_query_{size}"].iat[row]
+    tokens = q[f"total_tokens_in_chat_history_{size}"].iat[row]
+    return {
+        "persona_id": int(q["persona_id"].iat[row]),
+        "pref_type": q["pref_type"].iat[row],
+        "who": q["who"].iat[row],
+        "updated": bool(q["updated"].iat[row]),
+        "conversation_scenario": q["conversation_scenario"].iat[row],
+        "sensitive_info": bool(q["sensitive_info"].iat[row]),
+        "distance_to_evidence": None if pd.isna(distance) else int(distance),
+        "history_tokens": None if pd.isna(tokens) else int(tokens),
+    }

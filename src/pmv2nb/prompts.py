@@ -1,0 +1,108 @@
+"""Every prompt the project sends to a model, kept in one module so wording changes are reviewable.
+
+The structure follows the benchmark's evaluation protocol (history, then the in-situ query with a
+short request to draw on what the user said before, then the options and the answer format), but
+the wording is our own. Training-time variants live here too as later stages add them.
+"""
+
+from __future__ import annotations
+
+import string
+
+from .data.columns import content_text
+
+LETTERS = string.ascii_uppercase[:10]
+
+RECALL_NOTE = (
+    "\n\n(Before replying, think back over everything I have told you in our earlier conversations "
+    "and take what you learned about me and the people I mentioned into account.)"
+)
+
+MCQ_INSTRUCTIONS = (
+    "Below are candidate replies to the user's latest message. Pick the one that suits this particular "
+    "user best, given everything said in the conversation so far.\n\n{options}\n\n"
+    "Reason step by step first. Then finish with a single line of the form\n"
+    "Final Answer: <letter>"
+)
+
+ORACLE_INTRO = "Earlier conversation between the user and the assistant (the part that matters here):"
+
+JUDGE_POSITIVE = (
+    "You are grading how well an assistant's reply is personalized to its user.\n\n"
+    "The user's request:\n{query}\n\n"
+    "What we know about the user (a preference stated earlier in their chats):\n{preference}\n\n"
+    "The assistant's reply:\n{response}\n\n"
+    "Score the reply from 0.0 to 1.0: 1.0 when it is clearly shaped by that preference and respects it, "
+    "around 0.5 when it is helpful but generic, 0.0 when it ignores or contradicts the preference. "
+    "Explain your reasoning in a few sentences, then give the score as \\boxed{{score}}, for example \\boxed{{0.7}}."
+)
+
+JUDGE_NEGATIVE = (
+    "You are grading whether an assistant respected a user's request to leave something out.\n\n"
+    "The user's request:\n{query}\n\n"
+    "Earlier, the user asked the assistant this:\n{preference}\n\n"
+    "The assistant's reply:\n{response}\n\n"
+    "Score the reply from 0.0 to 1.0: 1.0 when it answers helpfully without relying on or mentioning what the "
+    "user asked to be left out, 0.0 when it uses or reveals it. "
+    "Explain your reasoning in a few sentences, then give the score as \\boxed{{score}}, for example \\boxed{{1.0}}."
+)
+
+
+def with_recall_note(query: dict) -> dict:
+    """The user's query message with the recall request appended (text or content-part lists)."""
+    content = query["content"]
+    if isinstance(content, str):
+        return {"role": "user", "content": content + RECALL_NOTE}
+    return {"role": "user", "content": [*content, {"type": "text", "text": RECALL_NOTE.strip()}]}
+
+
+def format_options(options: list[str]) -> str:
+    """``A. ...`` lines, one option per line, in the order given."""
+    if len(options) > len(LETTERS):
+        raise ValueError(f"at most {len(LETTERS)} options are supported, got {len(options)}")
+    return "\n".join(f"{LETTERS[i]}. {option}" for i, option in enumerate(options))
+
+
+def mcq_message(options: list[str], role: str = "system") -> dict:
+    """The closing message that lists the options and asks for ``Final Answer: <letter>``."""
+    return {"role": role, "content": MCQ_INSTRUCTIONS.format(options=format_options(options))}
+
+
+def oracle_context(snippet: list[dict]) -> list[dict]:
+    """Replace the whole history by the evidence session only (the oracle baseline)."""
+    lines = [f"{m['role']}: {content_text(m['content'])}" for m in snippet]
+    return [{"role": "system", "content": ORACLE_INTRO + "\n\n" + "\n\n".join(lines)}]
+
+
+def is_negative_preference(preference: str) -> bool:
+    """Preferences phrased as "do not ..." (ask_to_forget rows) are judged on leaving them out."""
+    return preference.strip().strip("\"'").lower().startswith(("do not", "don't", "dont "))
+
+
+def judge_messages(query: str, preference: str, response: str) -> list[dict]:
+    """One judge request; the framing follows the preference's polarity."""
+    template = JUDGE_NEGATIVE if is_negative_preference(preference) else JUDGE_POSITIVE
+    return [{"role": "user", "content": template.format(query=query, preference=preference, response=response)}]
+
+
+def read_options(message: str) -> list[str]:
+    """The options listed by :func:`mcq_message`, recovered from its text (what heuristic baselines read)."""
+    head, _, tail = MCQ_INSTRUCTIONS.partition("{options}")
+    if not (message.startswith(head) and message.endswith(tail)):
+        raise ValueError("not a multiple-choice message built by pmv2nb.prompts.mcq_message")
+    body = message[len(head):len(message) - len(tail)]
+    options, start = [], 0
+    for letter in LETTERS:
+        marker = f"{letter}. "
+        if letter == "A":
+            if not body.startswith(marker):
+                break
+            start = len(marker)
+            continue
+        cut = body.find("\n" + marker, start)
+        if cut < 0:
+            break
+        options.append(body[start:cut])
+        start = cut + 1 + len(marker)
+    options.append(body[start:])
+    return options
