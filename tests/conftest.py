@@ -26,3 +26,20 @@ def mini_copy(tmp_path) -> Path:
     target = tmp_path / "mirror"
     shutil.copytree(MINI, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def benchmark_data():
+    from pmv2nb.data import load_split
+
+    return load_split(MINI, "benchmark")
+
+
+@pytest.fixture(scope="session")
+def tiny_server():
+    """A real ``transformers serve`` process on loopback, serving the tiny offline model."""
+    from pmv2nb.backends.serve import TransformersServer
+    from pmv2nb.models import tiny_model_dir
+
+    with TransformersServer(tiny_model_dir()) as server:
+        yield server

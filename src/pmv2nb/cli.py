@@ -4,6 +4,8 @@
     pmv2nb mini-data data/mini --seed 0
     pmv2nb notebooks [--profile tiny] [--only 01]
     pmv2nb profile [NAME]
+    pmv2nb eval --split benchmark --size 32k --mode mcq --model baseline:bm25 [--judge SPEC] [--dry-run] [--budget USD]
+    pmv2nb report results/eval/*.jsonl [--by pref_type who] [--format markdown|csv]
 """
 
 from __future__ import annotations
@@ -55,6 +57,74 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from .backends import BackendError, Sampling
+    from .data import DataError, load_split
+    from .evaluate import EvalSettings, estimate, run_eval
+    from .evaluate.breakdown import breakdown, to_markdown
+
+    profile = config.resolve(args.profile)
+    modes = ("mcq", "open") if args.mode == "both" else (args.mode,)
+    if "open" in modes and not args.judge and not args.dry_run:
+        print("pmv2nb eval: open-ended mode needs --judge SPEC (the paper uses three calls of one judge model)",
+              file=sys.stderr)
+        return 2
+    if args.out and len(modes) > 1:
+        print("pmv2nb eval: --out names one file; run --mode mcq and --mode open separately", file=sys.stderr)
+        return 2
+    try:
+        data = load_split(args.source or profile.data_source(), args.split, args.modality, None, profile.data.cache_dir)
+    except DataError as err:
+        print(f"pmv2nb eval: {err}", file=sys.stderr)
+        return 1
+    max_tokens = args.max_tokens or profile.eval.max_new_tokens
+    status = 0
+    for mode in modes:
+        settings = EvalSettings(mode=mode, size=args.size, limit=args.limit, variants=args.orders,
+                                sampling=Sampling(max_tokens=max_tokens, temperature=args.temperature),
+                                judge_calls=args.judge_calls, judge_sampling=Sampling(max_tokens=max_tokens),
+                                budget_usd=args.budget, concurrency=args.concurrency)
+        if args.dry_run:
+            print(json.dumps(estimate(data, args.model, settings, args.judge), indent=2))
+            continue
+        try:
+            run = run_eval(data, args.model, settings, judge=args.judge, out=args.out, cache=args.cache,
+                           progress=sys.stderr.isatty())
+        except (BackendError, ValueError) as err:
+            print(f"pmv2nb eval: {err}", file=sys.stderr)
+            return 1
+        print(f"{mode}: {len(run.results)} result rows in {run.path} ({run.new_calls} new model calls, "
+              f"{run.new_judge_calls} new judge calls, ${run.spent_usd:.4f} spent)")
+        if len(run.results):
+            print(to_markdown(breakdown(run.results, "overall", n_boot=1000)))
+        if run.stopped:
+            print(run.stopped, file=sys.stderr)
+            status = 3
+    return status
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .evaluate import read_results, report_tables
+    from .evaluate.breakdown import to_markdown
+
+    results = read_results(*args.results)
+    tables = report_tables(results, args.by, n_boot=args.n_boot)
+    if args.format == "csv":
+        import pandas as pd
+
+        text = pd.concat(tables.values(), ignore_index=True).to_csv(index=False)
+    else:
+        text = "\n\n".join(f"### {name}\n\n{to_markdown(table)}" for name, table in tables.items()) + "\n"
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {len(tables)} table(s) to {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pmv2nb", description="PersonaMem-v2 notebook companion")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +150,36 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("--out", default=None, help="folder for executed copies (default build/notebooks)")
     notebooks.add_argument("--only", nargs="*", default=None, help="notebook name prefixes, e.g. 01 03")
     notebooks.set_defaults(func=_notebooks)
+
+    evaluate = commands.add_parser("eval", help="benchmark a model spec (resumable; results as JSONL)")
+    evaluate.add_argument("--profile", default=None, help="profile for defaults (data source, max tokens)")
+    evaluate.add_argument("--source", default=None, help="local mirror or 'hub' (default: the profile's)")
+    evaluate.add_argument("--split", default="benchmark", choices=("benchmark", "train", "val"))
+    evaluate.add_argument("--modality", default="text", choices=("text", "multimodal"))
+    evaluate.add_argument("--size", default="32k", choices=("32k", "128k"))
+    evaluate.add_argument("--mode", default="mcq", choices=("mcq", "open", "both"))
+    evaluate.add_argument("--model", required=True,
+                          help="openai:NAME[@URL], vllm:MODEL, hf:PATH, baseline:NAME; prefix nohistory: or oracle:")
+    evaluate.add_argument("--judge", default=None, help="judge spec for open-ended mode")
+    evaluate.add_argument("--judge-calls", type=int, default=3)
+    evaluate.add_argument("--limit", type=int, default=None, help="first N rows (with a history of this size)")
+    evaluate.add_argument("--orders", type=int, default=1, help="option orders per row (position-bias check)")
+    evaluate.add_argument("--out", default=None, help="results JSONL (default results/eval/...)")
+    evaluate.add_argument("--cache", default=None, help="SQLite call cache (default results/cache/calls.sqlite)")
+    evaluate.add_argument("--max-tokens", type=int, default=None)
+    evaluate.add_argument("--temperature", type=float, default=0.7)
+    evaluate.add_argument("--concurrency", type=int, default=8)
+    evaluate.add_argument("--dry-run", action="store_true", help="print calls, tokens and cost; call nothing")
+    evaluate.add_argument("--budget", type=float, default=None, help="stop cleanly before spending more (USD)")
+    evaluate.set_defaults(func=_eval)
+
+    report = commands.add_parser("report", help="breakdown tables with 95%% bootstrap CIs from result files")
+    report.add_argument("results", nargs="+")
+    report.add_argument("--by", nargs="*", default=None, help="breakdowns (default all): overall pref_type who ...")
+    report.add_argument("--format", default="markdown", choices=("markdown", "csv"))
+    report.add_argument("--n-boot", type=int, default=2000)
+    report.add_argument("--out", default=None)
+    report.set_defaults(func=_report)
 
     profile = commands.add_parser("profile", help="print a profile's settings")
     profile.add_argument("name", nargs="?", default=None)

@@ -57,12 +57,14 @@ class OpenAIBackend:
                  timeout_s: float = 600.0, backoff_s: float = 1.0):
         from openai import OpenAI
 
-        self.official = base_url is None or base_url.rstrip("/") == OPENAI_URL
+        read_dotenv()
+        # no URL in the spec means the OpenAI API (or what OPENAI_BASE_URL points at, e.g. a proxy):
+        # a key is required and calls are priced
+        self.official = base_url is None
         self.model = ALIASES.get(model, model) if self.official else model
-        self.base_url = (base_url or OPENAI_URL).rstrip("/")
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
         self.spec = f"openai:{model}" if self.official else f"openai:{model}@{self.base_url}"
         self.concurrency, self.max_retries, self.backoff_s = max(1, concurrency), max_retries, backoff_s
-        read_dotenv()
         key = os.environ.get(KEY_ENV) if self.official else os.environ.get(LOCAL_KEY_ENV) or os.environ.get(KEY_ENV)
         if self.official and not key:
             raise MissingKeyError(
@@ -93,8 +95,7 @@ class OpenAIBackend:
         if isinstance(err, openai.AuthenticationError):
             return BackendError(f"{where}: the server rejected the API key (401). Check {KEY_ENV}.")
         message = getattr(err, "message", str(err))
-        body = getattr(err, "body", None)
-        code = body.get("code") if isinstance(body, dict) else None
+        code = getattr(err, "code", None)
         if code == "context_length_exceeded" or "context length" in message.lower() or "too long" in message.lower():
             return ContextTooLongError(f"{where}: the prompt is longer than the model's context window: {message}",
                                        tag=request.tag)

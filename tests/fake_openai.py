@@ -1,0 +1,88 @@
+"""A stand-in for the paid OpenAI API: a real HTTP server on loopback speaking the chat-completions format.
+
+Tests point the real ``openai`` client at it to exercise retries, permanent errors, budgets and
+resumption without a key or network. It answers multiple-choice prompts with a letter and judge
+prompts with a boxed score, chosen from a hash of the request so answers are deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI:
+    def __init__(self, delay_s: float = 0.0, flaky_fraction: float = 0.0, flaky_statuses=(429, 500),
+                 always_status: int | None = None, error_body: dict | None = None):
+        self.delay_s, self.flaky_fraction, self.flaky_statuses = delay_s, flaky_fraction, list(flaky_statuses)
+        self.always_status, self.error_body = always_status, error_body
+        self.requests: list[dict] = []  # every request body received, in order
+        self.answered: list[str] = []  # body hashes of requests answered with 200
+        self.failures = 0
+        self._attempts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                fake._handle(self, body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @staticmethod
+    def body_hash(body: dict) -> str:
+        return hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()
+
+    def _handle(self, handler, body: dict) -> None:
+        key = self.body_hash(body)
+        with self._lock:
+            self.requests.append(body)
+            attempt = self._attempts.get(key, 0)
+            self._attempts[key] = attempt + 1
+        if self.always_status is not None:
+            return self._send(handler, self.always_status, self.error_body or {"error": {"message": "refused"}})
+        flaky = int(key[:8], 16) / 0xFFFFFFFF < self.flaky_fraction
+        if flaky and attempt < len(self.flaky_statuses):
+            with self._lock:
+                self.failures += 1
+            status = self.flaky_statuses[attempt]
+            return self._send(handler, status, {"error": {"message": f"try again ({status})"}},
+                              {"retry-after": "0"} if status == 429 else {})
+        time.sleep(self.delay_s)
+        last = body["messages"][-1]["content"]
+        text = (f"Scoring.\n\\boxed{{{int(key[8:10], 16) % 11 / 10}}}" if "\\boxed" in str(last)
+                else f"Thinking it over.\nFinal Answer: {'ABCD'[int(key[:2], 16) % 4]}")
+        reply = {"id": "fake", "object": "chat.completion", "created": 0, "model": body["model"],
+                 "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+                 "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}}
+        self._send(handler, 200, reply)
+        with self._lock:
+            self.answered.append(key)
+
+    @staticmethod
+    def _send(handler, status: int, payload: dict, headers: dict | None = None) -> None:
+        data = json.dumps(payload).encode()
+        handler.send_response(status)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-length", str(len(data)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def __enter__(self) -> "FakeOpenAI":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,92 @@
+"""The HTTP backend against loopback servers: retries, permanent errors, reasoning-model arguments, keys."""
+
+import pytest
+from fake_openai import FakeOpenAI
+
+from pmv2nb.backends import BackendError, ChatRequest, ContextTooLongError, Sampling, make_backend
+from pmv2nb.backends.openai_http import MissingKeyError, OpenAIBackend
+from pmv2nb.evaluate import EvalSettings, run_eval
+
+
+def _requests(n):
+    return [ChatRequest([{"role": "user", "content": f"question {i}"}], Sampling(max_tokens=8), f"row {i}")
+            for i in range(n)]
+
+
+def test_transient_failures_are_retried_until_every_request_is_answered():
+    with FakeOpenAI(flaky_fraction=0.5, flaky_statuses=(429, 500, 503)) as fake:
+        backend = OpenAIBackend("tiny", fake.url, concurrency=4, backoff_s=0.01)
+        seen = []
+        responses = backend.generate(_requests(24), on_result=lambda i, r: seen.append(i))
+    assert fake.failures >= 12  # about half the requests failed three times first
+    assert all(r.text.startswith("Thinking") for r in responses)
+    assert sorted(seen) == list(range(24))
+    assert len(fake.answered) == len(set(fake.answered)) == 24
+
+
+def test_a_request_that_keeps_failing_gives_up_with_a_clear_message():
+    with FakeOpenAI(flaky_fraction=1.0, flaky_statuses=[502] * 10) as fake:
+        backend = OpenAIBackend("tiny", fake.url, max_retries=2, backoff_s=0.01)
+        with pytest.raises(BackendError, match=r"row 0\): still failing after 3 attempts"):
+            backend.generate(_requests(1))
+    assert len(fake.requests) == 3
+
+
+def test_a_rejected_key_fails_at_once_without_retrying():
+    with FakeOpenAI(always_status=401, error_body={"error": {"message": "Incorrect API key"}}) as fake:
+        backend = OpenAIBackend("tiny", fake.url, concurrency=1, backoff_s=0.01)
+        with pytest.raises(BackendError, match="rejected the API key"):
+            backend.generate(_requests(5))
+    bodies = [str(body["messages"]) for body in fake.requests]
+    assert len(bodies) == len(set(bodies)) < 5  # nothing retried, the rest of the batch abandoned
+
+
+def test_context_overflow_names_the_row_and_its_size(benchmark_data):
+    body = {"error": {"message": "This model's maximum context length is 1024 tokens.", "type": "invalid_request_error",
+                      "code": "context_length_exceeded"}}
+    with FakeOpenAI(always_status=400, error_body=body) as fake, pytest.raises(ContextTooLongError) as caught:
+        run_eval(benchmark_data, f"openai:small@{fake.url}", EvalSettings(limit=1, concurrency=1),
+                 out=None, cache=":memory:", progress=False)
+    message = str(caught.value)
+    assert "benchmark.csv row 0 (benchmark-00000)" in message and "32k history" in message
+    assert caught.value.tokens > 2000
+
+
+def test_openai_specs_need_a_key_and_say_what_else_to_use(monkeypatch, tmp_path):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr("pmv2nb.config.repo_root", lambda: tmp_path)  # no .env file there
+    with pytest.raises(MissingKeyError, match="OPENAI_API_KEY.*hf:PATH"):
+        make_backend("openai:gpt-5-chat")
+
+
+def test_reasoning_models_get_their_own_arguments(monkeypatch):
+    with FakeOpenAI() as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+        for spec in ("openai:o4-mini", "openai:gpt-5-mini", "openai:gpt-5-chat", "openai:gpt-4.1"):
+            make_backend(spec).generate([ChatRequest(messages, Sampling(max_tokens=64, temperature=0.3))])
+    reasoning, gpt5_mini, chat, gpt41 = fake.requests
+    for body in (reasoning, gpt5_mini):
+        assert body["max_completion_tokens"] == 64 and "temperature" not in body and "max_tokens" not in body
+        assert body["messages"][0]["role"] == "developer"
+    assert chat["model"] == "gpt-5-chat-latest" and chat["temperature"] == 0.3 and chat["max_tokens"] == 64
+    assert gpt41["messages"][0]["role"] == "system"
+
+
+def test_bad_specs_list_the_valid_forms():
+    with pytest.raises(ValueError, match="openai:… vllm:… hf:… baseline:…".replace(" ", ", ")):
+        make_backend("gpt-4.1")
+    with pytest.raises(ValueError, match="unknown baseline"):
+        make_backend("baseline:coin")
+
+
+def test_vllm_specs_fail_early_without_a_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    from pmv2nb.backends.vllm_offline import VLLMUnavailableError
+
+    with pytest.raises(VLLMUnavailableError, match="hf:PATH"):
+        make_backend("vllm:Qwen/Qwen3-4B-Instruct-2507")

@@ -1,0 +1,166 @@
+"""Evaluation runs: cache reuse, resuming after kill -9, budgets, keys kept out of files, baselines."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from fake_openai import FakeOpenAI
+
+from pmv2nb.backends import ChatRequest, ChatResponse, Sampling
+from pmv2nb.evaluate import CachedBackend, CallCache, EvalSettings, read_results, run_eval
+from pmv2nb.evaluate.results import ResultsFile
+
+KEY = "sk-test-0123456789abcdef"
+
+
+class CountingBackend:
+    spec, priced_as = "counting:x", None
+
+    def __init__(self):
+        self.seen = []
+
+    def cache_identity(self):
+        return {"engine": "counting"}
+
+    def generate(self, requests, on_result=None, progress=False):
+        out = []
+        for i, request in enumerate(requests):
+            self.seen.append(request.messages[0]["content"])
+            out.append(ChatResponse(text=f"echo {request.messages[0]['content']}", tokens_in=3))
+            if on_result:
+                on_result(i, out[-1])
+        return out
+
+
+def test_cache_answers_repeats_and_identical_requests_once(tmp_path):
+    inner = CountingBackend()
+    cached = CachedBackend(inner, CallCache(tmp_path / "c.sqlite"))
+    requests = [ChatRequest([{"role": "user", "content": c}], Sampling(seed=s)) for c, s in
+                [("a", 0), ("b", 0), ("a", 0), ("a", 1)]]
+    first = cached.generate(requests)
+    assert inner.seen == ["a", "b", "a"]  # the duplicate was asked once; another seed is another call
+    assert [r.text for r in first] == ["echo a", "echo b", "echo a", "echo a"]
+    again = CachedBackend(inner, CallCache(tmp_path / "c.sqlite")).generate(requests)
+    assert len(inner.seen) == 3 and all(r.cached for r in again)
+
+
+def test_torn_last_line_is_cut_and_rows_are_never_duplicated(tmp_path):
+    path = tmp_path / "r.jsonl"
+    row = {"question_id": "q1", "model": "m", "mode": "mcq", "size": "32k", "variant": 0, "score": 1.0}
+    with ResultsFile(path) as results:
+        results.append(row)
+        results.append(row)
+    path.write_text(path.read_text() + '{"question_id": "q2", "mod')  # killed mid-write
+    with ResultsFile(path) as results:
+        assert ("q1", "m", "mcq", "32k", 0) in results and len(results.done) == 1
+        results.append({**row, "question_id": "q2"})
+    assert list(read_results(path)["question_id"]) == ["q1", "q2"]
+
+
+def test_baselines_run_through_the_pipeline(benchmark_data, tmp_path):
+    scores = {}
+    for name in ("random", "longest", "shortest", "bm25"):
+        run = run_eval(benchmark_data, f"baseline:{name}", out=tmp_path / f"{name}.jsonl",
+                       cache=tmp_path / "c.sqlite", progress=False)
+        assert len(run.results) == len(benchmark_data) and run.results["valid"].all()
+        scores[name] = run.results["correct"].mean()
+    q = benchmark_data.questions
+    longest = sum(len(q["correct_answer"].iat[r]) > max(map(len, q["incorrect_answers"].iat[r])) for r in range(len(q)))
+    assert scores["longest"] == pytest.approx(longest / len(q), abs=0.02)  # ties are rare
+    assert scores["bm25"] > 0.3 > scores["random"] - 0.05  # word overlap with the history beats chance
+    orders = run_eval(benchmark_data, "baseline:longest", EvalSettings(variants=3), out=tmp_path / "v.jsonl",
+                      cache=tmp_path / "c.sqlite", progress=False).results
+    assert len(orders) == 3 * len(q)
+    # with a unique longest option the pick is the same text whatever the order; ties go to the first letter
+    lengths = [sorted(map(len, [q["correct_answer"].iat[r], *q["incorrect_answers"].iat[r]])) for r in range(len(q))]
+    unique = {q["question_id"].iat[r] for r, ls in enumerate(lengths) if ls[-1] != ls[-2]}
+    agree = orders.groupby("question_id")["correct"].nunique()
+    assert (agree[agree.index.isin(unique)] == 1).all() and len(unique) > 80
+
+
+def test_nohistory_and_oracle_prefixes_change_what_the_model_sees(benchmark_data, tmp_path):
+    full = run_eval(benchmark_data, "baseline:bm25", out=tmp_path / "f.jsonl", cache=tmp_path / "c.sqlite",
+                    progress=False).results
+    blind = run_eval(benchmark_data, "nohistory:baseline:bm25", out=tmp_path / "n.jsonl", cache=tmp_path / "c.sqlite",
+                     progress=False).results
+    assert set(blind["context"]) == {"none"} and set(full["context"]) == {"full"}
+    assert blind["response"].str.contains("bm25 scores: A=0, B=0").all()  # nothing to retrieve from
+    assert full["correct"].mean() > blind["correct"].mean()
+
+
+def test_budget_stops_cleanly_and_a_rerun_continues(benchmark_data, tmp_path, monkeypatch):
+    with FakeOpenAI() as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        settings = EvalSettings(limit=24, chunk_rows=4, budget_usd=0.05, sampling=Sampling(max_tokens=64))
+        out, cache = tmp_path / "r.jsonl", tmp_path / "c.sqlite"
+        first = run_eval(benchmark_data, "openai:gpt-4.1", settings, out=out, cache=cache, progress=False)
+        assert "budget of $0.05 reached" in first.stopped
+        assert 0 < len(first.results) < 24 and first.spent_usd <= 0.05
+        assert first.results["cost_usd"].sum() == pytest.approx(first.spent_usd)
+        assert first.results["cost_usd"].iloc[0] == pytest.approx((1000 * 2.0 + 10 * 8.0) / 1e6)
+        settings.budget_usd = 1.0
+        second = run_eval(benchmark_data, "openai:gpt-4.1", settings, out=out, cache=cache, progress=False)
+    assert not second.stopped and len(second.results) == 24
+    assert len(fake.answered) == len(set(fake.answered)) == 24
+    for path in (out, cache):
+        assert KEY.encode() not in path.read_bytes()
+
+
+def test_open_ended_scores_are_the_mean_of_three_judge_calls(benchmark_data, tmp_path, monkeypatch):
+    with FakeOpenAI() as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        run = run_eval(benchmark_data, "openai:gpt-4.1-mini", EvalSettings(mode="open", limit=6),
+                       judge="openai:gpt-4.1", out=tmp_path / "o.jsonl", cache=tmp_path / "c.sqlite", progress=False)
+    results = run.results
+    assert run.new_calls == 6 and run.new_judge_calls == 18
+    for _, row in results.iterrows():
+        assert len(row["judge_scores"]) == 3
+        assert row["score"] == pytest.approx(sum(row["judge_scores"]) / 3)
+    judged = [body for body in fake.requests if body["model"] == "gpt-4.1"]
+    assert sorted(body["seed"] for body in judged) == [0] * 6 + [1] * 6 + [2] * 6
+    forget = results[results["pref_type"] == "ask_to_forget"]
+    assert all("left out" in str(body["messages"]) for body in judged
+               if any(q in str(body["messages"]) for q in forget["question_id"])) or forget.empty
+
+
+def _cache_keys(path):
+    with sqlite3.connect(path) as db:
+        return {row[0] for row in db.execute("SELECT key FROM calls")}
+
+
+def test_a_killed_run_resumes_with_every_row_once_and_no_repeated_calls(benchmark_data, tmp_path):
+    out, cache = tmp_path / "r.jsonl", tmp_path / "c.sqlite"
+    with FakeOpenAI(delay_s=0.05) as fake:
+        env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.url}
+        command = [sys.executable, "-m", "pmv2nb.cli", "eval", "--source", "data/mini", "--model", "openai:gpt-4.1-mini",
+                   "--limit", "48", "--concurrency", "2", "--out", str(out), "--cache", str(cache)]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(fake.answered) < 40:  # first chunk written, second under way
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert len(fake.answered) >= 40, process.stdout.read().decode()[-2000:]
+        done_before = len(read_results(out))
+        stored_before = _cache_keys(cache)
+        answered_before = len(fake.answered)
+        assert 0 < done_before < 48 and len(stored_before) > done_before
+
+        resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "48 result rows" in resumed.stdout
+        rows = read_results(out)
+        assert len(rows) == 48 and rows["question_id"].is_unique
+        # calls that finished before the kill were cached and never asked again; at most the two in flight repeat
+        assert len(fake.answered) - answered_before <= 48 - len(stored_before) + 2
+        assert len(fake.answered) - len(set(fake.answered)) <= 2
+
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert "(0 new model calls" in again.stdout
+        assert len(read_results(out)) == 48

@@ -1,0 +1,64 @@
+"""Prompt assembly: stable option orders, the recorded gold letter, contexts, judge framings."""
+
+from pmv2nb import prompts
+from pmv2nb.evaluate import build_task, option_order
+from pmv2nb.evaluate.tasks import split_context
+
+
+def test_option_order_is_stable_and_differs_between_rows_and_variants():
+    first = option_order(7, "Draft an email to my landlord", 4)
+    assert first == option_order(7, "Draft an email to my landlord", 4)
+    assert sorted(first) == [0, 1, 2, 3]
+    orders = {tuple(option_order(p, "same query", 4)) for p in range(40)}
+    assert len(orders) > 10  # the gold answer is not stuck in one position
+    assert len({tuple(option_order(7, "q", 4, v)) for v in range(12)}) > 4
+
+
+def test_gold_letter_points_at_the_correct_answer(benchmark_data):
+    q = benchmark_data.questions
+    positions = set()
+    for row in range(len(q)):
+        task = build_task(benchmark_data, row, "mcq", "32k")
+        shown = prompts.read_options(task.messages[-1]["content"])
+        assert len(shown) == q["n_options"].iat[row]
+        assert shown[prompts.LETTERS.index(task.gold_letter)] == q["correct_answer"].iat[row]
+        assert sorted(shown) == sorted([q["correct_answer"].iat[row], *q["incorrect_answers"].iat[row]])
+        positions.add(task.gold_letter)
+    assert positions >= {"A", "B", "C", "D"}
+
+
+def test_mcq_prompt_keeps_history_persona_and_query(benchmark_data):
+    task = build_task(benchmark_data, 3, "mcq", "32k")
+    history = benchmark_data.history(3, "32k")
+    assert task.messages[:len(history)] == history and history[0]["role"] == "system"
+    query = task.messages[len(history)]
+    assert query["role"] == "user" and query["content"].startswith(benchmark_data.questions["query_text"].iat[3])
+    assert query["content"].endswith(prompts.RECALL_NOTE)
+    assert task.messages[-1]["role"] == "system" and "Final Answer:" in task.messages[-1]["content"]
+    open_task = build_task(benchmark_data, 3, "open", "32k")
+    assert open_task.messages == task.messages[:-1] and open_task.gold_letter is None
+
+
+def test_contexts_replace_the_history(benchmark_data):
+    none = build_task(benchmark_data, 0, "mcq", "32k", context="none")
+    assert [m["role"] for m in none.messages] == ["user", "system"]
+    oracle = build_task(benchmark_data, 0, "mcq", "32k", context="oracle")
+    snippet = benchmark_data.questions["related_conversation_snippet"].iat[0]
+    assert len(oracle.messages) == 3 and snippet[0]["content"] in oracle.messages[0]["content"]
+    assert split_context("nohistory:hf:tiny") == ("none", "hf:tiny")
+    assert split_context("oracle:openai:gpt-4.1") == ("oracle", "openai:gpt-4.1")
+    assert split_context("openai:gpt-4.1") == ("full", "openai:gpt-4.1")
+
+
+def test_read_options_round_trips_multiline_options():
+    options = ["Line one.\nA. not a new option", "Second", "Third\n\nwith gap", "Fourth", "Fifth"]
+    assert prompts.read_options(prompts.mcq_message(options)["content"]) == options
+
+
+def test_judge_framing_follows_the_preference(benchmark_data):
+    q = benchmark_data.questions
+    for row in range(len(q)):
+        text = prompts.judge_messages("q", q["preference"].iat[row], "r")[0]["content"]
+        negative = q["pref_type"].iat[row] == "ask_to_forget"
+        assert ("left out" in text) == negative, (row, q["preference"].iat[row])
+        assert "\\boxed{score}" in text
