@@ -10,7 +10,7 @@ NOTEBOOKS = notebook_paths()
 
 
 def test_notebooks_exist():
-    assert [p.name[:2] for p in NOTEBOOKS][:1] == ["01"]
+    assert [p.name[:2] for p in NOTEBOOKS][:2] == ["01", "02"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -31,4 +31,26 @@ def test_notebook_01_runs_headless_and_saves_its_figures(tmp_path):
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     for name in ("01_dataset_overview", "01_history_lengths", "01_evidence_distance", "01_length_shortcut"):
+        assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
+
+
+@pytest.mark.notebook
+def test_notebook_02_benchmarks_through_a_real_server_and_cleans_up(tmp_path):
+    from pmv2nb.evaluate import read_results
+
+    path = next(p for p in NOTEBOOKS if p.name.startswith("02_"))
+    results, figures = tmp_path / "results", tmp_path / "figures"
+    parameters = {"RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)}
+    output, _ = run_notebook(path, tmp_path / "executed", "tiny", parameters)
+    executed = json.loads(output.read_text())
+    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    rows = read_results(*sorted(results.glob("*.jsonl")))
+    served = rows[rows["model"].str.startswith("openai:")]
+    assert set(served["mode"]) == {"mcq", "open"}
+    assert (served.groupby("mode").size() == {"mcq": 24, "open": 8}).all()
+    assert served["model"].str.contains("@http://127.0.0.1:").all()
+    assert {"baseline:bm25", "baseline:dense"} <= set(rows["model"])
+    assert rows["model"].str.startswith("nohistory:openai:").any() and rows["model"].str.startswith("oracle:").any()
+    for name in ("02_overall_accuracy", "02_accuracy_by_pref_type"):
         assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()

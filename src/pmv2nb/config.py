@@ -105,11 +105,18 @@ class MemorySettings:
 
 @dataclass(frozen=True)
 class EvalSettings:
+    """What notebook 02 benchmarks: which models, judged by whom, on how many rows and which sizes."""
+
     mcq_rows: int | None
     open_rows: int | None
     judge_calls: int = 3
     max_new_tokens: int = 2048
     concurrency: int = 8
+    sizes: tuple[str, ...] = ("32k",)
+    models: tuple[str, ...] = ()  # backend specs; empty with serve_profile_model: the profile's own model
+    judge: str | None = None  # None: the first model judges
+    serve_profile_model: bool = False  # start `transformers serve` on the profile model and evaluate through it
+    orders: int = 1  # option orders per MCQ row (more than 1 measures position bias)
 
 
 @dataclass(frozen=True)
@@ -155,7 +162,7 @@ def _tiny() -> Profile:
             max_prompt_length=6144, max_completion_length=64,
         ),
         memory=MemorySettings(chunk_tokens=512, max_chunks=8, memory_tokens=128),
-        eval=EvalSettings(mcq_rows=24, open_rows=8, max_new_tokens=64, concurrency=2),
+        eval=EvalSettings(mcq_rows=24, open_rows=8, max_new_tokens=64, concurrency=2, serve_profile_model=True),
     )
 
 
@@ -174,7 +181,7 @@ def _small() -> Profile:
             max_prompt_length=16384, max_completion_length=1024, use_vllm=True, use_lora=True,
         ),
         memory=MemorySettings(chunk_tokens=2000, max_chunks=8, memory_tokens=1024),
-        eval=EvalSettings(mcq_rows=200, open_rows=100, max_new_tokens=1024),
+        eval=EvalSettings(mcq_rows=200, open_rows=100, max_new_tokens=1024, models=("vllm:Qwen/Qwen3-0.6B",)),
     )
 
 
@@ -194,7 +201,10 @@ def _paper() -> Profile:
             max_prompt_length=38912, max_completion_length=2048, use_vllm=True,
         ),
         memory=MemorySettings(chunk_tokens=5000, max_chunks=8, memory_tokens=2048),
-        eval=EvalSettings(mcq_rows=None, open_rows=None, max_new_tokens=2048, concurrency=32),
+        # Figure 4's six OpenAI models; the judge is our choice (the paper averages three judge calls)
+        eval=EvalSettings(mcq_rows=None, open_rows=None, max_new_tokens=2048, concurrency=32, sizes=("32k", "128k"),
+                          models=("openai:gpt-5-chat", "openai:gpt-5-mini", "openai:gpt-5-nano", "openai:gpt-4.1",
+                                  "openai:gpt-4.1-mini", "openai:o4-mini"), judge="openai:gpt-4.1"),
     )
 
 

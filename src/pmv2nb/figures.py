@@ -110,3 +110,26 @@ def plot_length_shortcut(rates: pd.DataFrame) -> plt.Figure:
     ax.set_ylim(0, 1)
     ax.legend(loc="upper left", fontsize="small")
     return _finish(fig, ax, "Option-length shortcut", "", "accuracy of the length rule")
+
+
+def plot_accuracy(table: pd.DataFrame, group: str = "model", hue: str = "mode", title: str = "Accuracy",
+                  chance: float | None = None) -> plt.Figure:
+    """Grouped bars of a breakdown table with their 95% bootstrap intervals as error bars."""
+    use_style()
+    groups = list(dict.fromkeys(table[group].astype(str)))
+    hues = list(dict.fromkeys(table[hue].astype(str)))
+    width = 0.8 / max(1, len(hues))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups) * max(1, len(hues)) ** 0.5 + 3), 5))
+    for h, name in enumerate(hues):
+        part = table[table[hue].astype(str) == name]
+        part = part.set_index(part[group].astype(str)).reindex(groups)
+        xs = [i - 0.4 + width * (h + 0.5) for i in range(len(groups))]
+        errors = [(part["accuracy"] - part["ci_low"]).fillna(0), (part["ci_high"] - part["accuracy"]).fillna(0)]
+        ax.bar(xs, part["accuracy"].fillna(0), width, yerr=errors, capsize=3, label=name,
+               color=PALETTE[h % len(PALETTE)])
+    if chance is not None:
+        ax.axhline(chance, color="k", linestyle="--", linewidth=1, label="chance")
+    ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small", loc="upper right")
+    return _finish(fig, ax, title, "", "accuracy (95% bootstrap CI)")

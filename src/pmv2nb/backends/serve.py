@@ -7,6 +7,7 @@ a vLLM server or the OpenAI API without any other change.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -22,6 +23,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Linux only: the server gets SIGTERM if the Python process that started it dies (even by kill -9)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 class TransformersServer:
@@ -54,7 +63,9 @@ class TransformersServer:
     def start(self) -> "TransformersServer":
         self._log = tempfile.NamedTemporaryFile("w+", prefix="pmv2nb-serve-", suffix=".log", delete=False)
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        self.process = subprocess.Popen(self._command(), stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.process = subprocess.Popen(self._command(), stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                        preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        atexit.register(self.stop)  # a notebook kernel that exits without the clean-up cell still stops it
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,0 +1,101 @@
+"""Run a set of models and baselines over modes and context sizes in one call (what notebook 02 does).
+
+Every run goes through :func:`run_eval`, so the whole suite shares one call cache and one results
+folder: running the suite again only does what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from ..backends import Sampling
+from ..config import Profile
+from ..data.loader import PersonaMemData
+from .cache import CallCache
+from .results import read_results
+from .runner import EvalRun, EvalSettings, estimate, run_eval
+
+HEURISTIC_BASELINES = ("baseline:random", "baseline:longest", "baseline:shortest", "baseline:bm25", "baseline:dense")
+
+
+def baseline_specs(model: str) -> list[str]:
+    """The answer-only baselines plus ``model`` without the history and with only the evidence."""
+    return [*HEURISTIC_BASELINES, f"nohistory:{model}", f"oracle:{model}"]
+
+
+def profile_settings(profile: Profile, mode: str, size: str) -> EvalSettings:
+    """Run settings for one mode and size from the profile (row counts, token limits, concurrency)."""
+    rows = profile.eval.mcq_rows if mode == "mcq" else profile.eval.open_rows
+    sampling = Sampling(max_tokens=profile.eval.max_new_tokens, seed=profile.seed)
+    return EvalSettings(mode=mode, size=size, limit=rows, variants=profile.eval.orders if mode == "mcq" else 1,
+                        sampling=sampling, judge_calls=profile.eval.judge_calls,
+                        judge_sampling=replace(sampling, max_tokens=profile.eval.max_new_tokens),
+                        concurrency=profile.eval.concurrency)
+
+
+def plan(data: PersonaMemData, profile: Profile, models: list[str], judge: str | None,
+         modes: tuple[str, ...] = ("mcq", "open"), sizes: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Estimated calls, tokens and dollars for every (model, mode, size), before anything runs."""
+    rows = []
+    for model in models:
+        for size in sizes or profile.eval.sizes:
+            for mode in modes:
+                rows.append(estimate(data, model, profile_settings(profile, mode, size), judge))
+    return pd.DataFrame(rows)
+
+
+def run_suite(data: PersonaMemData, profile: Profile, models: list[str], judge: str | None = None,
+              modes: tuple[str, ...] = ("mcq", "open"), sizes: tuple[str, ...] | None = None,
+              results_dir: str | Path | None = None, cache: str | Path | None = None,
+              budget_usd: float | None = None, progress: bool = True) -> tuple[pd.DataFrame, list[EvalRun]]:
+    """Run every (model, size, mode); returns all result rows together and the individual runs."""
+    store = CallCache(cache) if cache else None
+    runs, left = [], budget_usd
+    try:
+        for model in models:
+            for size in sizes or profile.eval.sizes:
+                for mode in modes:
+                    settings = replace(profile_settings(profile, mode, size), budget_usd=left)
+                    out = Path(results_dir) / _file_name(data, model, mode, size) if results_dir else None
+                    run = run_eval(data, model, settings, judge=judge if mode == "open" else None, out=out,
+                                   cache=store, progress=progress)
+                    runs.append(run)
+                    if left is not None:
+                        left -= run.spent_usd
+                    if run.stopped:
+                        return _combined(runs), runs
+    finally:
+        if store is not None:
+            store.close()
+    return _combined(runs), runs
+
+
+def _file_name(data: PersonaMemData, model: str, mode: str, size: str) -> str:
+    from .runner import default_results_path
+
+    return default_results_path(data, model, mode, size).name
+
+
+def _combined(runs: list[EvalRun]) -> pd.DataFrame:
+    frames = [read_results(run.path) for run in runs if run.path.exists()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def display_name(spec: str) -> str:
+    """A short label for plots: context prefix and engine kept, server URL and folder path dropped."""
+    from .tasks import CONTEXTS, split_context
+
+    context, backend = split_context(spec)
+    engine, _, rest = backend.partition(":")
+    rest = rest.split("@http")[0].rstrip("/")
+    return f"{CONTEXTS[context]}{engine}:{rest.rsplit('/', 1)[-1] if engine in ('openai', 'hf') else rest}"
+
+
+def calls_summary(runs: list[EvalRun]) -> pd.DataFrame:
+    """Per run: rows, new model and judge calls, dollars spent (zero new calls means all came from the cache)."""
+    return pd.DataFrame([{"model": r.results["model"].iat[0] if len(r.results) else "", "file": r.path.name,
+                          "rows": len(r.results), "new_calls": r.new_calls, "new_judge_calls": r.new_judge_calls,
+                          "spent_usd": round(r.spent_usd, 4)} for r in runs])
