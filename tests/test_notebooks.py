@@ -38,6 +38,13 @@ def test_notebook_01_runs_headless_and_saves_its_figures(tmp_path):
 def test_notebook_02_benchmarks_through_a_real_server_and_cleans_up(tmp_path):
     from pmv2nb.evaluate import read_results
 
+    import subprocess
+
+    def servers():
+        found = subprocess.run(["pgrep", "-f", "transformers serve"], capture_output=True, text=True).stdout
+        return set(found.split())
+
+    before = servers()
     path = next(p for p in NOTEBOOKS if p.name.startswith("02_"))
     results, figures = tmp_path / "results", tmp_path / "figures"
     parameters = {"RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)}
@@ -48,9 +55,10 @@ def test_notebook_02_benchmarks_through_a_real_server_and_cleans_up(tmp_path):
     rows = read_results(*sorted(results.glob("*.jsonl")))
     served = rows[rows["model"].str.startswith("openai:")]
     assert set(served["mode"]) == {"mcq", "open"}
-    assert (served.groupby("mode").size() == {"mcq": 24, "open": 8}).all()
+    assert served.groupby("mode").size().to_dict() == {"mcq": 24, "open": 8}
     assert served["model"].str.contains("@http://127.0.0.1:").all()
     assert {"baseline:bm25", "baseline:dense"} <= set(rows["model"])
     assert rows["model"].str.startswith("nohistory:openai:").any() and rows["model"].str.startswith("oracle:").any()
     for name in ("02_overall_accuracy", "02_accuracy_by_pref_type"):
         assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
+    assert servers() <= before  # the notebook's server is gone
