@@ -44,7 +44,6 @@ class ResultsFile:
             return
         data = self.path.read_bytes()
         good = data.rfind(b"\n") + 1  # everything after the last newline is a torn write
-        kept = 0
         for number, line in enumerate(data[:good].splitlines(), start=1):
             if not line.strip():
                 continue
@@ -53,7 +52,6 @@ class ResultsFile:
             except json.JSONDecodeError:
                 raise ValueError(f"{self.path}: line {number} is not valid JSON; move the file aside to start over")
             self.done.add(row_key(row))
-            kept += 1
         if good < len(data):
             with self.path.open("r+b") as handle:
                 handle.truncate(good)
