@@ -24,7 +24,7 @@ from pathlib import Path
 from pmv2nb.config import repo_root
 from pmv2nb.data import load_split
 from pmv2nb.data.loader import read_raw_table
-from pmv2nb.evaluate import EvalSettings, run_eval
+from pmv2nb.evaluate import RunSettings, run_eval
 
 
 def build_scaled_copy(out: Path, rows: int, histories: int, history_tokens: int) -> None:
@@ -79,7 +79,7 @@ def main() -> None:
         messages = sum(len(data.chat_history(r)) for r in data.history_rows())
         print(f"loaded table and histories in {load_s:.1f} s ({messages} history messages)")
 
-        settings = EvalSettings(chunk_rows=256)
+        settings = RunSettings(chunk_rows=256)
         cache, out = work / "calls.sqlite", work / "results.jsonl"
         timings = {}
         for label, path in (("first run", out), ("re-run, finished results file", out),

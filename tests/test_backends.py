@@ -5,7 +5,7 @@ from fake_openai import FakeOpenAI
 
 from pmv2nb.backends import BackendError, ChatRequest, ContextTooLongError, Sampling, make_backend
 from pmv2nb.backends.openai_http import MissingKeyError, OpenAIBackend
-from pmv2nb.evaluate import EvalSettings, run_eval
+from pmv2nb.evaluate import RunSettings, run_eval
 
 
 def _requests(n):
@@ -45,7 +45,7 @@ def test_context_overflow_names_the_row_and_its_size(benchmark_data):
     body = {"error": {"message": "This model's maximum context length is 1024 tokens.", "type": "invalid_request_error",
                       "code": "context_length_exceeded"}}
     with FakeOpenAI(always_status=400, error_body=body) as fake, pytest.raises(ContextTooLongError) as caught:
-        run_eval(benchmark_data, f"openai:small@{fake.url}", EvalSettings(limit=1, concurrency=1),
+        run_eval(benchmark_data, f"openai:small@{fake.url}", RunSettings(limit=1, concurrency=1),
                  out=None, cache=":memory:", progress=False)
     message = str(caught.value)
     assert "benchmark.csv row 0 (benchmark-00000)" in message and "32k history" in message

@@ -11,7 +11,7 @@ import pytest
 from fake_openai import FakeOpenAI
 
 from pmv2nb.backends import ChatRequest, ChatResponse, Sampling
-from pmv2nb.evaluate import CachedBackend, CallCache, EvalSettings, read_results, run_eval
+from pmv2nb.evaluate import CachedBackend, CallCache, RunSettings, read_results, run_eval
 from pmv2nb.evaluate.results import ResultsFile
 
 KEY = "sk-test-0123456789abcdef"
@@ -72,7 +72,7 @@ def test_baselines_run_through_the_pipeline(benchmark_data, tmp_path):
     longest = sum(len(q["correct_answer"].iat[r]) > max(map(len, q["incorrect_answers"].iat[r])) for r in range(len(q)))
     assert scores["longest"] == pytest.approx(longest / len(q), abs=0.02)  # ties are rare
     assert scores["bm25"] > 0.3 > scores["random"] - 0.05  # word overlap with the history beats chance
-    orders = run_eval(benchmark_data, "baseline:longest", EvalSettings(variants=3), out=tmp_path / "v.jsonl",
+    orders = run_eval(benchmark_data, "baseline:longest", RunSettings(variants=3), out=tmp_path / "v.jsonl",
                       cache=tmp_path / "c.sqlite", progress=False).results
     assert len(orders) == 3 * len(q)
     # with a unique longest option the pick is the same text whatever the order; ties go to the first letter
@@ -96,7 +96,7 @@ def test_budget_stops_cleanly_and_a_rerun_continues(benchmark_data, tmp_path, mo
     with FakeOpenAI() as fake:
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
-        settings = EvalSettings(limit=24, chunk_rows=4, budget_usd=0.05, sampling=Sampling(max_tokens=64))
+        settings = RunSettings(limit=24, chunk_rows=4, budget_usd=0.05, sampling=Sampling(max_tokens=64))
         out, cache = tmp_path / "r.jsonl", tmp_path / "c.sqlite"
         first = run_eval(benchmark_data, "openai:gpt-4.1", settings, out=out, cache=cache, progress=False)
         assert "budget of $0.05 reached" in first.stopped
@@ -115,7 +115,7 @@ def test_open_ended_scores_are_the_mean_of_three_judge_calls(benchmark_data, tmp
     with FakeOpenAI() as fake:
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
-        run = run_eval(benchmark_data, "openai:gpt-4.1-mini", EvalSettings(mode="open", limit=6),
+        run = run_eval(benchmark_data, "openai:gpt-4.1-mini", RunSettings(mode="open", limit=6),
                        judge="openai:gpt-4.1", out=tmp_path / "o.jsonl", cache=tmp_path / "c.sqlite", progress=False)
     results = run.results
     assert run.new_calls == 6 and run.new_judge_calls == 18
@@ -164,3 +164,26 @@ def test_a_killed_run_resumes_with_every_row_once_and_no_repeated_calls(benchmar
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert "(0 new model calls" in again.stdout
         assert len(read_results(out)) == 48
+
+
+def test_cli_dry_run_calls_nothing_and_report_prints_breakdowns(benchmark_data, tmp_path, capsys, monkeypatch):
+    import json
+
+    from pmv2nb import cli
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens: any call would fail
+    assert cli.main(["eval", "--source", "data/mini", "--model", "openai:gpt-4.1", "--mode", "open", "--judge",
+                     "openai:gpt-4.1-mini", "--limit", "10", "--max-tokens", "2000", "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["calls"] == 10 and plan["judge_calls"] == 30 and plan["tokens_out_max"] == 20000
+    assert plan["cost_usd_max"] > plan["cost_usd_expected"] > 0
+    out = tmp_path / "bm25.jsonl"
+    assert cli.main(["eval", "--source", "data/mini", "--model", "baseline:bm25", "--out", str(out),
+                     "--cache", str(tmp_path / "c.sqlite")]) == 0
+    assert "112 result rows" in capsys.readouterr().out
+    assert cli.main(["report", str(out), "--by", "overall", "who"]) == 0
+    text = capsys.readouterr().out
+    assert "### overall" in text and "### who" in text and "| who | others | baseline:bm25 |" in text
+    assert cli.main(["report", str(out), "--format", "csv", "--by", "pref_type"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 7

@@ -3,7 +3,6 @@
 import collections
 import math
 import re
-from pathlib import Path
 
 import pytest
 

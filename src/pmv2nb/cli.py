@@ -60,7 +60,7 @@ def _profile(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from .backends import BackendError, Sampling
     from .data import DataError, load_split
-    from .evaluate import EvalSettings, estimate, run_eval
+    from .evaluate import RunSettings, estimate, run_eval
     from .evaluate.breakdown import breakdown, to_markdown
 
     profile = config.resolve(args.profile)
@@ -80,7 +80,7 @@ def _eval(args: argparse.Namespace) -> int:
     max_tokens = args.max_tokens or profile.eval.max_new_tokens
     status = 0
     for mode in modes:
-        settings = EvalSettings(mode=mode, size=args.size, limit=args.limit, variants=args.orders,
+        settings = RunSettings(mode=mode, size=args.size, limit=args.limit, variants=args.orders,
                                 sampling=Sampling(max_tokens=max_tokens, temperature=args.temperature),
                                 judge_calls=args.judge_calls, judge_sampling=Sampling(max_tokens=max_tokens),
                                 budget_usd=args.budget, concurrency=args.concurrency)

@@ -9,9 +9,9 @@ from .breakdown import BREAKDOWNS, bootstrap_ci, breakdown, report_tables
 from .cache import CachedBackend, CallCache
 from .parsing import parse_choice, parse_score
 from .results import read_results
-from .runner import EvalRun, EvalSettings, estimate, run_eval
+from .runner import EvalRun, RunSettings, estimate, run_eval
 from .tasks import build_task, option_order
 
-__all__ = ["BREAKDOWNS", "CachedBackend", "CallCache", "EvalRun", "EvalSettings", "bootstrap_ci", "breakdown",
+__all__ = ["BREAKDOWNS", "CachedBackend", "CallCache", "EvalRun", "RunSettings", "bootstrap_ci", "breakdown",
            "build_task", "estimate", "option_order", "parse_choice", "parse_score", "read_results",
            "report_tables", "run_eval"]

@@ -43,8 +43,8 @@ def default_cache_path() -> Path:
 
 
 @dataclass
-class EvalSettings:
-    """Everything that changes which calls are made."""
+class RunSettings:
+    """One run: mode, size, rows, sampling, judging and budget (notebooks derive it from the profile)."""
 
     mode: str = "mcq"
     size: str = "32k"
@@ -85,7 +85,7 @@ class _Tokens:
                    for m in messages)
 
 
-def plan_tasks(data: PersonaMemData, model: str, settings: EvalSettings) -> tuple[list[Task], int]:
+def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple[list[Task], int]:
     """Every task of the run (rows x order variants) and how many rows were skipped for lack of a history."""
     if settings.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {settings.mode!r}")
@@ -98,7 +98,7 @@ def plan_tasks(data: PersonaMemData, model: str, settings: EvalSettings) -> tupl
     return tasks, skipped
 
 
-def estimate(data: PersonaMemData, model: str, settings: EvalSettings, judge: str | None = None,
+def estimate(data: PersonaMemData, model: str, settings: RunSettings, judge: str | None = None,
              tasks: list[Task] | None = None) -> dict:
     """Calls, tokens and dollars a run would need, before making any call (``--dry-run``)."""
     from ..backends.openai_http import ALIASES
@@ -141,11 +141,11 @@ def _priced_name(spec: str, aliases: dict) -> str | None:
     return aliases.get(rest, rest)
 
 
-def run_eval(data: PersonaMemData, model: str, settings: EvalSettings | None = None, *, judge: str | None = None,
+def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = None, *, judge: str | None = None,
              out: str | Path | None = None, cache: CallCache | str | Path | None = None,
              progress: bool = True) -> EvalRun:
     """Evaluate ``model`` (a spec, optionally prefixed ``nohistory:`` or ``oracle:``) and return its results."""
-    settings = settings or EvalSettings()
+    settings = settings or RunSettings()
     if settings.mode == "open" and not judge:
         raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
     tasks, skipped = plan_tasks(data, model, settings)
@@ -201,7 +201,7 @@ def _ask(backend: CachedBackend, requests: list[ChatRequest], data: PersonaMemDa
 
 
 def _run_chunk(data: PersonaMemData, chunk: list[Task], model: str, judge: str | None, answerer: CachedBackend,
-               grader: CachedBackend | None, settings: EvalSettings, run: EvalRun) -> list[dict]:
+               grader: CachedBackend | None, settings: RunSettings, run: EvalRun) -> list[dict]:
     q = data.questions
     tags = [f"{data.table} row {t.row}" for t in chunk]
     requests = [ChatRequest(t.messages, settings.sampling, tag) for t, tag in zip(chunk, tags)]

@@ -16,7 +16,7 @@ from ..config import Profile
 from ..data.loader import PersonaMemData
 from .cache import CallCache
 from .results import read_results
-from .runner import EvalRun, EvalSettings, estimate, run_eval
+from .runner import EvalRun, RunSettings, estimate, run_eval
 
 HEURISTIC_BASELINES = ("baseline:random", "baseline:longest", "baseline:shortest", "baseline:bm25", "baseline:dense")
 
@@ -26,11 +26,11 @@ def baseline_specs(model: str) -> list[str]:
     return [*HEURISTIC_BASELINES, f"nohistory:{model}", f"oracle:{model}"]
 
 
-def profile_settings(profile: Profile, mode: str, size: str) -> EvalSettings:
+def profile_settings(profile: Profile, mode: str, size: str) -> RunSettings:
     """Run settings for one mode and size from the profile (row counts, token limits, concurrency)."""
     rows = profile.eval.mcq_rows if mode == "mcq" else profile.eval.open_rows
     sampling = Sampling(max_tokens=profile.eval.max_new_tokens, seed=profile.seed)
-    return EvalSettings(mode=mode, size=size, limit=rows, variants=profile.eval.orders if mode == "mcq" else 1,
+    return RunSettings(mode=mode, size=size, limit=rows, variants=profile.eval.orders if mode == "mcq" else 1,
                         sampling=sampling, judge_calls=profile.eval.judge_calls,
                         judge_sampling=replace(sampling, max_tokens=profile.eval.max_new_tokens),
                         concurrency=profile.eval.concurrency)
