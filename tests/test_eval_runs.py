@@ -115,18 +115,22 @@ def test_open_ended_scores_are_the_mean_of_three_judge_calls(benchmark_data, tmp
     with FakeOpenAI() as fake:
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
-        run = run_eval(benchmark_data, "openai:gpt-4.1-mini", RunSettings(mode="open", limit=6),
+        run = run_eval(benchmark_data, "openai:gpt-4.1-mini", RunSettings(mode="open", limit=8),
                        judge="openai:gpt-4.1", out=tmp_path / "o.jsonl", cache=tmp_path / "c.sqlite", progress=False)
     results = run.results
-    assert run.new_calls == 6 and run.new_judge_calls == 18
+    assert run.new_calls == 8 and run.new_judge_calls == 24
     for _, row in results.iterrows():
         assert len(row["judge_scores"]) == 3
         assert row["score"] == pytest.approx(sum(row["judge_scores"]) / 3)
     judged = [body for body in fake.requests if body["model"] == "gpt-4.1"]
-    assert sorted(body["seed"] for body in judged) == [0] * 6 + [1] * 6 + [2] * 6
-    forget = results[results["pref_type"] == "ask_to_forget"]
-    assert all("left out" in str(body["messages"]) for body in judged
-               if any(q in str(body["messages"]) for q in forget["question_id"])) or forget.empty
+    assert sorted(body["seed"] for body in judged) == [0] * 8 + [1] * 8 + [2] * 8
+    preferences = benchmark_data.questions.set_index("question_id")["preference"]
+    for _, row in results.iterrows():
+        prompts_for_row = [b["messages"][0]["content"] for b in judged
+                           if preferences[row["question_id"]] in b["messages"][0]["content"]]
+        assert len(prompts_for_row) == 3
+        negative = row["pref_type"] == "ask_to_forget"
+        assert all(("left out" in text) == negative for text in prompts_for_row)
 
 
 def _cache_keys(path):

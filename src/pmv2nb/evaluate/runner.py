@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -67,7 +67,6 @@ class EvalRun:
     spent_usd: float = 0.0
     stopped: str = ""  # why the run ended early, empty when it finished
     skipped_rows: int = 0
-    messages: list[str] = field(default_factory=list)
 
 
 class _Tokens:

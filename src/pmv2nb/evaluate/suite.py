@@ -16,7 +16,7 @@ from ..config import Profile
 from ..data.loader import PersonaMemData
 from .cache import CallCache
 from .results import read_results
-from .runner import EvalRun, RunSettings, estimate, run_eval
+from .runner import EvalRun, RunSettings, default_results_path, estimate, run_eval
 
 HEURISTIC_BASELINES = ("baseline:random", "baseline:longest", "baseline:shortest", "baseline:bm25", "baseline:dense")
 
@@ -59,7 +59,7 @@ def run_suite(data: PersonaMemData, profile: Profile, models: list[str], judge: 
             for size in sizes or profile.eval.sizes:
                 for mode in modes:
                     settings = replace(profile_settings(profile, mode, size), budget_usd=left)
-                    out = Path(results_dir) / _file_name(data, model, mode, size) if results_dir else None
+                    out = Path(results_dir) / default_results_path(data, model, mode, size).name if results_dir else None
                     run = run_eval(data, model, settings, judge=judge if mode == "open" else None, out=out,
                                    cache=store, progress=progress)
                     runs.append(run)
@@ -71,12 +71,6 @@ def run_suite(data: PersonaMemData, profile: Profile, models: list[str], judge: 
         if store is not None:
             store.close()
     return _combined(runs), runs
-
-
-def _file_name(data: PersonaMemData, model: str, mode: str, size: str) -> str:
-    from .runner import default_results_path
-
-    return default_results_path(data, model, mode, size).name
 
 
 def _combined(runs: list[EvalRun]) -> pd.DataFrame:
