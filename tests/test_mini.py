@@ -1,14 +1,12 @@
 """The embedded mini dataset: deterministic, committed as generated, and shaped like the real data."""
 
-import collections
-import math
-import re
 
 import pytest
 
 from pmv2nb.data import PREF_TYPES, SCENARIOS, load_split
 from pmv2nb.data.mini import build_mini_dataset, write_mini_dataset
 from pmv2nb.data.mini_catalogue import FACETS
+from pmv2nb.backends.baselines import content_words, bm25_scores
 from pmv2nb.data.stats import length_shortcut_rates
 
 
@@ -83,23 +81,11 @@ def test_evidence_precedes_the_query_and_updates_follow_the_old_preference(split
     assert checked >= 20
 
 
-def _words(text):
-    return [w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 3]
-
-
-def _bm25_choice(documents, options):
-    """Pick the option whose words best match one user message of the history (plain BM25, k1=1.2, b=0.75)."""
-    n = len(documents)
-    doc_freq = collections.Counter(w for doc in documents for w in set(doc))
-    mean_len = sum(map(len, documents)) / n
-
-    def score(query, doc):
-        tf = collections.Counter(doc)
-        return sum(math.log(1 + (n - doc_freq[w] + 0.5) / (doc_freq[w] + 0.5)) * tf[w] * 2.2
-                   / (tf[w] + 1.2 * (0.25 + 0.75 * len(doc) / mean_len)) for w in set(query) if tf[w])
-
-    scores = [max(score(_words(o), doc) for doc in documents) for o in options]
-    return scores.index(max(scores))
+def _bm25_pick(documents, options):
+    """The option with the strictly best BM25 match to one user message (the package's baseline scorer)."""
+    scores = [max(bm25_scores(documents, content_words(o))) for o in options]
+    best = max(scores)
+    return scores.index(best) if scores.count(best) == 1 else None  # a tie is not a hit for the gold
 
 
 def test_gold_is_recoverable_from_the_history_but_not_from_option_length(splits):
@@ -107,8 +93,8 @@ def test_gold_is_recoverable_from_the_history_but_not_from_option_length(splits)
     hits = 0
     for row in data.questions.index:
         q = data.questions.loc[row]
-        users = [_words(m["content"]) for m in data.history(row, keep_persona=False, text_only=True) if m["role"] == "user"]
-        hits += _bm25_choice(users, [q["correct_answer"]] + q["incorrect_answers"]) == 0
+        users = [content_words(m["content"]) for m in data.history(row, keep_persona=False, text_only=True) if m["role"] == "user"]
+        hits += _bm25_pick(users, [q["correct_answer"]] + q["incorrect_answers"]) == 0
     chance = (1 / data.questions["n_options"]).mean()
     assert hits / len(data) > chance + 0.08
     rates = length_shortcut_rates(data.questions)

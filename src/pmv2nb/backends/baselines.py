@@ -22,7 +22,7 @@ from .base import BackendError, ChatRequest, ChatResponse, OnResult, deliver
 NAMES = ("random", "longest", "shortest", "bm25", "dense")
 
 
-def _words(text: str) -> list[str]:
+def content_words(text: str) -> list[str]:
     return [w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2]
 
 
@@ -94,8 +94,8 @@ class BaselineBackend:
         if not history:
             return [0.0] * len(options)
         if self.name == "bm25":
-            documents = [_words(text) for text in history]
-            return [max(bm25_scores(documents, _words(o))) for o in options]
+            documents = [content_words(text) for text in history]
+            return [max(bm25_scores(documents, content_words(o))) for o in options]
         return self._dense(options, history)
 
     def _dense(self, options: list[str], history: list[str]) -> list[float]:
