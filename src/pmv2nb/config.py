@@ -71,15 +71,21 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class SFTSettings:
+    """SFT cold start: optimizer steps, examples per step, and the token budget of prompt plus reply."""
+
     max_steps: int
     batch_size: int
     learning_rate: float
     max_length: int
     use_lora: bool = False
+    eval_every: int = 50  # steps between validation-loss measurements
+    eval_rows: int | None = 200  # val rows used for that loss (each gives an MCQ and an open example)
 
 
 @dataclass(frozen=True)
 class GRPOSettings:
+    """GRPO: prompts per optimizer step (``batch_size``), rollouts per prompt, the task mix and the judge."""
+
     max_steps: int
     batch_size: int
     num_generations: int
@@ -87,8 +93,13 @@ class GRPOSettings:
     max_prompt_length: int
     max_completion_length: int
     mcq_fraction: float = 0.8
-    judges: int = 3
+    judges: int = 3  # judge calls averaged per open-ended rollout
+    judge: str | None = None  # backend spec; None: open-ended rows need --judge
+    require_think: bool = False  # MCQ reward counts only after a closed <think> block
+    temperature: float = 1.0
+    beta: float = 0.0  # KL weight; the authors' long-context run used none
     use_vllm: bool = False
+    vllm_mode: str = "colocate"  # or "server" (a separate `trl vllm-serve` process)
     use_lora: bool = False
 
 
@@ -156,10 +167,14 @@ def _tiny() -> Profile:
         seed=0,
         data=DataSettings(source="data/mini"),
         model=ModelSettings(name="tiny", max_context_tokens=16384),
-        sft=SFTSettings(max_steps=4, batch_size=2, learning_rate=1e-4, max_length=6144),
+        # Every token costs a 151k-way softmax on CPU, so tiny SFT keeps only the newest ~1.3k history tokens.
+        sft=SFTSettings(max_steps=4, batch_size=2, learning_rate=1e-4, max_length=1536, eval_every=4, eval_rows=2),
+        # On CPU, TRL scores every prompt position through the 151k-word LM head, so tiny GRPO keeps
+        # prompts as short as tiny SFT. baseline:dense is an offline embedding-similarity proxy for the
+        # LLM judges (see backends.baselines).
         grpo=GRPOSettings(
-            max_steps=2, batch_size=4, num_generations=2, learning_rate=1e-5,
-            max_prompt_length=6144, max_completion_length=64,
+            max_steps=2, batch_size=2, num_generations=2, learning_rate=1e-5,
+            max_prompt_length=1536, max_completion_length=64, judges=1, judge="baseline:dense",
         ),
         memory=MemorySettings(chunk_tokens=512, max_chunks=8, memory_tokens=128),
         eval=EvalSettings(mcq_rows=24, open_rows=8, max_new_tokens=64, concurrency=2, serve_profile_model=True),
@@ -175,10 +190,12 @@ def _small() -> Profile:
         data=DataSettings(source="hub", row_limit=500),
         model=ModelSettings(name="Qwen/Qwen3-0.6B", dtype="bfloat16", device="cuda", requires_gpu=True,
                             max_context_tokens=32768),
-        sft=SFTSettings(max_steps=100, batch_size=8, learning_rate=1e-4, max_length=16384, use_lora=True),
+        sft=SFTSettings(max_steps=100, batch_size=8, learning_rate=1e-4, max_length=16384, use_lora=True,
+                        eval_every=25, eval_rows=50),
         grpo=GRPOSettings(
             max_steps=100, batch_size=8, num_generations=4, learning_rate=5e-6,
             max_prompt_length=16384, max_completion_length=1024, use_vllm=True, use_lora=True,
+            judge="openai:gpt-4.1-mini",
         ),
         memory=MemorySettings(chunk_tokens=2000, max_chunks=8, memory_tokens=1024),
         eval=EvalSettings(mcq_rows=200, open_rows=100, max_new_tokens=1024, models=("vllm:Qwen/Qwen3-0.6B",)),
@@ -198,7 +215,8 @@ def _paper() -> Profile:
         sft=SFTSettings(max_steps=300, batch_size=64, learning_rate=1e-5, max_length=40960),
         grpo=GRPOSettings(
             max_steps=500, batch_size=32, num_generations=8, learning_rate=5e-6,
-            max_prompt_length=38912, max_completion_length=2048, use_vllm=True,
+            max_prompt_length=38912, max_completion_length=2048, use_vllm=True, judge="openai:gpt-4.1",
+            require_think=True,
         ),
         memory=MemorySettings(chunk_tokens=5000, max_chunks=8, memory_tokens=2048),
         # Figure 4's six OpenAI models; the judge is our choice (the paper averages three judge calls)

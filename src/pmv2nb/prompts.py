@@ -106,3 +106,57 @@ def read_options(message: str) -> list[str]:
         start = cut + 1 + len(marker)
     options.append(body[start:])
     return options
+
+
+# --- training-time prompts (SFT targets, GRPO rollouts, the memory agent's final answer) ---
+
+TRAIN_LETTERS = "abcdefghij"
+
+TRAIN_SYSTEM = (
+    "You are a personal assistant who has talked with this user many times before. Earlier conversations "
+    "follow, then the user's new request. Use what the user revealed about themselves, directly or in passing, "
+    "to make your reply fit them. Think it through inside <think> and </think> first, then reply."
+)
+
+TRAIN_MCQ_SUFFIX = (
+    "\n\nWhich of these replies fits me best?\n{options}\n\n"
+    "Reason inside <think></think>, then give the letter of your choice as \\boxed{{x}}."
+)
+
+
+def format_training_options(options: list[str]) -> str:
+    """``(a) ...`` lines: the lower-case labels the training prompts and rewards use."""
+    if len(options) > len(TRAIN_LETTERS):
+        raise ValueError(f"at most {len(TRAIN_LETTERS)} options are supported, got {len(options)}")
+    return "\n".join(f"({TRAIN_LETTERS[i]}) {option}" for i, option in enumerate(options))
+
+
+def training_query(query: dict, options: list[str] | None = None) -> dict:
+    """The final user turn of a training prompt: the query, the recall request and, for MCQ, the options."""
+    message = with_recall_note(query)
+    if options is None:
+        return message
+    suffix = TRAIN_MCQ_SUFFIX.format(options=format_training_options(options))
+    content = message["content"]
+    if isinstance(content, str):
+        return {"role": "user", "content": content + suffix}
+    return {"role": "user", "content": [*content, {"type": "text", "text": suffix.strip()}]}
+
+
+def mcq_target(letter: str, answer: str) -> str:
+    """What SFT teaches for a multiple-choice row: the boxed letter, then the chosen reply itself."""
+    return f"\\boxed{{{letter}}} {answer}"
+
+
+def read_judge(message: str) -> tuple[str, str, str]:
+    """(query, preference, response) back from a :func:`judge_messages` prompt (what proxy judges read)."""
+    import re
+
+    for template in (JUDGE_POSITIVE, JUDGE_NEGATIVE):
+        pattern = re.escape(template).replace(r"\{\{", "{").replace(r"\}\}", "}")
+        for field in ("query", "preference", "response"):
+            pattern = pattern.replace(re.escape("{" + field + "}"), f"(?P<{field}>.*)", 1)
+        match = re.fullmatch(pattern, message, re.S)
+        if match:
+            return match["query"], match["preference"], match["response"]
+    raise ValueError("not a judge prompt built by pmv2nb.prompts.judge_messages")

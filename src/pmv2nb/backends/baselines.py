@@ -4,6 +4,11 @@ They read the options back from the multiple-choice message and the history from
 messages, so they see exactly what a model sees, are cached and scored the same way, and need no
 model server. They bound what the benchmark's surface features give away: option length, word
 overlap with the history (BM25), and sentence-embedding similarity (MiniLM, offline).
+
+``baseline:dense`` also grades open-ended replies when handed a judge prompt: the score is the
+embedding similarity between the reply and the stated preference (inverted for "do not" preferences).
+It is a crude, free, offline proxy for an LLM judge, used so GRPO's open-ended reward can run in
+the tiny profile; it rewards topical overlap, not real personalization, and is labelled as such.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import re
 from functools import lru_cache
 
 from ..data.columns import content_text
-from ..prompts import LETTERS, read_options
+from ..prompts import LETTERS, is_negative_preference, read_judge, read_options
 from .base import BackendError, ChatRequest, ChatResponse, OnResult, deliver
 
 NAMES = ("random", "longest", "shortest", "bm25", "dense")
@@ -64,18 +69,22 @@ class BaselineBackend:
         self._embeddings: dict[str, object] = {}
 
     def cache_identity(self) -> dict:
-        return {"engine": "baseline", "name": self.name, "version": 1}
+        return {"engine": "baseline", "name": self.name, "version": 2}
 
     def generate(self, requests: list[ChatRequest], on_result: OnResult | None = None,
                  progress: bool = False) -> list[ChatResponse]:
         return deliver(((i, self._answer(r)) for i, r in enumerate(requests)), len(requests), on_result)
 
     def _answer(self, request: ChatRequest) -> ChatResponse:
+        last = content_text(request.messages[-1]["content"])
         try:
-            options = read_options(content_text(request.messages[-1]["content"]))
+            options = read_options(last)
         except ValueError:
-            raise BackendError(f"{self.spec} ({request.tag}) answers multiple-choice prompts only; "
-                               f"use a model spec for open-ended questions") from None
+            if self.name == "dense":
+                return self._judge(last, request)
+            raise BackendError(f"{self.spec} ({request.tag}) answers multiple-choice prompts only "
+                               f"(baseline:dense also grades judge prompts); use a model spec for open-ended "
+                               f"questions") from None
         history = [content_text(m["content"]) for m in request.messages[:-2] if m["role"] == "user"]
         scores = self._scores(options, history, request)
         best = max(range(len(options)), key=lambda i: (scores[i], -i))
@@ -108,3 +117,19 @@ class BaselineBackend:
         memory = self._embeddings[key]
         wanted = model.encode(options, normalize_embeddings=True)
         return [float(v) for v in (wanted @ memory.T).max(axis=1)]
+
+    def _judge(self, prompt: str, request: ChatRequest) -> ChatResponse:
+        """Proxy judge: cosine similarity of reply and preference, clipped to [0, 1]."""
+        try:
+            _, preference, response = read_judge(prompt)
+        except ValueError:
+            raise BackendError(f"{self.spec} ({request.tag}): the prompt is neither a multiple-choice nor a judge "
+                               f"prompt built by pmv2nb.prompts") from None
+        if not response.strip():
+            similarity = 0.0
+        else:
+            reply, wanted = minilm().encode([response, preference], normalize_embeddings=True)
+            similarity = min(1.0, max(0.0, float(reply @ wanted)))
+        score = 1.0 - similarity if is_negative_preference(preference) else similarity
+        return ChatResponse(text=f"dense similarity {similarity:.3f} (proxy judge)\n\\boxed{{{score:.3f}}}",
+                            finish_reason="stop")

@@ -9,8 +9,7 @@ cache, so an interrupted run costs nothing twice and a finished one costs nothin
 from __future__ import annotations
 
 import re
-import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +21,8 @@ from ..config import repo_root
 from ..data.loader import PersonaMemData
 from .cache import CachedBackend, CallCache
 from .cost import call_cost
-from .parsing import parse_choice, parse_score, strip_thinking
+from .judging import judge_requests as requests_for_judge, read_verdict
+from .parsing import parse_choice
 from .results import ResultsFile, read_results
 from .tasks import MODES, Task, build_task, row_facts, rows_with_history, split_context
 
@@ -209,10 +209,8 @@ def _run_chunk(data: PersonaMemData, chunk: list[Task], model: str, judge: str |
     if settings.mode == "open":
         judge_requests = []
         for t, tag, answer in zip(chunk, tags, answers):
-            frame = prompts.judge_messages(q["query_text"].iat[t.row], q["preference"].iat[t.row],
-                                           strip_thinking(answer.text).strip())
-            judge_requests += [ChatRequest(frame, replace(settings.judge_sampling, seed=j), f"{tag} judge {j}")
-                               for j in range(settings.judge_calls)]
+            judge_requests += requests_for_judge(q["query_text"].iat[t.row], q["preference"].iat[t.row],
+                                                 answer.text, settings.judge_calls, settings.judge_sampling, tag)
         verdicts = grader.generate(judge_requests)
         for i in range(len(chunk)):
             judged[i] = verdicts[i * settings.judge_calls:(i + 1) * settings.judge_calls]
@@ -231,12 +229,10 @@ def _run_chunk(data: PersonaMemData, chunk: list[Task], model: str, judge: str |
             row.update(order=task.order, gold_letter=task.gold_letter, parsed=parsed, valid=valid,
                        correct=bool(valid and parsed == task.gold_letter), score=float(valid and parsed == task.gold_letter))
         else:
-            scores = [parse_score(v.text) for v in verdicts]
-            usable = [s for s in scores if s is not None]
+            verdict = read_verdict(verdicts)
             judge_cost = sum(call_cost(grader.priced_as, v.tokens_in, v.tokens_out) for v in verdicts if not v.cached)
-            row.update(judge=judge, judge_responses=[v.text for v in verdicts], judge_scores=scores,
-                       valid=bool(usable), score=statistics.fmean(usable) if usable else 0.0,
-                       judge_sd=statistics.pstdev(usable) if len(usable) > 1 else None,
+            row.update(judge=judge, judge_responses=[v.text for v in verdicts], judge_scores=verdict.scores,
+                       valid=verdict.valid, score=verdict.score, judge_sd=verdict.spread,
                        judge_tokens_in=sum(v.tokens_in for v in verdicts),
                        judge_tokens_out=sum(v.tokens_out for v in verdicts), judge_cost_usd=judge_cost)
             cost += judge_cost

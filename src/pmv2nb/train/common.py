@@ -1,0 +1,148 @@
+"""Plumbing both trainers share: loading the starting weights, LoRA, batch arithmetic, logging, saving.
+
+A run folder (``runs/<name>`` by default, git-ignored) ends up holding the trained weights or LoRA
+adapter as safetensors with the tokenizer, ``metrics.csv`` (one row per logged step, so figures
+can be redrawn without retraining) and ``run.json`` (the settings that produced it). Such a folder
+is a valid ``--init`` for the next stage and a valid ``hf:DIR`` model spec for evaluation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from ..config import Profile
+from ..models import load_tokenizer, model_path, require_gpu
+
+METRICS_FILE = "metrics.csv"
+RUN_FILE = "run.json"
+
+
+def is_adapter(path: str | Path) -> bool:
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def starting_point(profile: Profile, init: str | None) -> str:
+    """The weights a stage starts from: ``init`` (a previous run folder or hub id), else the profile's model."""
+    if init is None:
+        return model_path(profile)
+    looks_local = init.startswith((".", "/", "~")) or init.count("/") != 1
+    if looks_local and not Path(init).expanduser().exists():
+        raise FileNotFoundError(f"--init {init}: no such checkpoint folder (train the previous stage first, "
+                                f"or pass a hub id)")
+    return init
+
+
+def load_policy(path: str, dtype: str = "float32"):
+    """A causal LM ready to train: plain weights load as they are, a LoRA adapter is merged into its base."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch_dtype = getattr(torch, dtype)
+    if is_adapter(path):
+        from peft import AutoPeftModelForCausalLM
+
+        return AutoPeftModelForCausalLM.from_pretrained(path, dtype=torch_dtype).merge_and_unload()
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+
+
+def tokenizer_for(path: str, profile: Profile):
+    """The tokenizer saved with a checkpoint, else the profile's (the tiny model's is the real Qwen3 one)."""
+    if Path(path).is_dir() and (Path(path) / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(path)
+    return load_tokenizer("tiny" if profile.model.name == "tiny" else path)
+
+
+def lora_config():
+    """LoRA on every linear layer: the usual choice for small-GPU fine-tuning of Qwen-style models."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def accumulation(samples_per_step: int, micro_batch: int) -> int:
+    """Gradient-accumulation steps so that micro_batch x steps x processes = samples_per_step."""
+    per_round = micro_batch * world_size()
+    if samples_per_step % per_round:
+        raise ValueError(f"{samples_per_step} samples per optimizer step cannot be split into micro-batches of "
+                         f"{micro_batch} on {world_size()} process(es); change the batch size or --micro-batch")
+    return max(1, samples_per_step // per_round)
+
+
+def hardware_args(profile: Profile, purpose: str) -> dict[str, Any]:
+    """Precision and device arguments for TRL configs; fails early when the profile's GPU is missing."""
+    require_gpu(profile, purpose)
+    import torch
+
+    on_gpu = torch.cuda.is_available() and profile.model.device != "cpu"
+    return {
+        "use_cpu": not on_gpu,
+        "bf16": on_gpu and profile.model.dtype == "bfloat16",
+        "gradient_checkpointing": on_gpu,  # slows CPU runs down and saves nothing there
+        "report_to": "none",
+        "logging_steps": 1,
+        "save_strategy": "no",  # the final weights are saved by save_run, once
+        "seed": profile.seed,
+        "dataloader_num_workers": 0,
+    }
+
+
+class MetricsCSV(TrainerCallback):
+    """Appends every log event (loss, rewards, KL, step time...) to ``metrics.csv`` in the run folder."""
+
+    def __init__(self, folder: Path, stage: str):
+        self.path = Path(folder) / METRICS_FILE
+        self.stage = stage
+        self.rows: list[dict] = []
+        self.started = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or not state.is_world_process_zero:
+            return
+        row = {"stage": self.stage, "step": state.global_step, "wall_s": round(time.perf_counter() - self.started, 3)}
+        row.update({k: v for k, v in logs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        self.rows.append(row)
+        self.write()
+
+    def write(self) -> None:
+        columns = list(dict.fromkeys(key for row in self.rows for key in row))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".csv.partial")
+        with open(partial, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for row in self.rows:
+                writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+        partial.replace(self.path)
+
+
+def save_run(trainer, out: Path, tokenizer, record: dict) -> Path:
+    """Save weights (or the adapter) as safetensors, the tokenizer and run.json into ``out``."""
+    trainer.save_model(str(out))
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(str(out))
+        (out / RUN_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    return out
+
+
+def read_metrics(folder: str | Path):
+    """The run's ``metrics.csv`` as a DataFrame (what the notebooks plot)."""
+    import pandas as pd
+
+    path = Path(folder) / METRICS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: train this stage first (or point at its run folder)")
+    return pd.read_csv(path)

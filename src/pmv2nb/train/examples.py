@@ -1,0 +1,196 @@
+"""Build training data from a split: SFT conversations and GRPO prompts with their reward labels.
+
+Every prompt is: a system instruction, the user's history (persona system message kept), and the
+user's query with the recall request, plus for multiple choice the options labelled (a)-(d) in an
+order shuffled with seed ``42 + row`` (the authors' training convention, reproducible everywhere).
+
+Length rule. Prompts are measured with the model's own tokenizer and chat template. When one is
+longer than the limit, whole exchanges (a user message and the assistant replies after it; the data
+has no session markers) are dropped from the oldest end of the history until it fits. The system
+instruction, the persona message and the query are never cut. A prompt that does not fit even with
+an empty history is an error naming the row. :class:`LengthReport` counts what was cut, including
+how many rows probably lost their evidence (the evidence lies further back than what was kept).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .. import prompts
+from ..data.columns import DataError, content_text
+from ..data.loader import PersonaMemData
+from ..evaluate.tasks import rows_with_history
+
+TASKS = ("mcq", "open")
+MESSAGE_OVERHEAD = 5  # <|im_start|> role \n ... <|im_end|> \n around each message's content
+
+
+def training_option_order(row: int, n: int) -> list[int]:
+    """Shuffled option positions for one row (index 0 is the gold answer), seeded with 42 + row."""
+    order = list(range(n))
+    random.Random(42 + row).shuffle(order)
+    return order
+
+
+def split_tasks(rows: list[int], mcq_fraction: float, seed: int = 0) -> dict[int, str]:
+    """Assign each row to "mcq" or "open": exactly round(fraction * len(rows)) MCQ rows, chosen with ``seed``."""
+    if not 0.0 <= mcq_fraction <= 1.0:
+        raise ValueError(f"mcq_fraction must lie in [0, 1], got {mcq_fraction}")
+    n_mcq = round(mcq_fraction * len(rows))
+    chosen = set(random.Random(seed).sample(rows, n_mcq))
+    return {row: "mcq" if row in chosen else "open" for row in rows}
+
+
+@dataclass
+class LengthReport:
+    """What the length rule did to one dataset."""
+
+    limit: int
+    rows: int = 0
+    truncated: int = 0
+    messages_dropped: int = 0
+    evidence_lost: int = 0
+    lengths: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.rows:
+            return "no prompts built"
+        series = pd.Series(self.lengths)
+        return (f"{self.rows} prompts, {series.median():.0f} tokens median, {series.max()} max (limit {self.limit}); "
+                f"{self.truncated} truncated ({self.truncated / self.rows:.0%}), {self.messages_dropped} old messages "
+                f"dropped, {self.evidence_lost} probably lost their evidence")
+
+
+class PromptBuilder:
+    """Builds length-checked training prompts for one split, size and tokenizer."""
+
+    def __init__(self, data: PersonaMemData, tokenizer, max_prompt_tokens: int, size: str = "32k"):
+        self.data, self.tokenizer, self.size = data, tokenizer, size
+        self.report = LengthReport(limit=max_prompt_tokens)
+        self._message_tokens: dict[str, list[int]] = {}
+
+    def _template_length(self, messages: list[dict]) -> int:
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        return len(ids)
+
+    def _history_counts(self, row: int, history: list[dict]) -> list[int]:
+        link = self.data.questions[self.data.link_column(self.size)].iat[row]
+        if link not in self._message_tokens:  # histories are shared by every question of a persona
+            texts = [m["content"] for m in history]
+            ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+            self._message_tokens[link] = [len(x) + MESSAGE_OVERHEAD for x in ids]
+        return self._message_tokens[link]
+
+    def prompt(self, row: int, task: str) -> dict:
+        """One training prompt with its labels: messages, gold letter, option order, token count."""
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        q = self.data.questions
+        history = self.data.history(row, self.size, keep_persona=True, text_only=True)
+        head = [{"role": "system", "content": prompts.TRAIN_SYSTEM}]
+        if history and history[0]["role"] == "system":
+            head.append(history[0])
+            counts = self._history_counts(row, history)[1:]
+            history = history[1:]
+        else:
+            counts = self._history_counts(row, history)
+        options, order, gold = None, None, ""
+        if task == "mcq":
+            choices = [q["correct_answer"].iat[row], *q["incorrect_answers"].iat[row]]
+            order = training_option_order(row, len(choices))
+            options = [choices[i] for i in order]
+            gold = prompts.TRAIN_LETTERS[order.index(0)]
+        query = prompts.training_query(q["user_query"].iat[row], options)
+        query = {"role": "user", "content": content_text(query["content"])}
+        kept, tokens = self._fit(row, head, history, counts, query)
+        self._record(row, len(history) - len(kept), tokens)
+        return {"messages": head + kept + [query], "gold_letter": gold, "option_order": order or [],
+                "options": options or [], "prompt_tokens": tokens}
+
+    def _fit(self, row: int, head: list[dict], history: list[dict], counts: list[int],
+             query: dict) -> tuple[list[dict], int]:
+        limit = self.report.limit
+        starts = [i for i, m in enumerate(history) if m["role"] == "user"] or [0]
+        fixed = self._template_length(head + [query])
+        # estimate from per-message counts, then confirm with the real template (and cut further if needed)
+        start_index = 0
+        while start_index < len(starts) and fixed + sum(counts[starts[start_index]:]) > limit:
+            start_index += 1
+        while True:
+            first = starts[start_index] if start_index < len(starts) else len(history)
+            kept = history[first:] if first else list(history)
+            tokens = self._template_length(head + kept + [query])
+            if tokens <= limit:
+                return kept, tokens
+            if not kept:
+                raise DataError(f"the prompt is {tokens} tokens even with no history, over the {limit}-token limit; "
+                                f"raise the profile's max prompt length", file=self.data.table, row=row,
+                                column="user_query")
+            start_index += 1
+
+    def _record(self, row: int, dropped: int, tokens: int) -> None:
+        report = self.report
+        report.rows += 1
+        report.lengths.append(tokens)
+        if dropped:
+            report.truncated += 1
+            report.messages_dropped += dropped
+            distance = self.data.questions[f"distance_from_related_snippet_to_query_{self.size}"].iat[row]
+            if not pd.isna(distance) and int(distance) > tokens:
+                report.evidence_lost += 1
+
+
+def _labels(data: PersonaMemData, row: int, task: str) -> dict:
+    q = data.questions
+    prev = q["prev_pref"].iat[row]
+    return {"question_id": q["question_id"].iat[row], "row": row, "task": task,
+            "query_text": q["query_text"].iat[row], "preference": q["preference"].iat[row],
+            "prev_pref": "" if pd.isna(prev) else str(prev), "pref_type": q["pref_type"].iat[row],
+            "sensitive_info": bool(q["sensitive_info"].iat[row])}
+
+
+def sft_examples(data: PersonaMemData, tokenizer, max_length: int, size: str = "32k", tasks: tuple[str, ...] = TASKS,
+                 limit: int | None = None, target_reserve: int = 256,
+                 progress: bool = True) -> tuple[list[dict], LengthReport]:
+    """SFT conversations: the prompt plus the gold reply as the final assistant message.
+
+    MCQ rows teach ``\\boxed{letter} answer text``; open-ended rows teach the gold answer itself.
+    Every row yields one example per task in ``tasks``. ``target_reserve`` tokens are kept free for
+    the reply, so prompt + reply fit in ``max_length``.
+    """
+    builder = PromptBuilder(data, tokenizer, max_length - target_reserve, size)
+    rows = rows_with_history(data, size, limit)
+    examples = []
+    for row in tqdm(rows, desc=f"SFT examples ({data.split})", disable=not progress):
+        for task in tasks:
+            built = builder.prompt(row, task)
+            answer = data.questions["correct_answer"].iat[row]
+            reply = prompts.mcq_target(built["gold_letter"], answer) if task == "mcq" else answer
+            examples.append({"messages": built["messages"] + [{"role": "assistant", "content": reply}],
+                             "gold_letter": built["gold_letter"], "prompt_tokens": built["prompt_tokens"],
+                             **_labels(data, row, task)})
+    return examples, builder.report
+
+
+def grpo_prompts(data: PersonaMemData, tokenizer, max_prompt_length: int, mcq_fraction: float = 0.8,
+                 size: str = "32k", limit: int | None = None, seed: int = 0,
+                 progress: bool = True) -> tuple[list[dict], LengthReport]:
+    """GRPO prompts in the paper's mix: each row is an MCQ or an open-ended prompt, never both.
+
+    The labels the rewards need (gold letter, preference, pref_type, sensitive_info, ...) ride
+    along as columns, which TRL hands to the reward functions as keyword arguments.
+    """
+    builder = PromptBuilder(data, tokenizer, max_prompt_length, size)
+    rows = rows_with_history(data, size, limit)
+    assignment = split_tasks(rows, mcq_fraction, seed)
+    records = []
+    for row in tqdm(rows, desc=f"GRPO prompts ({data.split})", disable=not progress):
+        built = builder.prompt(row, assignment[row])
+        records.append({"prompt": built["messages"], "gold_letter": built["gold_letter"],
+                        "prompt_tokens": built["prompt_tokens"], **_labels(data, row, assignment[row])})
+    return records, builder.report

@@ -1,0 +1,73 @@
+"""SFT cold start with TRL's SFTTrainer: teach the answer formats before reinforcement learning.
+
+Examples are stored as conversations (``messages``) and handed to TRL as prompt/completion pairs,
+so the loss covers only the final reply: the tens of thousands of history tokens, including the
+old chatbot turns inside them, are context, not targets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ..config import Profile
+from ..data.loader import load_profile_split
+from .common import (
+    MetricsCSV, accumulation, hardware_args, is_adapter, load_policy, lora_config, save_run, starting_point,
+    tokenizer_for,
+)
+from .examples import sft_examples
+
+
+def to_prompt_completion(examples: list[dict]) -> list[dict]:
+    """TRL's conversational prompt/completion form: everything but the last message, then the last message."""
+    return [{"prompt": e["messages"][:-1], "completion": e["messages"][-1:]} for e in examples]
+
+
+def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, max_steps: int | None = None,
+              use_lora: bool | None = None, rows: int | None = None,
+              micro_batch: int = 1, progress: bool = True) -> dict:
+    """Run the profile's SFT recipe and save the result in ``out``; returns a summary dict."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    settings = profile.sft
+    steps = max_steps or settings.max_steps
+    lora = settings.use_lora if use_lora is None else use_lora
+    out = Path(out)
+    hardware = hardware_args(profile, "SFT")
+    start = starting_point(profile, init)
+    tokenizer = tokenizer_for(start, profile)
+    size = profile.data.context_size
+
+    train_split = load_profile_split(profile, "train")
+    train, report = sft_examples(train_split, tokenizer, settings.max_length, size, limit=rows, progress=progress)
+    val_split = load_profile_split(profile, "val")
+    val, _ = sft_examples(val_split, tokenizer, settings.max_length, size, limit=settings.eval_rows, progress=False)
+
+    config = SFTConfig(
+        output_dir=str(out), max_steps=steps, learning_rate=settings.learning_rate,
+        per_device_train_batch_size=micro_batch, per_device_eval_batch_size=micro_batch,
+        gradient_accumulation_steps=accumulation(settings.batch_size, micro_batch),
+        max_length=settings.max_length, truncation_mode="keep_start", completion_only_loss=True,
+        eval_strategy="steps", eval_steps=min(settings.eval_every, steps), lr_scheduler_type="cosine", warmup_steps=0.05,
+        disable_tqdm=not progress, **hardware,
+        model_init_kwargs={"dtype": profile.model.dtype} if not is_adapter(start) else None,
+    )
+    metrics = MetricsCSV(out, "sft")
+    model = load_policy(start, profile.model.dtype) if is_adapter(start) else start
+    trainer = SFTTrainer(
+        model=model, args=config, processing_class=tokenizer,
+        train_dataset=Dataset.from_list(to_prompt_completion(train)),
+        eval_dataset=Dataset.from_list(to_prompt_completion(val)),
+        peft_config=lora_config() if lora else None, callbacks=[metrics],
+    )
+    started = time.perf_counter()
+    result = trainer.train()
+    elapsed = time.perf_counter() - started
+    summary = {"stage": "sft", "profile": profile.name, "init": start, "out": str(out), "lora": lora,
+               "steps": steps, "examples": len(train), "eval_examples": len(val), "train_loss": result.training_loss,
+               "train_seconds": round(elapsed, 2), "lengths": report.summary(), "settings": asdict(settings)}
+    save_run(trainer, out, tokenizer, summary)
+    return summary
