@@ -16,7 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FakeOpenAI:
     def __init__(self, delay_s: float = 0.0, flaky_fraction: float = 0.0, flaky_statuses=(429, 500),
-                 always_status: int | None = None, error_body: dict | None = None):
+                 always_status: int | None = None, error_body: dict | None = None,
+                 judge_replies: list[str] | None = None):
+        self.judge_replies = judge_replies  # judge prompts get judge_replies[seed % len] when given
         self.delay_s, self.flaky_fraction, self.flaky_statuses = delay_s, flaky_fraction, list(flaky_statuses)
         self.always_status, self.error_body = always_status, error_body
         self.requests: list[dict] = []  # every request body received, in order
@@ -61,6 +63,8 @@ class FakeOpenAI:
         last = body["messages"][-1]["content"]
         text = (f"Scoring.\n\\boxed{{{int(key[8:10], 16) % 11 / 10}}}" if "\\boxed" in str(last)
                 else f"Thinking it over.\nFinal Answer: {'ABCD'[int(key[:2], 16) % 4]}")
+        if self.judge_replies and "\\boxed" in str(last):
+            text = self.judge_replies[int(body.get("seed") or 0) % len(self.judge_replies)]
         reply = {"id": "fake", "object": "chat.completion", "created": 0, "model": body["model"],
                  "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
                  "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}}

@@ -6,6 +6,10 @@
     pmv2nb profile [NAME]
     pmv2nb eval --split benchmark --size 32k --mode mcq --model baseline:bm25 [--judge SPEC] [--dry-run] [--budget USD]
     pmv2nb report results/eval/*.jsonl [--by pref_type who] [--format markdown|csv]
+    pmv2nb sft --profile P --out runs/sft [--init CHECKPOINT] [--max-steps N] [--lora | --full]
+    pmv2nb grpo --profile P --mcq-fraction 0.8 --init runs/sft --out runs/grpo [--judge SPEC] [--vllm-mode server]
+
+Training commands also run under ``accelerate launch --config_file configs/accelerate/<name>.yaml -m pmv2nb.cli``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,36 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 def _profile(args: argparse.Namespace) -> int:
     print(json.dumps(dataclasses.asdict(config.resolve(args.name)), indent=2))
+    return 0
+
+
+def _lora_switch(args: argparse.Namespace) -> bool | None:
+    return True if args.lora else False if args.full else None
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .backends import BackendError
+    from .data import DataError
+    from .models import GPURequiredError
+
+    profile = config.resolve(args.profile)
+    try:
+        if args.command == "sft":
+            from .train.sft import train_sft
+
+            summary = train_sft(profile, args.out, args.init, max_steps=args.max_steps, use_lora=_lora_switch(args),
+                                rows=args.rows, micro_batch=args.micro_batch or 1)
+        else:
+            from .train.grpo import train_grpo
+
+            summary = train_grpo(profile, args.out, args.init, mcq_fraction=args.mcq_fraction, judge=args.judge,
+                                 max_steps=args.max_steps, use_lora=_lora_switch(args),
+                                 use_vllm=True if args.vllm_mode else None, vllm_mode=args.vllm_mode,
+                                 vllm_server_url=args.vllm_server_url, rows=args.rows, micro_batch=args.micro_batch)
+    except (GPURequiredError, BackendError, DataError, FileNotFoundError, ValueError) as err:
+        print(f"pmv2nb {args.command}: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2, default=str))
     return 0
 
 
@@ -180,6 +214,28 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--n-boot", type=int, default=2000)
     report.add_argument("--out", default=None)
     report.set_defaults(func=_report)
+
+    for stage, text in (("sft", "SFT cold start with TRL (writes weights or a LoRA adapter, metrics.csv, run.json)"),
+                        ("grpo", "GRPO with MCQ and judge rewards (start it from the SFT run with --init)")):
+        train = commands.add_parser(stage, help=text)
+        train.add_argument("--profile", default=None, help="tiny | small | paper (default $PMV2NB_PROFILE or tiny)")
+        train.add_argument("--out", required=True, help="run folder, e.g. runs/sft-tiny (replaced if it exists)")
+        train.add_argument("--init", default=None, help="starting checkpoint: a run folder or hub id "
+                                                        "(default: the profile's model)")
+        train.add_argument("--max-steps", type=int, default=None)
+        train.add_argument("--rows", type=int, default=None, help="use only the first N train rows")
+        train.add_argument("--micro-batch", type=int, default=None, help="per-device micro-batch size")
+        switch = train.add_mutually_exclusive_group()
+        switch.add_argument("--lora", action="store_true", help="train a LoRA adapter")
+        switch.add_argument("--full", action="store_true", help="full fine-tuning")
+        if stage == "grpo":
+            train.add_argument("--mcq-fraction", type=float, default=None,
+                               help="share of MCQ prompts (paper 0.8; 1.0 and 0.0 are the ablations)")
+            train.add_argument("--judge", default=None, help="judge spec for open-ended rewards")
+            train.add_argument("--vllm-mode", default=None, choices=("colocate", "server"),
+                               help="generate with vLLM (GPU): in-process, or a `trl vllm-serve` server")
+            train.add_argument("--vllm-server-url", default=None, help="with --vllm-mode server, e.g. http://host:8000")
+        train.set_defaults(func=_train)
 
     profile = commands.add_parser("profile", help="print a profile's settings")
     profile.add_argument("name", nargs="?", default=None)

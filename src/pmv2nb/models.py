@@ -146,3 +146,21 @@ def load_model(profile: Profile):
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, profile.model.dtype))
     tokenizer = load_tokenizer("tiny" if profile.model.name == "tiny" else path)
     return model.to(device), tokenizer
+
+
+def is_adapter(path: str | Path) -> bool:
+    """A LoRA adapter folder (as saved by peft) rather than full weights."""
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def load_causal_lm(path: str | Path, dtype: str = "float32"):
+    """Load full weights as they are, or a LoRA adapter merged into its base model (for training or generation)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch_dtype = getattr(torch, dtype)
+    if is_adapter(path):
+        from peft import AutoPeftModelForCausalLM
+
+        return AutoPeftModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype).merge_and_unload()
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)

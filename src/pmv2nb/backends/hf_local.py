@@ -36,7 +36,7 @@ def weights_fingerprint(folder: Path) -> str:
 
 
 class HFBackend:
-    """``hf:PATH`` (a saved checkpoint or hub id) or ``hf:tiny`` (the offline random-weight Qwen3)."""
+    """``hf:PATH`` (a saved checkpoint, LoRA adapter folder or hub id) or ``hf:tiny`` (the offline random Qwen3)."""
 
     def __init__(self, path: str, device: str | None = None, dtype: str | None = None, batch_size: int = 4):
         from ..models import tiny_model_dir
@@ -55,12 +55,14 @@ class HFBackend:
     def _load(self):
         if self._model is None:
             import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoTokenizer
+
+            from ..models import load_causal_lm
 
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            dtype = getattr(torch, self.dtype) if self.dtype else (torch.bfloat16 if device == "cuda" else torch.float32)
+            dtype = self.dtype or ("bfloat16" if device == "cuda" else "float32")
             self._tokenizer = AutoTokenizer.from_pretrained(self.path, padding_side="left")
-            self._model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(device).eval()
+            self._model = load_causal_lm(self.path, dtype).to(device).eval()
         return self._model, self._tokenizer
 
     def context_limit(self) -> int:

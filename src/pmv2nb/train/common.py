@@ -19,14 +19,10 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ..config import Profile
-from ..models import load_tokenizer, model_path, require_gpu
+from ..models import is_adapter, load_causal_lm, load_tokenizer, model_path, require_gpu
 
 METRICS_FILE = "metrics.csv"
 RUN_FILE = "run.json"
-
-
-def is_adapter(path: str | Path) -> bool:
-    return (Path(path) / "adapter_config.json").is_file()
 
 
 def starting_point(profile: Profile, init: str | None) -> str:
@@ -40,17 +36,15 @@ def starting_point(profile: Profile, init: str | None) -> str:
     return init
 
 
-def load_policy(path: str, dtype: str = "float32"):
-    """A causal LM ready to train: plain weights load as they are, a LoRA adapter is merged into its base."""
-    import torch
-    from transformers import AutoModelForCausalLM
+def policy(start: str, dtype: str) -> tuple[Any, dict | None]:
+    """What to hand a TRL trainer as ``model``, with its ``model_init_kwargs``.
 
-    torch_dtype = getattr(torch, dtype)
-    if is_adapter(path):
-        from peft import AutoPeftModelForCausalLM
-
-        return AutoPeftModelForCausalLM.from_pretrained(path, dtype=torch_dtype).merge_and_unload()
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    A path or hub id is passed as a string, so TRL loads it itself (which DeepSpeed ZeRO-3 needs);
+    a LoRA adapter is merged into its base first, since TRL cannot start from an adapter folder.
+    """
+    if is_adapter(start):
+        return load_causal_lm(start, dtype), None
+    return start, {"dtype": dtype}
 
 
 def tokenizer_for(path: str, profile: Profile):
@@ -129,13 +123,27 @@ class MetricsCSV(TrainerCallback):
         partial.replace(self.path)
 
 
-def save_run(trainer, out: Path, tokenizer, record: dict) -> Path:
-    """Save weights (or the adapter) as safetensors, the tokenizer and run.json into ``out``."""
+RUN_ARTIFACTS = ("*.safetensors", "adapter_config.json", "config.json", "generation_config.json", METRICS_FILE,
+                 RUN_FILE, "training_args.bin")
+
+
+def clear_run_folder(out: Path) -> None:
+    """Remove a previous run's weights and logs from ``out``, so a LoRA run never sits beside stale full weights."""
+    for pattern in RUN_ARTIFACTS:
+        for path in out.glob(pattern):
+            path.unlink()
+
+
+def train_and_save(trainer, out: Path, tokenizer, record: dict) -> dict:
+    """Train, then save weights (or the adapter) as safetensors, the tokenizer and run.json into ``out``."""
+    started = time.perf_counter()
+    result = trainer.train()
+    record = {**record, "train_loss": result.training_loss, "train_seconds": round(time.perf_counter() - started, 2)}
     trainer.save_model(str(out))
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(str(out))
         (out / RUN_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-    return out
+    return record
 
 
 def read_metrics(folder: str | Path):

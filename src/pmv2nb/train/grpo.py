@@ -7,7 +7,6 @@ paper's recipe and its two ablations from the same code. Generation uses the tra
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from ..config import Profile
 from ..data.loader import load_profile_split
 from ..evaluate.runner import default_cache_path
 from .common import (
-    MetricsCSV, accumulation, hardware_args, is_adapter, load_policy, lora_config, save_run, starting_point,
-    tokenizer_for,
+    MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point, tokenizer_for,
+    train_and_save,
 )
 from .examples import grpo_prompts
 from .rewards import reward_functions
@@ -66,27 +65,23 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, mc
                      "vllm_max_model_length": settings.max_prompt_length + settings.max_completion_length}
         if settings.vllm_mode == "server" and vllm_server_url:
             vllm_args["vllm_server_base_url"] = vllm_server_url
+    model, init_kwargs = policy(start, profile.model.dtype)
     config = GRPOConfig(
         output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation(completions_per_step, micro),
         num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
         temperature=settings.temperature, beta=settings.beta, disable_tqdm=not progress,
-        model_init_kwargs={"dtype": profile.model.dtype} if not is_adapter(start) else None,
+        model_init_kwargs=init_kwargs,
         **vllm_args, **hardware,
     )
+    clear_run_folder(out)
     metrics = MetricsCSV(out, "grpo")
-    model = load_policy(start, profile.model.dtype) if is_adapter(start) else start
     trainer = GRPOTrainer(
         model=model, reward_funcs=rewards, args=config, processing_class=tokenizer,
         train_dataset=Dataset.from_list(records), peft_config=lora_config() if settings.use_lora else None,
         callbacks=[metrics],
     )
-    started = time.perf_counter()
-    result = trainer.train()
-    elapsed = time.perf_counter() - started
     summary = {"stage": "grpo", "profile": profile.name, "init": start, "out": str(out), "steps": settings.max_steps,
                "prompts": len(records), "mcq_prompts": sum(r["task"] == "mcq" for r in records),
-               "train_loss": result.training_loss, "train_seconds": round(elapsed, 2), "lengths": report.summary(),
-               "settings": asdict(settings)}
-    save_run(trainer, out, tokenizer, summary)
-    return summary
+               "lengths": report.summary(), "settings": asdict(settings)}
+    return train_and_save(trainer, out, tokenizer, summary)

@@ -109,7 +109,7 @@ class OpenEndedReward:
         store = cache if isinstance(cache, CallCache) else CallCache(cache) if cache else None
         backend = make_backend(judge, concurrency=concurrency)
         self.judge, self.calls, self.sampling = judge, calls, sampling
-        self.backend = CachedBackend(backend, store) if store else backend
+        self.backend = CachedBackend(backend, store) if store is not None else backend
         self.leaks = self.judged = self.unparsed = 0
 
     def __call__(self, prompts: list, completions: list, task: list[str], query_text: list[str],

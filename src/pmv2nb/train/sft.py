@@ -7,15 +7,14 @@ old chatbot turns inside them, are context, not targets.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 from ..config import Profile
 from ..data.loader import load_profile_split
 from .common import (
-    MetricsCSV, accumulation, hardware_args, is_adapter, load_policy, lora_config, save_run, starting_point,
-    tokenizer_for,
+    MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point, tokenizer_for,
+    train_and_save,
 )
 from .examples import sft_examples
 
@@ -46,6 +45,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, max
     val_split = load_profile_split(profile, "val")
     val, _ = sft_examples(val_split, tokenizer, settings.max_length, size, limit=settings.eval_rows, progress=False)
 
+    model, init_kwargs = policy(start, profile.model.dtype)
     config = SFTConfig(
         output_dir=str(out), max_steps=steps, learning_rate=settings.learning_rate,
         per_device_train_batch_size=micro_batch, per_device_eval_batch_size=micro_batch,
@@ -53,21 +53,17 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, max
         max_length=settings.max_length, truncation_mode="keep_start", completion_only_loss=True,
         eval_strategy="steps", eval_steps=min(settings.eval_every, steps), lr_scheduler_type="cosine", warmup_steps=0.05,
         disable_tqdm=not progress, **hardware,
-        model_init_kwargs={"dtype": profile.model.dtype} if not is_adapter(start) else None,
+        model_init_kwargs=init_kwargs,
     )
+    clear_run_folder(out)
     metrics = MetricsCSV(out, "sft")
-    model = load_policy(start, profile.model.dtype) if is_adapter(start) else start
     trainer = SFTTrainer(
         model=model, args=config, processing_class=tokenizer,
         train_dataset=Dataset.from_list(to_prompt_completion(train)),
         eval_dataset=Dataset.from_list(to_prompt_completion(val)),
         peft_config=lora_config() if lora else None, callbacks=[metrics],
     )
-    started = time.perf_counter()
-    result = trainer.train()
-    elapsed = time.perf_counter() - started
     summary = {"stage": "sft", "profile": profile.name, "init": start, "out": str(out), "lora": lora,
-               "steps": steps, "examples": len(train), "eval_examples": len(val), "train_loss": result.training_loss,
-               "train_seconds": round(elapsed, 2), "lengths": report.summary(), "settings": asdict(settings)}
-    save_run(trainer, out, tokenizer, summary)
-    return summary
+               "steps": steps, "examples": len(train), "eval_examples": len(val), "lengths": report.summary(),
+               "settings": asdict(settings)}
+    return train_and_save(trainer, out, tokenizer, summary)
