@@ -162,5 +162,6 @@ def load_causal_lm(path: str | Path, dtype: str = "float32"):
     if is_adapter(path):
         from peft import AutoPeftModelForCausalLM
 
-        return AutoPeftModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype).merge_and_unload()
+        merged = AutoPeftModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype).merge_and_unload()
+        return merged.requires_grad_(True)  # peft loads adapters frozen; merged weights are ordinary weights again
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)

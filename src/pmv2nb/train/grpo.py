@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from ..config import Profile
+from ..config import GRPOSettings, Profile
 from ..data.loader import load_profile_split
 from ..evaluate.runner import default_cache_path
 from .common import (
@@ -28,6 +28,15 @@ def require_vllm_if_asked(use_vllm: bool) -> None:
     from ..backends.vllm_offline import require_vllm
 
     require_vllm()
+
+
+def completions_per_step(settings: GRPOSettings) -> int:
+    return settings.batch_size * settings.num_generations
+
+
+def micro_batch_for(settings: GRPOSettings, micro_batch: int | None = None) -> int:
+    """Completions per forward/backward pass on one device (default: up to 8)."""
+    return micro_batch or min(completions_per_step(settings), 8)
 
 
 def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, mcq_fraction: float | None = None,
@@ -57,8 +66,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, mc
     split = load_profile_split(profile, "train")
     records, report = grpo_prompts(split, tokenizer, settings.max_prompt_length, settings.mcq_fraction,
                                    profile.data.context_size, limit=rows, seed=profile.seed, progress=progress)
-    completions_per_step = settings.batch_size * settings.num_generations
-    micro = micro_batch or min(completions_per_step, 8)
+    micro = micro_batch_for(settings, micro_batch)
     vllm_args = {}
     if settings.use_vllm:
         vllm_args = {"use_vllm": True, "vllm_mode": settings.vllm_mode, "vllm_gpu_memory_utilization": 0.35,
@@ -68,7 +76,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, mc
     model, init_kwargs = policy(start, profile.model.dtype)
     config = GRPOConfig(
         output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
-        per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation(completions_per_step, micro),
+        per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation(completions_per_step(settings), micro),
         num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
         temperature=settings.temperature, beta=settings.beta, disable_tqdm=not progress,
         model_init_kwargs=init_kwargs,
