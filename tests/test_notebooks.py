@@ -62,3 +62,49 @@ def test_notebook_02_benchmarks_through_a_real_server_and_cleans_up(tmp_path):
     for name in ("02_overall_accuracy", "02_accuracy_by_pref_type"):
         assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
     assert servers() <= before  # the notebook's server is gone
+
+
+def _run_clean(prefix: str, tmp_path, parameters: dict) -> dict:
+    path = next(p for p in NOTEBOOKS if p.name.startswith(prefix))
+    output, _ = run_notebook(path, tmp_path / "executed", "tiny", parameters)
+    executed = json.loads(output.read_text())
+    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    return executed
+
+
+@pytest.mark.notebook
+def test_notebook_03_trains_sft_plots_the_loss_and_compares_with_the_base_model(tmp_path):
+    from pmv2nb.evaluate import read_results
+
+    results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "sft"
+    _run_clean("03_", tmp_path, {"OUT_DIR": str(run), "EVAL_ROWS": [6, 2], "RESULTS_DIR": str(results),
+                                 "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)})
+    assert (run / "model.safetensors").is_file() and (run / "metrics.csv").is_file()
+    for name in ("03_sft_loss", "03_sft_vs_base"):
+        assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
+    rows = read_results(*sorted(results.glob("*.jsonl")))
+    assert rows.groupby(["model", "mode"]).size().to_dict() == {
+        (m, mode): n for m in (rows["model"].unique()) for mode, n in (("mcq", 6), ("open", 2))}
+    assert rows["model"].nunique() == 2 and rows["model"].str.endswith(str(run)).any()
+
+
+@pytest.mark.notebook
+def test_notebook_04_trains_grpo_and_the_ablations_from_an_sft_run(tmp_path):
+    from pmv2nb import config
+    from pmv2nb.evaluate import read_results
+    from pmv2nb.train.common import read_metrics
+    from pmv2nb.train.sft import train_sft
+
+    sft = tmp_path / "sft"
+    train_sft(config.resolve("tiny"), sft, max_steps=1, rows=2, progress=False)
+    results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "grpo"
+    _run_clean("04_", tmp_path, {"SFT_DIR": str(sft), "OUT_DIR": str(run), "EVAL_ROWS": [4, 2],
+                                 "RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"),
+                                 "FIGURES_DIR": str(figures)})
+    metrics = read_metrics(run)
+    assert "rewards/mcq_reward/mean" in metrics and metrics["loss"].notna().sum() == 2
+    for name in ("04_grpo_rewards", "04_grpo_ablations"):
+        assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
+    rows = read_results(*sorted(results.glob("*.jsonl")))
+    assert rows["model"].nunique() == 4  # SFT, mixed, MCQ-only and open-only checkpoints
