@@ -75,7 +75,7 @@ class PromptBuilder:
 
     def _template_length(self, messages: list[dict]) -> int:
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids  # a BatchEncoding in transformers 5
         return len(ids)
 
     def _history_counts(self, row: int, history: list[dict]) -> list[int]:

@@ -7,7 +7,7 @@ old chatbot turns inside them, are context, not targets.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..config import Profile
@@ -31,9 +31,9 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, max
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    settings = profile.sft
-    steps = max_steps or settings.max_steps
-    lora = settings.use_lora if use_lora is None else use_lora
+    settings = replace(profile.sft, max_steps=max_steps or profile.sft.max_steps,
+                       use_lora=profile.sft.use_lora if use_lora is None else use_lora)
+    steps, lora = settings.max_steps, settings.use_lora
     out = Path(out)
     hardware = hardware_args(profile, "SFT")
     start = starting_point(profile, init)
