@@ -117,3 +117,13 @@ def test_metrics_csv_is_readable_without_the_trainer(sft_full):
     out, _ = sft_full
     frame = pd.read_csv(out / "metrics.csv")
     assert {"stage", "step", "loss", "learning_rate"} <= set(frame.columns) and (frame["stage"] == "sft").all()
+
+
+def test_vllm_generation_without_a_gpu_fails_before_loading_anything(tmp_path):
+    from pmv2nb.backends.vllm_offline import VLLMUnavailableError
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(VLLMUnavailableError, match="NVIDIA GPU"):
+        train_grpo(TINY, tmp_path / "x", use_vllm=True, progress=False)
+    assert not (tmp_path / "x").exists()

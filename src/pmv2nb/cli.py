@@ -67,6 +67,7 @@ def _lora_switch(args: argparse.Namespace) -> bool | None:
 
 def _train(args: argparse.Namespace) -> int:
     from .backends import BackendError
+    from .backends.vllm_offline import VLLMUnavailableError
     from .data import DataError
     from .models import GPURequiredError
 
@@ -84,7 +85,7 @@ def _train(args: argparse.Namespace) -> int:
                                  max_steps=args.max_steps, use_lora=_lora_switch(args),
                                  use_vllm=True if args.vllm_mode else None, vllm_mode=args.vllm_mode,
                                  vllm_server_url=args.vllm_server_url, rows=args.rows, micro_batch=args.micro_batch)
-    except (GPURequiredError, BackendError, DataError, FileNotFoundError, ValueError) as err:
+    except (GPURequiredError, VLLMUnavailableError, BackendError, DataError, FileNotFoundError, ValueError) as err:
         print(f"pmv2nb {args.command}: {err}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2, default=str))

@@ -1,0 +1,86 @@
+"""Measure training speed for one profile: seconds per optimizer step, tokens per second, peak memory.
+
+Runs a short SFT and a short GRPO (from the SFT weights) into a temporary folder with the same
+functions the notebooks call, then reads each run's metrics.csv. The first step is reported apart,
+since it includes warm-up (allocation, compilation, vLLM start). On a GPU, peak memory is the GPU's;
+on CPU it is the process's peak resident memory.
+
+    python benchmarks/train_throughput.py [--profile tiny] [--sft-steps 3] [--grpo-steps 3]
+        [--set model.name=/path/to/Qwen3-0.6B --set grpo.use_vllm=false]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import resource
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from pmv2nb import config
+from pmv2nb.train.common import read_metrics
+from pmv2nb.train.grpo import completions_per_step, train_grpo
+from pmv2nb.train.sft import train_sft
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    overrides = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        try:
+            overrides[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            overrides[key] = {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
+    return overrides
+
+
+def step_table(metrics: pd.DataFrame, stage: str) -> dict:
+    """Per-step wall time from the log's clock, and tokens per second from TRL's cumulative token count."""
+    steps = metrics[metrics["loss"].notna()].drop_duplicates("step", keep="last").sort_values("step")
+    seconds = steps["wall_s"].diff().fillna(steps["wall_s"].iloc[0])
+    tokens = steps["num_tokens"].diff().fillna(steps["num_tokens"].iloc[0])
+    later = seconds.iloc[1:] if len(steps) > 1 else seconds
+    later_tokens = tokens.iloc[1:] if len(steps) > 1 else tokens
+    return {"stage": stage, "steps": len(steps), "first_step_s": round(float(seconds.iloc[0]), 2),
+            "median_step_s": round(float(later.median()), 2),
+            "tokens_per_s": round(float(later_tokens.sum() / later.sum()), 1)}
+
+
+def peak_memory_gb() -> dict:
+    import torch
+
+    if torch.cuda.is_available():
+        return {"peak_gpu_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+    return {"peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="tiny")
+    parser.add_argument("--sft-steps", type=int, default=3)
+    parser.add_argument("--grpo-steps", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=16, help="train rows to build examples from")
+    parser.add_argument("--set", action="append", default=[], help="profile override, e.g. grpo.use_vllm=false")
+    args = parser.parse_args()
+    profile = config.resolve(args.profile, parse_overrides(args.set))
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        sft_dir, grpo_dir = Path(folder) / "sft", Path(folder) / "grpo"
+        train_sft(profile, sft_dir, max_steps=args.sft_steps, rows=args.rows, progress=False)
+        rows.append({**step_table(read_metrics(sft_dir), "sft"), **peak_memory_gb(),
+                     "samples_per_step": profile.sft.batch_size})
+        train_grpo(profile, grpo_dir, str(sft_dir), max_steps=args.grpo_steps, rows=args.rows,
+                   cache=Path(folder) / "calls.sqlite", progress=False)
+        rows.append({**step_table(read_metrics(grpo_dir), "grpo"), **peak_memory_gb(),
+                     "samples_per_step": completions_per_step(profile.grpo)})
+    print(json.dumps({"profile": profile.name, "model": profile.model.name, "use_vllm": profile.grpo.use_vllm,
+                      "sft_max_length": profile.sft.max_length, "grpo_max_prompt": profile.grpo.max_prompt_length},
+                     indent=None))
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
