@@ -25,9 +25,14 @@ def require_vllm_if_asked(use_vllm: bool) -> None:
     """vLLM generation needs the gpu extra and a CUDA device; say so before any model is loaded."""
     if not use_vllm:
         return
-    from ..backends.vllm_offline import require_vllm
+    from ..backends.vllm_offline import VLLMUnavailableError, require_vllm
 
-    require_vllm()
+    try:
+        require_vllm()
+    except VLLMUnavailableError as err:
+        raise VLLMUnavailableError(
+            f"GRPO generation with vLLM (grpo.use_vllm / --vllm-mode) cannot run here: {err} Without a GPU, train "
+            f"with the tiny profile, which generates with transformers on the CPU.") from None
 
 
 def completions_per_step(settings: GRPOSettings) -> int:
