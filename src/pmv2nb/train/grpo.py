@@ -29,10 +29,11 @@ def require_vllm_if_asked(use_vllm: bool) -> None:
 
     try:
         require_vllm()
-    except VLLMUnavailableError as err:
+    except VLLMUnavailableError:
         raise VLLMUnavailableError(
-            f"GRPO generation with vLLM (grpo.use_vllm / --vllm-mode) cannot run here: {err} Without a GPU, train "
-            f"with the tiny profile, which generates with transformers on the CPU.") from None
+            'GRPO generation with vLLM (grpo.use_vllm / --vllm-mode) needs an NVIDIA GPU and the gpu extra '
+            '(pip install -e ".[gpu]"). Without them, train with the tiny profile, which generates with '
+            'transformers on the CPU.') from None
 
 
 def completions_per_step(settings: GRPOSettings) -> int:
