@@ -27,3 +27,17 @@ def grpo_ablation_table() -> pd.DataFrame:
                      **{task: GRPO_MIXED[task] + deltas[task] if task in deltas else math.nan for task in ("mcq", "open")},
                      "source": "derived from the reported difference"})
     return pd.DataFrame(rows)
+
+
+def beside_grpo_ablations(measured: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """The paper's GRPO comparison next to measured accuracy (in %).
+
+    ``measured`` has columns checkpoint, mode ("mcq"/"open") and accuracy (0-1); ``labels`` maps the
+    paper's recipes ("mixed (80% MCQ)", "mcq-only", "open-only") to the checkpoint labels used there.
+    """
+    ours = measured.pivot(index="checkpoint", columns="mode", values="accuracy").mul(100).round(1)
+    paper = grpo_ablation_table()
+    paper["checkpoint"] = paper["recipe"].map(labels)
+    paper = paper.set_index("checkpoint")[["mcq", "open"]].rename(columns=lambda task: f"{task} (paper)")
+    table = paper.join(ours.rename(columns=lambda task: f"{task} (measured)"))
+    return table.reset_index()

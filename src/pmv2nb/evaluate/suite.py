@@ -73,6 +73,18 @@ def run_suite(data: PersonaMemData, profile: Profile, models: list[str], judge: 
     return _combined(runs), runs
 
 
+def compare_checkpoints(data: PersonaMemData, profile: Profile, checkpoints: dict[str, str], judge: str | None,
+                        results_dir: str | Path | None = None, cache: str | Path | None = None) -> pd.DataFrame:
+    """Overall MCQ and open-ended accuracy (95% CI) for labelled model specs, e.g. {"SFT": "hf:runs/sft"}, at 32k."""
+    from .breakdown import breakdown
+
+    results, _ = run_suite(data, profile, list(checkpoints.values()), judge, sizes=("32k",),
+                           results_dir=results_dir, cache=cache)
+    table = breakdown(results, "overall")
+    table["checkpoint"] = table["model"].map({spec: label for label, spec in checkpoints.items()})
+    return table[["checkpoint", "mode", "n", "accuracy", "ci_low", "ci_high", "invalid_rate"]]
+
+
 def _combined(runs: list[EvalRun]) -> pd.DataFrame:
     frames = [read_results(run.path) for run in runs if run.path.exists()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
