@@ -108,3 +108,18 @@ def test_notebook_04_trains_grpo_and_the_ablations_from_an_sft_run(tmp_path):
         assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
     rows = read_results(*sorted(results.glob("*.jsonl")))
     assert rows["model"].nunique() == 4  # SFT, mixed, MCQ-only and open-only checkpoints
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("prefix", ["03_", "04_"])
+def test_training_notebooks_stop_early_with_advice_when_the_profile_needs_a_missing_gpu(prefix, tmp_path):
+    import papermill
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    path = next(p for p in NOTEBOOKS if p.name.startswith(prefix))
+    with pytest.raises(papermill.PapermillExecutionError, match="GPURequiredError") as caught:
+        run_notebook(path, tmp_path / "executed", "paper", {"FIGURES_DIR": str(tmp_path / "figures")})
+    assert "PMV2NB_PROFILE=tiny" in str(caught.value)
+    assert not (tmp_path / "figures").exists()  # nothing ran past the check
