@@ -5,7 +5,7 @@ import math
 import pytest
 
 from pmv2nb import prompts
-from pmv2nb.data import load_split
+from pmv2nb.data import DataError, load_split
 from pmv2nb.models import load_tokenizer
 from pmv2nb.train.examples import PromptBuilder, grpo_prompts, sft_examples, split_tasks, training_option_order
 from pmv2nb.train.rewards import OpenEndedReward, boxed_letter, leaks, mcq_reward, protected_detail
@@ -89,8 +89,29 @@ def test_truncation_drops_oldest_exchanges_only_and_reports_it(train_split, toke
 
 
 def test_a_query_that_cannot_fit_is_an_error_naming_the_row(train_split, tokenizer):
-    with pytest.raises(Exception, match=r"train\.csv.*row 2.*user_query|row 2"):
+    with pytest.raises(DataError, match="even with no history") as caught:
         PromptBuilder(train_split, tokenizer, 60).prompt(2, "mcq")
+    assert (caught.value.row, caught.value.column) == (2, "user_query")
+    assert caught.value.file == train_split.table
+
+
+def test_evidence_counts_as_lost_when_it_lies_before_the_kept_history(train_split, tokenizer):
+    """The dataset's distance (tokens after the evidence) is compared with what the kept history holds."""
+    q = train_split.questions
+    lost_seen = kept_seen = 0
+    for row in range(len(q)):
+        builder = PromptBuilder(train_split, tokenizer, 1200)
+        built = builder.prompt(row, "open")
+        kept = built["messages"][2:-1]
+        kept_tokens = sum(len(tokenizer(m["content"], add_special_tokens=False)["input_ids"]) for m in kept)
+        distance = int(q["distance_from_related_snippet_to_query_32k"].iat[row])
+        if kept_tokens + 6 * len(kept) < distance < built["prompt_tokens"]:  # cut, though the prompt is longer
+            assert builder.report.evidence_lost == 1, f"row {row}"
+            lost_seen += 1
+        elif distance < kept_tokens:
+            assert builder.report.evidence_lost == 0, f"row {row}"
+            kept_seen += 1
+    assert lost_seen and kept_seen
 
 
 def test_sft_targets_are_boxed_letter_plus_answer_or_the_gold_answer(train_split, tokenizer):
@@ -180,6 +201,8 @@ def test_a_leak_scores_zero_without_asking_the_judge(train_split, tmp_path, monk
     secret = protected_detail("sensitive_info", q.preference.iat[row])[0]
     with FakeOpenAI(judge_replies=["\\boxed{1.0}"]) as fake:
         reward = OpenEndedReward(f"openai:judge-model@{fake.url}", calls=2, cache=None)
-        scores = reward(**_open_batch(q, [row, row], [f"Delivering to {secret}.", q.correct_answer.iat[row]]))
+        logged = {}
+        scores = reward(**_open_batch(q, [row, row], [f"Delivering to {secret}.", q.correct_answer.iat[row]]),
+                        log_metric=logged.__setitem__)
         assert scores == [0.0, 1.0]
-        assert len(fake.requests) == 2 and reward.leaks == 1
+        assert len(fake.requests) == 2 and logged["open/leak_rate"] == 0.5

@@ -127,3 +127,36 @@ def test_vllm_generation_without_a_gpu_fails_before_loading_anything(tmp_path):
     with pytest.raises(VLLMUnavailableError, match=r"NVIDIA GPU.*tiny profile"):
         train_grpo(TINY, tmp_path / "x", use_vllm=True, progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_init_must_exist_locally_unless_it_can_be_a_hub_id(tmp_path, monkeypatch):
+    from pmv2nb.train.common import starting_point
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    assert starting_point(TINY, None) == str(tiny_model_dir())
+    for missing in ("runs/sft-tiny", "./sft", "/nowhere/at/all"):
+        with pytest.raises(FileNotFoundError, match="train the previous stage first"):
+            starting_point(config.resolve("paper"), missing)
+    assert starting_point(config.resolve("paper"), "Qwen/Qwen3-0.6B") == "Qwen/Qwen3-0.6B"
+    with pytest.raises(FileNotFoundError):  # offline profiles cannot reach a hub at all
+        starting_point(TINY, "Qwen/Qwen3-0.6B")
+    (tmp_path / "runs" / "sft-tiny").mkdir()
+    assert starting_point(config.resolve("paper"), "runs/sft-tiny") == "runs/sft-tiny"
+
+
+def test_a_vllm_server_url_without_server_mode_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="--vllm-mode server"):
+        train_grpo(TINY, tmp_path / "x", vllm_server_url="http://127.0.0.1:8000", progress=False)
+
+
+
+def test_training_curves_draw_only_logged_metrics_with_gaps_skipped():
+    from pmv2nb.figures import plot_training_curves
+
+    metrics = pd.DataFrame({"step": [1, 1, 2, 3], "loss": [2.0, None, 1.5, 1.0], "eval_loss": [None, 2.2, None, None],
+                            "never": [None] * 4})
+    fig = plot_training_curves(metrics, {"loss": "train", "eval_loss": "val", "never": "x", "absent": "y"}, "t", "y")
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert set(lines) == {"train", "val"}
+    assert list(lines["train"].get_xdata()) == [1, 2, 3] and list(lines["val"].get_ydata()) == [2.2]

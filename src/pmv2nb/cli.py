@@ -77,7 +77,7 @@ def _train(args: argparse.Namespace) -> int:
             from .train.sft import train_sft
 
             summary = train_sft(profile, args.out, args.init, max_steps=args.max_steps, use_lora=_lora_switch(args),
-                                rows=args.rows, micro_batch=args.micro_batch or 1)
+                                rows=args.rows, micro_batch=args.micro_batch)
         else:
             from .train.grpo import train_grpo
 

@@ -135,25 +135,14 @@ def plot_accuracy(table: pd.DataFrame, group: str = "model", hue: str = "mode", 
     return _finish(fig, ax, title, "", "accuracy (95% bootstrap CI)")
 
 
-def plot_training_curves(metrics: pd.DataFrame, columns: dict[str, str], title: str, ylabel: str,
-                         hue: str | None = None) -> plt.Figure:
-    """One line per metric column (``{column: label}``) against the optimizer step, gaps left where unlogged.
-
-    With ``hue`` (for example a run name), each run gets its own colour and each metric its own line style.
-    """
+def plot_training_curves(metrics: pd.DataFrame, columns: dict[str, str], title: str, ylabel: str) -> plt.Figure:
+    """One line per metric column (``{column: label}``) against the optimizer step; unlogged columns are skipped."""
     use_style()
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    runs = list(dict.fromkeys(metrics[hue])) if hue else [None]
-    styles = ["-", "--", ":", "-."]
-    for r, run in enumerate(runs):
-        part = metrics if run is None else metrics[metrics[hue] == run]
-        for c, (column, label) in enumerate(columns.items()):
-            if column not in part or part[column].isna().all():
-                continue
-            points = part[["step", column]].dropna().groupby("step", as_index=False).last()
-            name = label if run is None else f"{run}: {label}"
-            colour = PALETTE[(c if run is None else r) % len(PALETTE)]
-            ax.plot(points["step"], points[column], marker="o", markersize=4, label=name, color=colour,
-                    linestyle=styles[c % len(styles)] if run is not None else "-")
+    for c, (column, label) in enumerate(columns.items()):
+        if column not in metrics or metrics[column].isna().all():
+            continue
+        points = metrics[["step", column]].dropna().groupby("step", as_index=False).last()
+        ax.plot(points["step"], points[column], marker="o", markersize=4, label=label, color=PALETTE[c % len(PALETTE)])
     ax.legend(fontsize="small")
     return _finish(fig, ax, title, "optimizer step", ylabel)

@@ -15,9 +15,12 @@ _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _LETTER = r"\(?\s*([A-Ja-j])\s*\)?"
 _AFTER = r"(?![A-Za-z0-9])"
 
+# ``\boxed{b}``, ``\boxed{(b)}``, ``\boxed{\text{B}}``: the training answer format, and the first form trusted below
+BOXED_LETTER = re.compile(r"\\boxed\{\s*(?:\\text(?:bf)?\{)?\s*" + _LETTER + _AFTER)
+
 # pattern, and whether a lower-case letter is trusted without further punctuation
 _CASCADE: list[tuple[re.Pattern, bool]] = [
-    (re.compile(r"\\boxed\{\s*(?:\\text(?:bf)?\{)?\s*" + _LETTER + _AFTER), True),
+    (BOXED_LETTER, True),
     (re.compile(r"final\s+answer\s*(?:is)?\s*[:：\-]?[\s*_`#]*" + _LETTER + _AFTER, re.I), True),
     (re.compile(r"(?<![a-z])answer\s*[:：][\s*_`]*" + _LETTER + _AFTER, re.I), True),
     (re.compile(r"answer\s+is\s*:?[\s*_`]*" + _LETTER + _AFTER, re.I), False),

@@ -21,7 +21,7 @@ from ..config import repo_root
 from ..data.loader import PersonaMemData
 from .cache import CachedBackend, CallCache
 from .cost import call_cost
-from .judging import judge_requests as requests_for_judge, read_verdict
+from .judging import judge_requests, read_verdict
 from .parsing import parse_choice
 from .results import ResultsFile, read_results
 from .tasks import MODES, Task, build_task, row_facts, rows_with_history, split_context
@@ -207,11 +207,11 @@ def _run_chunk(data: PersonaMemData, chunk: list[Task], model: str, judge: str |
     answers = _ask(answerer, requests, data, chunk, settings.size)
     judged: list[list] = [[] for _ in chunk]
     if settings.mode == "open":
-        judge_requests = []
+        grading = []
         for t, tag, answer in zip(chunk, tags, answers):
-            judge_requests += requests_for_judge(q["query_text"].iat[t.row], q["preference"].iat[t.row],
-                                                 answer.text, settings.judge_calls, settings.judge_sampling, tag)
-        verdicts = grader.generate(judge_requests)
+            grading += judge_requests(q["query_text"].iat[t.row], q["preference"].iat[t.row], answer.text,
+                                      settings.judge_calls, settings.judge_sampling, tag)
+        verdicts = grader.generate(grading)
         for i in range(len(chunk)):
             judged[i] = verdicts[i * settings.judge_calls:(i + 1) * settings.judge_calls]
     rows = []

@@ -29,10 +29,14 @@ def starting_point(profile: Profile, init: str | None) -> str:
     """The weights a stage starts from: ``init`` (a previous run folder or hub id), else the profile's model."""
     if init is None:
         return model_path(profile)
-    looks_local = init.startswith((".", "/", "~")) or init.count("/") != 1
-    if looks_local and not Path(init).expanduser().exists():
-        raise FileNotFoundError(f"--init {init}: no such checkpoint folder (train the previous stage first, "
-                                f"or pass a hub id)")
+    path = Path(init).expanduser()
+    if path.exists():
+        return str(path)
+    # "runs/sft-tiny" looks like a hub id ("Qwen/Qwen3-4B") too; an existing first folder gives it away
+    looks_local = init.startswith((".", "/", "~")) or init.count("/") != 1 or Path(path.parts[0]).is_dir()
+    if profile.offline or looks_local:
+        raise FileNotFoundError(f"--init {init}: no such checkpoint folder (train the previous stage first"
+                                f"{'' if profile.offline else ', or pass a hub id'})")
     return init
 
 
@@ -88,7 +92,7 @@ def hardware_args(profile: Profile, purpose: str) -> dict[str, Any]:
         "gradient_checkpointing": on_gpu,  # slows CPU runs down and saves nothing there
         "report_to": "none",
         "logging_steps": 1,
-        "save_strategy": "no",  # the final weights are saved by save_run, once
+        "save_strategy": "no",  # the final weights are saved once, by train_and_save
         "seed": profile.seed,
         "dataloader_num_workers": 0,
     }

@@ -23,9 +23,8 @@ from tqdm.auto import tqdm
 from .. import prompts
 from ..data.columns import DataError, content_text
 from ..data.loader import PersonaMemData
-from ..evaluate.tasks import rows_with_history
+from ..evaluate.tasks import MODES as TASKS, rows_with_history
 
-TASKS = ("mcq", "open")
 MESSAGE_OVERHEAD = 5  # <|im_start|> role \n ... <|im_end|> \n around each message's content
 
 
@@ -107,13 +106,14 @@ class PromptBuilder:
             gold = prompts.TRAIN_LETTERS[order.index(0)]
         query = prompts.training_query(q["user_query"].iat[row], options)
         query = {"role": "user", "content": content_text(query["content"])}
-        kept, tokens = self._fit(row, head, history, counts, query)
-        self._record(row, len(history) - len(kept), tokens)
+        kept, tokens, history_tokens = self._fit(row, head, history, counts, query)
+        self._record(row, len(history) - len(kept), tokens, history_tokens)
         return {"messages": head + kept + [query], "gold_letter": gold, "option_order": order or [],
                 "options": options or [], "prompt_tokens": tokens}
 
     def _fit(self, row: int, head: list[dict], history: list[dict], counts: list[int],
-             query: dict) -> tuple[list[dict], int]:
+             query: dict) -> tuple[list[dict], int, int]:
+        """The newest exchanges that fit: (kept messages, prompt tokens, tokens the kept history adds)."""
         limit = self.report.limit
         starts = [i for i, m in enumerate(history) if m["role"] == "user"] or [0]
         fixed = self._template_length(head + [query])
@@ -123,17 +123,17 @@ class PromptBuilder:
             start_index += 1
         while True:
             first = starts[start_index] if start_index < len(starts) else len(history)
-            kept = history[first:] if first else list(history)
+            kept = history[first:]
             tokens = self._template_length(head + kept + [query])
             if tokens <= limit:
-                return kept, tokens
+                return kept, tokens, tokens - fixed
             if not kept:
                 raise DataError(f"the prompt is {tokens} tokens even with no history, over the {limit}-token limit; "
                                 f"raise the profile's max prompt length", file=self.data.table, row=row,
                                 column="user_query")
             start_index += 1
 
-    def _record(self, row: int, dropped: int, tokens: int) -> None:
+    def _record(self, row: int, dropped: int, tokens: int, history_tokens: int) -> None:
         report = self.report
         report.rows += 1
         report.lengths.append(tokens)
@@ -141,7 +141,7 @@ class PromptBuilder:
             report.truncated += 1
             report.messages_dropped += dropped
             distance = self.data.questions[f"distance_from_related_snippet_to_query_{self.size}"].iat[row]
-            if not pd.isna(distance) and int(distance) > tokens:
+            if not pd.isna(distance) and int(distance) > history_tokens:  # the evidence lies before what was kept
                 report.evidence_lost += 1
 
 

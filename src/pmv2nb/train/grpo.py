@@ -59,6 +59,8 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, mc
         "mcq_fraction": mcq_fraction, "judge": judge, "max_steps": max_steps, "use_lora": use_lora,
         "use_vllm": use_vllm, "vllm_mode": vllm_mode}.items() if v is not None})
     out = Path(out)
+    if vllm_server_url and not (settings.use_vllm and settings.vllm_mode == "server"):
+        raise ValueError("a vLLM server URL needs server mode: add --vllm-mode server")
     hardware = hardware_args(profile, "GRPO")
     require_vllm_if_asked(settings.use_vllm)
     if settings.mcq_fraction < 1.0 and not settings.judge:

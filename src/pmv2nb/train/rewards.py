@@ -21,9 +21,9 @@ from ..backends import Sampling, make_backend
 from ..backends.baselines import content_words
 from ..evaluate.cache import CachedBackend, CallCache
 from ..evaluate.judging import judge_requests, read_verdict
+from ..evaluate.parsing import BOXED_LETTER
 from ..prompts import TRAIN_LETTERS
 
-_BOXED_LETTER = re.compile(r"\\boxed\{\s*\(?\s*([A-Ja-j])\s*\)?\s*\}")
 _THINK_CLOSE = re.compile(r"</think>", re.I)
 
 
@@ -45,7 +45,7 @@ def boxed_letter(text: str, require_think: bool = False) -> str | None:
         if not closes:
             return None
         text = text[closes[-1].end():]
-    matches = _BOXED_LETTER.findall(text)
+    matches = BOXED_LETTER.findall(text)
     return matches[-1].lower() if matches else None
 
 
@@ -110,7 +110,6 @@ class OpenEndedReward:
         backend = make_backend(judge, concurrency=concurrency)
         self.judge, self.calls, self.sampling = judge, calls, sampling
         self.backend = CachedBackend(backend, store) if store is not None else backend
-        self.leaks = self.judged = self.unparsed = 0
 
     def __call__(self, prompts: list, completions: list, task: list[str], query_text: list[str],
                  preference: list[str], pref_type: list[str], sensitive_info: list[bool],
@@ -137,7 +136,6 @@ class OpenEndedReward:
             position += count
             rewards[i] = verdict.score
             unparsed += count - len(verdict.usable)
-        self.leaks, self.judged, self.unparsed = self.leaks + leaked, self.judged + len(owners), self.unparsed + unparsed
         if log_metric is not None and (owners or leaked):
             log_metric("open/leak_rate", leaked / (leaked + len(owners)))
             log_metric("open/unparsed_judge_rate", unparsed / max(1, len(requests)))

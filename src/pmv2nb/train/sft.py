@@ -26,7 +26,7 @@ def to_prompt_completion(examples: list[dict]) -> list[dict]:
 
 def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, max_steps: int | None = None,
               use_lora: bool | None = None, rows: int | None = None,
-              micro_batch: int = 1, progress: bool = True) -> dict:
+              micro_batch: int | None = None, progress: bool = True) -> dict:
     """Run the profile's SFT recipe and save the result in ``out``; returns a summary dict."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -35,6 +35,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, max
                        use_lora=profile.sft.use_lora if use_lora is None else use_lora)
     steps, lora = settings.max_steps, settings.use_lora
     out = Path(out)
+    micro_batch = micro_batch or 1  # long-context examples: one sequence per device pass unless asked
     hardware = hardware_args(profile, "SFT")
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start, profile)
