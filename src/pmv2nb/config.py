@@ -104,12 +104,31 @@ class GRPOSettings:
 
 
 @dataclass(frozen=True)
+class MemoryRLSettings:
+    """GRPO for the memory agent: a rollout is every memory rewrite plus the final answer, sharing one advantage."""
+
+    max_steps: int
+    batch_size: int  # questions per optimizer step
+    num_generations: int  # rollouts per question
+    learning_rate: float
+    max_answer_tokens: int
+    beta: float = 0.001  # KL weight against the starting weights (the authors' memory run)
+    temperature: float = 1.0
+    mcq_fraction: float = 0.8
+    judges: int = 3
+    judge: str | None = None
+    require_think: bool = False
+    use_lora: bool = False
+
+
+@dataclass(frozen=True)
 class MemorySettings:
     """The chunked memory agent: chunk size, chunk count and the memory cap, in model tokens."""
 
     chunk_tokens: int
     max_chunks: int
     memory_tokens: int
+    rl: MemoryRLSettings
     initial_memory: str = "No previous memory."
     show_query_in_updates: bool = False
 
@@ -176,7 +195,9 @@ def _tiny() -> Profile:
             max_steps=2, batch_size=2, num_generations=2, learning_rate=1e-5,
             max_prompt_length=1536, max_completion_length=64, judges=1, judge="baseline:dense",
         ),
-        memory=MemorySettings(chunk_tokens=512, max_chunks=8, memory_tokens=128),
+        memory=MemorySettings(chunk_tokens=512, max_chunks=8, memory_tokens=128, rl=MemoryRLSettings(
+            max_steps=2, batch_size=2, num_generations=2, learning_rate=1e-5, max_answer_tokens=64, judges=1,
+            judge="baseline:dense")),
         eval=EvalSettings(mcq_rows=24, open_rows=8, max_new_tokens=64, concurrency=2, serve_profile_model=True),
     )
 
@@ -197,7 +218,9 @@ def _small() -> Profile:
             max_prompt_length=16384, max_completion_length=1024, use_vllm=True, use_lora=True,
             judge="openai:gpt-4.1-mini",
         ),
-        memory=MemorySettings(chunk_tokens=2000, max_chunks=8, memory_tokens=1024),
+        memory=MemorySettings(chunk_tokens=2000, max_chunks=8, memory_tokens=1024, rl=MemoryRLSettings(
+            max_steps=100, batch_size=8, num_generations=4, learning_rate=1e-6, max_answer_tokens=1024,
+            judge="openai:gpt-4.1-mini", use_lora=True)),
         eval=EvalSettings(mcq_rows=200, open_rows=100, max_new_tokens=1024, models=("vllm:Qwen/Qwen3-0.6B",)),
     )
 
@@ -218,7 +241,10 @@ def _paper() -> Profile:
             max_prompt_length=38912, max_completion_length=2048, use_vllm=True, judge="openai:gpt-4.1",
             require_think=True,
         ),
-        memory=MemorySettings(chunk_tokens=5000, max_chunks=8, memory_tokens=2048),
+        # memory RL: batch, rollouts and steps from the paper's text; lr and KL from the authors' script
+        memory=MemorySettings(chunk_tokens=5000, max_chunks=8, memory_tokens=2048, rl=MemoryRLSettings(
+            max_steps=500, batch_size=32, num_generations=8, learning_rate=1e-6, max_answer_tokens=2048,
+            judge="openai:gpt-4.1", require_think=True)),
         # Figure 4's six OpenAI models; the judge is our choice (the paper averages three judge calls)
         eval=EvalSettings(mcq_rows=None, open_rows=None, max_new_tokens=2048, concurrency=32, sizes=("32k", "128k"),
                           models=("openai:gpt-5-chat", "openai:gpt-5-mini", "openai:gpt-5-nano", "openai:gpt-4.1",

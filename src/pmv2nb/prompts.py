@@ -160,3 +160,46 @@ def read_judge(message: str) -> tuple[str, str, str]:
         if match:
             return match["query"], match["preference"], match["response"]
     raise ValueError("not a judge prompt built by pmv2nb.prompts.judge_messages")
+
+
+# --- the chunked memory agent (pmv2nb.memory) ---
+
+MEMORY_UPDATE = (
+    "You keep a running set of notes about one user of a chat assistant, so that later replies can be "
+    "tailored to them without rereading every conversation.\n\n"
+    "Your notes so far:\n{memory}\n\n"
+    "{query_block}"
+    "The next stretch of the user's conversations with the assistant:\n{chunk}\n\n"
+    "Write the complete, updated notes. Keep what still holds, add what this stretch reveals about the user "
+    "and the people they mention (including things only implied), and correct anything the user has since "
+    "changed. If the user asks for something to be forgotten, delete it. Never record private data such as "
+    "phone numbers, addresses, account numbers or passwords. Use short plain sentences and reply with the "
+    "notes only."
+)
+
+MEMORY_QUERY_BLOCK = "The request the user will make afterwards, which the notes should help with:\n{query}\n\n"
+
+MEMORY_CONTEXT = "Your notes about this user, written while reading your earlier conversations with them:\n\n{memory}"
+
+TRAIN_MEMORY_SYSTEM = (
+    "You are a personal assistant. You no longer have your earlier conversations with this user, only the "
+    "notes you wrote while reading them, shown below. Use them to make your reply fit this user. Think it "
+    "through inside <think> and </think> first, then reply.\n\n"
+)
+
+
+def render_history(messages: list[dict]) -> str:
+    """A history as numbered plain-text lines, ``Message i (role): text``, the form the memory agent reads."""
+    return "\n\n".join(f"Message {i} ({m['role']}): {content_text(m['content'])}"
+                       for i, m in enumerate(messages, start=1))
+
+
+def memory_update_messages(memory: str, chunk: str, query: str | None = None) -> list[dict]:
+    """One rewrite request: previous notes plus the next chunk (plus the query in the non-causal variant)."""
+    block = MEMORY_QUERY_BLOCK.format(query=query) if query is not None else ""
+    return [{"role": "user", "content": MEMORY_UPDATE.format(memory=memory, chunk=chunk, query_block=block)}]
+
+
+def memory_context(memory: str) -> dict:
+    """The message that stands in for the whole history when the agent answers."""
+    return {"role": "system", "content": MEMORY_CONTEXT.format(memory=memory)}

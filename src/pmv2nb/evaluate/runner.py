@@ -171,7 +171,7 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
                                f"{len(todo) - start} task(s) left. Re-run with a higher --budget to continue "
                                f"(finished rows and cached calls are not paid again).")
                 break
-            for row in _run_chunk(data, chunk, model, judge, answerer, grader, settings, run):
+            for row in score_tasks(data, chunk, model, judge, answerer, grader, settings, run):
                 results.append(row)
             bar.update(len(chunk))
     finally:
@@ -199,8 +199,9 @@ def _ask(backend: CachedBackend, requests: list[ChatRequest], data: PersonaMemDa
             tag=err.tag) from None
 
 
-def _run_chunk(data: PersonaMemData, chunk: list[Task], model: str, judge: str | None, answerer: CachedBackend,
+def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str | None, answerer: CachedBackend,
                grader: CachedBackend | None, settings: RunSettings, run: EvalRun) -> list[dict]:
+    """Ask the model (and for open-ended rows the judge) about each task; one finished result row per task."""
     q = data.questions
     tags = [f"{data.table} row {t.row}" for t in chunk]
     requests = [ChatRequest(t.messages, settings.sampling, tag) for t, tag in zip(chunk, tags)]

@@ -17,7 +17,8 @@ from .. import prompts
 from ..data.loader import PersonaMemData
 
 MODES = ("mcq", "open")
-CONTEXTS = {"full": "", "none": "nohistory:", "oracle": "oracle:"}
+# memory contexts label the memory agent's results (pmv2nb.memory); run_eval does not build them
+CONTEXTS = {"full": "", "none": "nohistory:", "oracle": "oracle:", "memory": "memory:", "memory+query": "memory+query:"}
 
 
 def split_context(spec: str) -> tuple[str, str]:
@@ -57,6 +58,9 @@ def context_messages(data: PersonaMemData, row: int, size: str, context: str) ->
         return []
     if context == "oracle":
         return prompts.oracle_context(data.questions["related_conversation_snippet"].iat[row])
+    if context.startswith("memory"):
+        raise ValueError("memory-agent specs are run by pmv2nb.memory.run_memory (`pmv2nb memory run`), "
+                         "which builds the notes first")
     raise ValueError(f"unknown context {context!r}; expected one of {', '.join(CONTEXTS)}")
 
 
