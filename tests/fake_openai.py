@@ -2,7 +2,8 @@
 
 Tests point the real ``openai`` client at it to exercise retries, permanent errors, budgets and
 resumption without a key or network. It answers multiple-choice prompts with a letter and judge
-prompts with a boxed score, chosen from a hash of the request so answers are deterministic.
+prompts with a boxed score, chosen from a hash of the request so answers are deterministic; with
+``echo_notes`` it plays a memory writer that copies every chunk into its notes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FakeOpenAI:
     def __init__(self, delay_s: float = 0.0, flaky_fraction: float = 0.0, flaky_statuses=(429, 500),
                  always_status: int | None = None, error_body: dict | None = None,
-                 judge_replies: list[str] | None = None):
+                 judge_replies: list[str] | None = None, echo_notes: bool = False):
+        self.echo_notes = echo_notes  # memory-update prompts get the old notes plus the whole chunk back
         self.judge_replies = judge_replies  # judge prompts get judge_replies[seed % len] when given
         self.delay_s, self.flaky_fraction, self.flaky_statuses = delay_s, flaky_fraction, list(flaky_statuses)
         self.always_status, self.error_body = always_status, error_body
@@ -63,6 +65,10 @@ class FakeOpenAI:
         last = body["messages"][-1]["content"]
         text = (f"Scoring.\n\\boxed{{{int(key[8:10], 16) % 11 / 10}}}" if "\\boxed" in str(last)
                 else f"Thinking it over.\nFinal Answer: {'ABCD'[int(key[:2], 16) % 4]}")
+        if self.echo_notes and "Your notes so far:" in str(last):
+            old_notes = last.split("Your notes so far:\n", 1)[1].split("\n\n", 1)[0]
+            chunk = last.split("conversations with the assistant:\n", 1)[1].rsplit("\n\nWrite the complete", 1)[0]
+            text = old_notes + "\n" + chunk.replace("\n\n", "\n")
         if self.judge_replies and "\\boxed" in str(last):
             text = self.judge_replies[int(body.get("seed") or 0) % len(self.judge_replies)]
         reply = {"id": "fake", "object": "chat.completion", "created": 0, "model": body["model"],

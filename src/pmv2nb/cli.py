@@ -8,6 +8,8 @@
     pmv2nb report results/eval/*.jsonl [--by pref_type who] [--format markdown|csv]
     pmv2nb sft --profile P --out runs/sft [--init CHECKPOINT] [--max-steps N] [--lora | --full]
     pmv2nb grpo --profile P --mcq-fraction 0.8 --init runs/sft --out runs/grpo [--judge SPEC] [--vllm-mode server]
+    pmv2nb memory run --profile P --split benchmark --model hf:tiny [--limit N] [--show-query-in-updates] --out FILE
+    pmv2nb memory train --profile P --init runs/sft --out runs/memory [--judge SPEC] [--lora | --full]
 
 Training commands also run under ``accelerate launch --config_file configs/accelerate/<name>.yaml -m pmv2nb.cli``.
 """
@@ -65,31 +67,37 @@ def _lora_switch(args: argparse.Namespace) -> bool | None:
     return True if args.lora else False if args.full else None
 
 
-def _train(args: argparse.Namespace) -> int:
+def _report_training(args: argparse.Namespace, run) -> int:
+    """Run a training call, turning the errors a user can fix into one line on stderr."""
     from .backends import BackendError
     from .backends.vllm_offline import VLLMUnavailableError
     from .data import DataError
     from .models import GPURequiredError
 
-    profile = config.resolve(args.profile)
+    name = " ".join(filter(None, (args.command, getattr(args, "memory_command", None))))
     try:
-        if args.command == "sft":
-            from .train.sft import train_sft
-
-            summary = train_sft(profile, args.out, args.init, max_steps=args.max_steps, use_lora=_lora_switch(args),
-                                rows=args.rows, micro_batch=args.micro_batch)
-        else:
-            from .train.grpo import train_grpo
-
-            summary = train_grpo(profile, args.out, args.init, mcq_fraction=args.mcq_fraction, judge=args.judge,
-                                 max_steps=args.max_steps, use_lora=_lora_switch(args),
-                                 use_vllm=True if args.vllm_mode else None, vllm_mode=args.vllm_mode,
-                                 vllm_server_url=args.vllm_server_url, rows=args.rows, micro_batch=args.micro_batch)
+        summary = run()
     except (GPURequiredError, VLLMUnavailableError, BackendError, DataError, FileNotFoundError, ValueError) as err:
-        print(f"pmv2nb {args.command}: {err}", file=sys.stderr)
+        print(f"pmv2nb {name}: {err}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    profile = config.resolve(args.profile)
+    if args.command == "sft":
+        from .train.sft import train_sft
+
+        return _report_training(args, lambda: train_sft(
+            profile, args.out, args.init, max_steps=args.max_steps, use_lora=_lora_switch(args), rows=args.rows,
+            micro_batch=args.micro_batch))
+    from .train.grpo import train_grpo
+
+    return _report_training(args, lambda: train_grpo(
+        profile, args.out, args.init, mcq_fraction=args.mcq_fraction, judge=args.judge, max_steps=args.max_steps,
+        use_lora=_lora_switch(args), use_vllm=True if args.vllm_mode else None, vllm_mode=args.vllm_mode,
+        vllm_server_url=args.vllm_server_url, rows=args.rows, micro_batch=args.micro_batch))
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -136,6 +144,50 @@ def _eval(args: argparse.Namespace) -> int:
             print(run.stopped, file=sys.stderr)
             status = 3
     return status
+
+
+def _memory_run(args: argparse.Namespace) -> int:
+    from .backends import BackendError, Sampling
+    from .data import DataError, load_split
+    from .evaluate import RunSettings
+    from .evaluate.breakdown import breakdown, to_markdown
+    from .backends.vllm_offline import VLLMUnavailableError
+    from .memory import run_memory, token_accounting
+    from .models import default_model_spec
+
+    profile = config.resolve(args.profile)
+    if args.mode == "open" and not args.judge:
+        print("pmv2nb memory run: open-ended mode needs --judge SPEC", file=sys.stderr)
+        return 2
+    model = args.model or default_model_spec(profile)
+    settings = RunSettings(mode=args.mode, size=args.size, limit=args.limit,
+                           sampling=Sampling(max_tokens=args.max_tokens or profile.eval.max_new_tokens,
+                                             temperature=args.temperature, seed=profile.seed),
+                           judge_calls=args.judge_calls, concurrency=args.concurrency)
+    try:
+        data = load_split(args.source or profile.data_source(), args.split, args.modality, None, profile.data.cache_dir)
+        run = run_memory(data, model, settings, profile.memory, judge=args.judge, out=args.out, cache=args.cache,
+                         show_query=True if args.show_query_in_updates else None,
+                         users_per_batch=args.users_per_batch, progress=sys.stderr.isatty())
+    except (BackendError, DataError, ValueError, VLLMUnavailableError) as err:
+        print(f"pmv2nb memory run: {err}", file=sys.stderr)
+        return 1
+    print(f"{len(run.results)} result rows in {run.path}, trajectories beside it "
+          f"({run.new_calls} new model calls, {run.new_update_calls} of them memory updates)")
+    if len(run.results):
+        print(to_markdown(breakdown(run.results, "overall", n_boot=1000)))
+        print(to_markdown(token_accounting(run.results).round(2)))
+    return 0
+
+
+def _memory_train(args: argparse.Namespace) -> int:
+    from .train.memory_rl import train_memory
+
+    profile = config.resolve(args.profile)
+    return _report_training(args, lambda: train_memory(
+        profile, args.out, args.init, max_steps=args.max_steps, use_lora=_lora_switch(args),
+        mcq_fraction=args.mcq_fraction, judge=args.judge, show_query=True if args.show_query_in_updates else None,
+        rows=args.rows, micro_batch=args.micro_batch))
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -237,6 +289,45 @@ def build_parser() -> argparse.ArgumentParser:
                                help="generate with vLLM (GPU): in-process, or a `trl vllm-serve` server")
             train.add_argument("--vllm-server-url", default=None, help="with --vllm-mode server, e.g. http://host:8000")
         train.set_defaults(func=_train)
+
+    memory = commands.add_parser("memory", help="the chunked memory agent").add_subparsers(
+        dest="memory_command", required=True)
+    memory_run = memory.add_parser("run", help="build notes chunk by chunk, answer from them (resumable)")
+    memory_run.add_argument("--profile", default=None, help="tiny | small | paper (chunk size, cap, data source)")
+    memory_run.add_argument("--source", default=None, help="local mirror or 'hub' (default: the profile's)")
+    memory_run.add_argument("--split", default="benchmark", choices=("benchmark", "train", "val"))
+    memory_run.add_argument("--modality", default="text", choices=("text", "multimodal"))
+    memory_run.add_argument("--size", default="32k", choices=("32k", "128k"))
+    memory_run.add_argument("--mode", default="mcq", choices=("mcq", "open"))
+    memory_run.add_argument("--model", default=None,
+                            help="backend spec (default: the profile's model: hf:tiny, or vllm:<model> on a GPU)")
+    memory_run.add_argument("--judge", default=None, help="judge spec for open-ended mode")
+    memory_run.add_argument("--judge-calls", type=int, default=3)
+    memory_run.add_argument("--limit", type=int, default=None, help="first N rows (with a history of this size)")
+    memory_run.add_argument("--show-query-in-updates", action="store_true",
+                            help="the official code's variant: every update also sees the query (not causal)")
+    memory_run.add_argument("--out", default=None, help="results JSONL (trajectories go beside it)")
+    memory_run.add_argument("--cache", default=None, help="SQLite call cache (default results/cache/calls.sqlite)")
+    memory_run.add_argument("--max-tokens", type=int, default=None, help="answer length (the notes use the cap)")
+    memory_run.add_argument("--temperature", type=float, default=0.7)
+    memory_run.add_argument("--concurrency", type=int, default=8)
+    memory_run.add_argument("--users-per-batch", type=int, default=64,
+                            help="histories whose updates are sent together at each step")
+    memory_run.set_defaults(func=_memory_run)
+    memory_train = memory.add_parser("train", help="GRPO for the memory agent (every turn shares the answer's advantage)")
+    memory_train.add_argument("--profile", default=None, help="tiny | small | paper")
+    memory_train.add_argument("--out", required=True, help="run folder, e.g. runs/memory-tiny (replaced if it exists)")
+    memory_train.add_argument("--init", default=None, help="starting checkpoint, usually the SFT run folder")
+    memory_train.add_argument("--max-steps", type=int, default=None)
+    memory_train.add_argument("--rows", type=int, default=None, help="use only the first N train rows")
+    memory_train.add_argument("--micro-batch", type=int, default=None, help="questions per device per forward pass")
+    memory_train.add_argument("--mcq-fraction", type=float, default=None)
+    memory_train.add_argument("--judge", default=None, help="judge spec for open-ended rewards")
+    memory_train.add_argument("--show-query-in-updates", action="store_true")
+    memory_switch = memory_train.add_mutually_exclusive_group()
+    memory_switch.add_argument("--lora", action="store_true", help="train a LoRA adapter")
+    memory_switch.add_argument("--full", action="store_true", help="full fine-tuning")
+    memory_train.set_defaults(func=_memory_train)
 
     profile = commands.add_parser("profile", help="print a profile's settings")
     profile.add_argument("name", nargs="?", default=None)

@@ -136,6 +136,11 @@ def model_path(profile: Profile) -> str:
     return profile.model.name
 
 
+def default_model_spec(profile: Profile) -> str:
+    """The backend spec that runs the profile's own model: local transformers offline, vLLM on a GPU profile."""
+    return "hf:tiny" if profile.model.name == "tiny" else f"vllm:{profile.model.name}"
+
+
 def load_model(profile: Profile):
     """Load the profile's model and tokenizer, on its device and in its dtype."""
     import torch

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -100,26 +101,52 @@ class HFBackend:
     def _generate_batch(self, batch: list[int], requests: list[ChatRequest], prompts: list[str]):
         import torch
 
-        model, tokenizer = self._model, self._tokenizer
         sampling = requests[batch[0]].sampling
         seed = int(hashlib.sha256(",".join(str(requests[i].sampling.seed) for i in batch).encode()).hexdigest()[:8], 16)
         torch.manual_seed(seed)
-        inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
-                           add_special_tokens=False).to(model.device)
         started = time.perf_counter()
-        sample = sampling.temperature > 0
-        with torch.no_grad():
-            output = model.generate(**inputs, max_new_tokens=sampling.max_tokens, do_sample=sample,
-                                    temperature=sampling.temperature if sample else None,
-                                    top_p=sampling.top_p if sample else None,
-                                    pad_token_id=tokenizer.pad_token_id)
+        samples = sample_completions(self._model, self._tokenizer, [prompts[i] for i in batch], sampling.max_tokens,
+                                     sampling.temperature, sampling.top_p)
         elapsed = (time.perf_counter() - started) / len(batch)
-        width = inputs["input_ids"].shape[1]
-        for position, index in enumerate(batch):
-            new_tokens = output[position, width:]
-            stops = (new_tokens == tokenizer.eos_token_id) | (new_tokens == tokenizer.pad_token_id)
-            length = int(stops.nonzero()[0, 0]) + 1 if stops.any() else len(new_tokens)
-            yield index, ChatResponse(
-                text=tokenizer.decode(new_tokens[:length], skip_special_tokens=True),
-                tokens_in=int(inputs["attention_mask"][position].sum()), tokens_out=length, latency_s=elapsed,
-                finish_reason="stop" if stops.any() else "length")
+        for index, done in zip(batch, samples):
+            yield index, ChatResponse(text=done.text, tokens_in=len(done.prompt_ids), tokens_out=len(done.completion_ids),
+                                      latency_s=elapsed, finish_reason=done.finish_reason)
+
+
+@dataclass
+class Completion:
+    """One sampled reply with its token ids (the trainer scores these ids; the backend keeps only the text)."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]  # up to and including the first end-of-turn token
+    text: str
+    finish_reason: str  # "stop" or "length"
+
+
+def sample_completions(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float,
+                       top_p: float = 1.0, top_k: int | None = None) -> list[Completion]:
+    """Generate one reply per (already templated) prompt in a single left-padded batch.
+
+    ``top_k=0`` with ``top_p=1.0`` samples from the model's full distribution, as RL needs.
+    """
+    import torch
+
+    inputs = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
+                       add_special_tokens=False).to(model.device)
+    sample = temperature > 0
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=sample,
+                                temperature=temperature if sample else None, top_p=top_p if sample else None,
+                                top_k=top_k if sample else None, pad_token_id=tokenizer.pad_token_id)
+    width = inputs["input_ids"].shape[1]
+    done = []
+    for position in range(len(prompts)):
+        new_tokens = output[position, width:]
+        stops = (new_tokens == tokenizer.eos_token_id) | (new_tokens == tokenizer.pad_token_id)
+        length = int(stops.nonzero()[0, 0]) + 1 if stops.any() else len(new_tokens)
+        mask = inputs["attention_mask"][position].bool()
+        done.append(Completion(prompt_ids=inputs["input_ids"][position][mask].tolist(),
+                               completion_ids=new_tokens[:length].tolist(),
+                               text=tokenizer.decode(new_tokens[:length], skip_special_tokens=True),
+                               finish_reason="stop" if stops.any() else "length"))
+    return done

@@ -149,6 +149,7 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
     rows = rows_with_history(data, settings.size, settings.limit)
     variants = range(settings.variants if settings.mode == "mcq" else 1)
     tasks = [build_task(data, row, settings.mode, settings.size, "none", v) for row in rows for v in variants]
+    backend = make_backend(model, concurrency=settings.concurrency, batch_size=batch_size)  # fails early without a GPU
     tokenizer = tokenizer_for_spec(model)
     chunker = Chunker(data, tokenizer, memory, settings.size)
     jobs = {task.row: chunker.job(task.row, show_query) for task in tasks}
@@ -158,7 +159,7 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
 
     own_cache = not isinstance(cache, CallCache)
     store = cache if isinstance(cache, CallCache) else CallCache(cache or default_cache_path())
-    answerer = CachedBackend(make_backend(model, concurrency=settings.concurrency, batch_size=batch_size), store)
+    answerer = CachedBackend(backend, store)
     grader = CachedBackend(make_backend(judge, concurrency=settings.concurrency), store) if judge else None
     update_sampling = replace(settings.sampling, max_tokens=memory.memory_tokens)
     rewrite = backend_rewriter(answerer, update_sampling)

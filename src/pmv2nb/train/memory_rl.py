@@ -1,0 +1,349 @@
+"""GRPO for the memory agent: one rollout is every memory rewrite plus the final answer.
+
+TRL's GRPOTrainer treats a rollout as one prompt and one completion. Here a rollout is ``T + 1``
+separate conversations (one per chunk, then the answer from the notes), so this module extends
+``transformers.Trainer`` with TRL's building blocks instead: ``unwrap_model_for_generation`` for
+sampling (DDP and DeepSpeed aware), ``selective_log_softmax`` for scoring, and the same reward
+functions as GRPO. For each question the policy samples ``num_generations`` rollouts; the final
+answer's reward is normalized within that group, and the resulting advantage is given to every
+turn of the rollout. Each turn is then trained as its own sequence (its own prompt and
+completion), with the loss on completion tokens only.
+
+One policy update per batch of rollouts, so the importance ratio is exactly one and no clipping is
+needed; the loss is the token-level policy gradient plus an optional k3 KL term against the
+starting weights (the adapter switched off under LoRA, a frozen copy otherwise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections import defaultdict
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer
+
+from .. import prompts
+from ..backends.hf_local import Completion, sample_completions
+from ..data.columns import content_text
+from ..config import MemoryRLSettings, MemorySettings, Profile
+from ..data.loader import PersonaMemData, load_profile_split
+from ..evaluate.runner import default_cache_path
+from ..evaluate.tasks import rows_with_history
+from ..memory.agent import Chunker, MemoryJob, Trajectory, run_updates
+from .common import (
+    MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, starting_point, tokenizer_for,
+    train_and_save,
+)
+from .examples import _labels, split_tasks, training_option_order
+from .rewards import reward_functions
+
+REWARD_COLUMNS = ("task", "gold_letter", "query_text", "preference", "pref_type", "sensitive_info", "prev_pref")
+
+
+# ---------- data ----------
+
+def memory_rl_items(data: PersonaMemData, mcq_fraction: float, size: str = "32k", limit: int | None = None,
+                    seed: int = 0) -> list[dict]:
+    """One item per question: its row, task (MCQ or open, in the profile's mix), answer turn and reward labels."""
+    rows = rows_with_history(data, size, limit)
+    assignment = split_tasks(rows, mcq_fraction, seed)
+    q = data.questions
+    items = []
+    for row in rows:
+        options, gold = None, ""
+        if assignment[row] == "mcq":
+            choices = [q["correct_answer"].iat[row], *q["incorrect_answers"].iat[row]]
+            order = training_option_order(row, len(choices))
+            options = [choices[i] for i in order]
+            gold = prompts.TRAIN_LETTERS[order.index(0)]
+        query = prompts.training_query(q["user_query"].iat[row], options)
+        items.append({"query_message": content_text(query["content"]), "gold_letter": gold,
+                      **_labels(data, row, assignment[row])})
+    return items
+
+
+def answer_messages(notes: str, item: dict) -> list[dict]:
+    """The final turn: the notes in the system message, then the query (with options for MCQ)."""
+    return [{"role": "system", "content": prompts.TRAIN_MEMORY_SYSTEM + notes},
+            {"role": "user", "content": item["query_message"]}]
+
+
+# ---------- the maths (kept free of the trainer so it can be tested on its own) ----------
+
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
+    """(reward - group mean) / (group std + eps) for consecutive groups of ``group_size`` rollouts."""
+    if rewards.numel() % group_size:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    grouped = rewards.view(-1, group_size)
+    std = grouped.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(grouped[:, :1])
+    return ((grouped - grouped.mean(dim=1, keepdim=True)) / (std + eps)).view(-1)
+
+
+@dataclass
+class Turn:
+    """One conversation of a rollout, trained as its own sequence with the rollout's advantage."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    advantage: float
+    rollout: int
+    kind: str  # "update" or "answer"
+
+
+def rollout_turns(trajectories: list[Trajectory], answers: list[Completion], advantages: list[float]) -> list[Turn]:
+    """Every update turn and the answer turn of each rollout, all carrying that rollout's advantage."""
+    turns = []
+    for index, (trajectory, answer, advantage) in enumerate(zip(trajectories, answers, advantages)):
+        for step in trajectory.steps:
+            turns.append(Turn(step.payload.prompt_ids, step.payload.completion_ids, advantage, index, "update"))
+        turns.append(Turn(answer.prompt_ids, answer.completion_ids, advantage, index, "answer"))
+    return turns
+
+
+def pack_turns(turns: list[Turn], pad_id: int) -> dict[str, torch.Tensor]:
+    """Prompts left-padded and completions right-padded, so every completion starts in the same column."""
+    prompt_width = max(len(t.prompt_ids) for t in turns)
+    completion_width = max(max(len(t.completion_ids) for t in turns), 1)
+    ids, attention, completion_mask = [], [], []
+    for t in turns:
+        left, right = prompt_width - len(t.prompt_ids), completion_width - len(t.completion_ids)
+        ids.append([pad_id] * left + t.prompt_ids + t.completion_ids + [pad_id] * right)
+        attention.append([0] * left + [1] * (len(t.prompt_ids) + len(t.completion_ids)) + [0] * right)
+        completion_mask.append([1] * len(t.completion_ids) + [0] * right)
+    return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(attention),
+            "completion_mask": torch.tensor(completion_mask, dtype=torch.float32),
+            "advantages": torch.tensor([t.advantage for t in turns], dtype=torch.float32),
+            "completion_width": completion_width}
+
+
+def completion_logps(model, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
+    """Log-probabilities of each completion token under ``model`` (LM head run on completion positions only)."""
+    from trl.trainer.utils import selective_log_softmax
+
+    width = batch["completion_width"]
+    attention = batch["attention_mask"]
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
+    logits = model(input_ids=batch["input_ids"], attention_mask=attention, position_ids=positions,
+                   logits_to_keep=width + 1).logits[:, :-1, :]
+    return selective_log_softmax(logits / temperature, batch["input_ids"][:, -width:])
+
+
+def policy_loss(logps: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, normalizer: float,
+                ref_logps: torch.Tensor | None = None, beta: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Token-level GRPO loss summed over unmasked tokens and divided by ``normalizer``; also the mean KL."""
+    ratio = torch.exp(logps - logps.detach())  # 1 in value; its gradient is the policy gradient
+    per_token = -ratio * advantages.unsqueeze(1)
+    kl = None
+    if beta and ref_logps is not None:
+        delta = ref_logps - logps
+        per_token_kl = torch.exp(delta) - delta - 1
+        per_token = per_token + beta * per_token_kl
+        kl = (per_token_kl * mask).sum() / mask.sum().clamp(min=1)
+    return (per_token * mask).sum() / normalizer, kl
+
+
+# ---------- the trainer ----------
+
+class _Sampler:
+    """Samples replies from the policy for a batch of conversations (what run_updates calls a rewriter)."""
+
+    def __init__(self, model, tokenizer, max_new_tokens: int, temperature: float, batch_size: int):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_new_tokens, self.temperature, self.batch_size = max_new_tokens, temperature, batch_size
+
+    def __call__(self, conversations: list[list[dict]], tags: list[str] | None = None) -> list[Any]:
+        texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+                 for c in conversations]
+        replies = []
+        for start in range(0, len(texts), self.batch_size):
+            for done in sample_completions(self.model, self.tokenizer, texts[start:start + self.batch_size],
+                                           self.max_new_tokens, self.temperature, top_p=1.0, top_k=0):
+                replies.append(_Reply(done))
+        return replies
+
+
+@dataclass
+class _Reply:
+    payload: Completion
+
+    @property
+    def text(self) -> str:
+        return self.payload.text
+
+    @property
+    def tokens_in(self) -> int:
+        return len(self.payload.prompt_ids)
+
+    @property
+    def tokens_out(self) -> int:
+        return len(self.payload.completion_ids)
+
+    @property
+    def finish_reason(self) -> str:
+        return self.payload.finish_reason
+
+
+class MemoryGRPOTrainer(Trainer):
+    """A Trainer whose training step samples memory rollouts, scores them, and trains every turn."""
+
+    def __init__(self, model, args, train_dataset, tokenizer, reward_funcs: list, data: PersonaMemData,
+                 memory: MemorySettings, size: str = "32k", show_query: bool = False, turn_batch: int = 8,
+                 generation_batch: int = 16, ref_model=None, callbacks=None):
+        super().__init__(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer,
+                         data_collator=lambda features: features, callbacks=callbacks)
+        self.reward_funcs, self.memory, self.rl = reward_funcs, memory, memory.rl
+        self.chunker = Chunker(data, tokenizer, memory, size)
+        self.show_query, self.turn_batch, self.generation_batch = show_query, turn_batch, generation_batch
+        self.ref_model = ref_model
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+
+    def rollouts(self, model, items: list[dict]) -> tuple[list[Turn], dict[str, float]]:
+        """Sample num_generations rollouts per item, score the answers, and return every turn with its advantage."""
+        from trl.models import unwrap_model_for_generation
+
+        group = self.rl.num_generations
+        jobs = []
+        for i, item in enumerate(items):
+            chunking = self.chunker(item["row"])
+            query = item["query_text"] if self.show_query else None
+            jobs += [MemoryJob(key=f"{i}/{g}", link=self.chunker.link(item["row"]), chunking=chunking, query=query)
+                     for g in range(group)]
+        tokenizer = self.processing_class
+        was_training = model.training
+        with unwrap_model_for_generation(model, self.accelerator) as policy:
+            policy.eval()
+            writer = _Sampler(policy, tokenizer, self.memory.memory_tokens, self.rl.temperature, self.generation_batch)
+            trajectories = run_updates(jobs, writer, self.memory)
+            ordered = [trajectories[job.key] for job in jobs]
+            answer_prompts = [answer_messages(t.memory, items[i // group]) for i, t in enumerate(ordered)]
+            answerer = _Sampler(policy, tokenizer, self.rl.max_answer_tokens, self.rl.temperature,
+                                self.generation_batch)
+            answers = [reply.payload for reply in answerer(answer_prompts)]
+        model.train(was_training)
+        rewards = self.score(answer_prompts, [a.text for a in answers], items, group)
+        advantages = group_advantages(rewards, group)
+        steps = [s for t in ordered for s in t.steps]
+        stats = {"reward": rewards.mean().item(), "reward_std": rewards.view(-1, group).std(dim=1).mean().item()
+                 if group > 1 else 0.0,
+                 "memory/updates_per_rollout": len(steps) / len(ordered),
+                 "memory/capped_rate": sum(s.capped for s in steps) / max(1, len(steps)),
+                 "memory/tokens": sum(s.tokens_out for s in steps) / max(1, len(steps)),
+                 "answer/tokens": sum(len(a.completion_ids) for a in answers) / len(answers)}
+        return rollout_turns(ordered, answers, advantages.tolist()), stats
+
+    def score(self, answer_prompts: list, completions: list[str], items: list[dict], group: int) -> torch.Tensor:
+        """Sum of the reward functions per rollout (each scores only its own task), logged per function."""
+        columns = {name: [items[i // group][name] for i in range(len(completions))] for name in REWARD_COLUMNS}
+        total = torch.zeros(len(completions))
+        for function in self.reward_funcs:
+            name = getattr(function, "__name__", type(function).__name__)
+            values = function(prompts=answer_prompts, completions=completions, log_metric=self._log_metric, **columns)
+            scored = [v for v in values if v is not None]
+            if scored:
+                self._metrics[f"rewards/{name}/mean"].append(sum(scored) / len(scored))
+            total += torch.tensor([0.0 if v is None else float(v) for v in values])
+        return total
+
+    def _log_metric(self, name: str, value: float) -> None:
+        self._metrics[name].append(value)
+
+    def training_step(self, model, inputs: list[dict], num_items_in_batch=None) -> torch.Tensor:
+        turns, stats = self.rollouts(model, inputs)
+        for name, value in stats.items():
+            self._metrics[name].append(value)
+        model.train()
+        tokens = sum(len(t.completion_ids) for t in turns)
+        pieces = [turns[i:i + self.turn_batch] for i in range(0, len(turns), self.turn_batch)]
+        total = torch.zeros((), device=self.args.device)
+        for index, piece in enumerate(pieces):
+            # one gradient sync per step: every process runs the same number of steps, not of turns
+            sync = contextlib.nullcontext() if index == len(pieces) - 1 else self.accelerator.no_sync(model)
+            with sync, self.compute_loss_context_manager():
+                batch = {k: v.to(self.args.device) if torch.is_tensor(v) else v
+                         for k, v in pack_turns(piece, self.processing_class.pad_token_id).items()}
+                logps = completion_logps(model, batch, self.rl.temperature)
+                ref = self._reference_logps(model, batch) if self.rl.beta else None
+                loss, kl = policy_loss(logps, batch["advantages"], batch["completion_mask"], max(tokens, 1), ref,
+                                       self.rl.beta)
+                loss = loss / self.current_gradient_accumulation_steps
+                self.accelerator.backward(loss)
+            if kl is not None:
+                self._metrics["kl"].append(kl.item())
+            total += loss.detach()
+        return total
+
+    def _reference_logps(self, model, batch) -> torch.Tensor:
+        with torch.no_grad():
+            if self.ref_model is not None:
+                return completion_logps(self.ref_model, batch, self.rl.temperature)
+            with self.accelerator.unwrap_model(model).disable_adapter():  # LoRA: the base weights are the reference
+                return completion_logps(model, batch, self.rl.temperature)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        logs = {**logs, **{k: sum(v) / len(v) for k, v in self._metrics.items() if v}}
+        self._metrics.clear()
+        super().log(logs, start_time)
+
+
+def train_memory(profile: Profile, out: str | Path, init: str | None = None, *, max_steps: int | None = None,
+                 use_lora: bool | None = None, mcq_fraction: float | None = None, judge: str | None = None,
+                 show_query: bool | None = None, rows: int | None = None, micro_batch: int | None = None,
+                 turn_batch: int = 8, cache: str | Path | None = None, progress: bool = True) -> dict:
+    """Train the memory agent with GRPO from ``init`` (usually the SFT run folder) and save it in ``out``."""
+    from transformers import TrainingArguments
+
+    from ..models import load_causal_lm
+
+    settings: MemoryRLSettings = replace(profile.memory.rl, **{k: v for k, v in {
+        "max_steps": max_steps, "use_lora": use_lora, "mcq_fraction": mcq_fraction, "judge": judge}.items()
+        if v is not None})
+    memory = replace(profile.memory, rl=settings)
+    show_query = memory.show_query_in_updates if show_query is None else show_query
+    out = Path(out)
+    hardware = hardware_args(profile, "memory-agent RL")
+    if settings.mcq_fraction < 1.0 and not settings.judge:
+        raise ValueError("open-ended rows need a judge: pass --judge SPEC (for example openai:gpt-4.1, a local "
+                         "server openai:NAME@URL, or baseline:dense offline), or use --mcq-fraction 1.0")
+    rewards = reward_functions(settings.judge if settings.mcq_fraction < 1.0 else None, settings.judges,
+                               cache or default_cache_path(), settings.require_think)
+    start = starting_point(profile, init)
+    tokenizer = tokenizer_for(start, profile)
+    split = load_profile_split(profile, "train")
+    items = memory_rl_items(split, settings.mcq_fraction, profile.data.context_size, rows, profile.seed)
+    micro = micro_batch or 1
+    model = load_causal_lm(start, profile.model.dtype)
+    ref_model = None
+    if settings.use_lora:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config())
+        if hardware["gradient_checkpointing"]:
+            model.enable_input_require_grads()
+    elif settings.beta:
+        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    args = TrainingArguments(
+        output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
+        per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation(settings.batch_size, micro),
+        remove_unused_columns=False, disable_tqdm=not progress, lr_scheduler_type="constant", **hardware)
+    from datasets import Dataset
+
+    clear_run_folder(out)
+    trainer = MemoryGRPOTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(items), tokenizer=tokenizer, reward_funcs=rewards,
+        data=split, memory=memory, size=profile.data.context_size, show_query=show_query, turn_batch=turn_batch,
+        ref_model=ref_model, callbacks=[MetricsCSV(out, "memory-grpo")])
+    if ref_model is not None:
+        ref_model.to(trainer.args.device)
+    summary = {"stage": "memory-grpo", "profile": profile.name, "init": start, "out": str(out),
+               "steps": settings.max_steps, "questions": len(items),
+               "mcq_questions": sum(item["task"] == "mcq" for item in items), "show_query_in_updates": show_query,
+               "memory": {k: v for k, v in asdict(memory).items() if k != "rl"}, "settings": asdict(settings)}
+    return train_and_save(trainer, out, tokenizer, summary)
+
+
+__all__ = ["MemoryGRPOTrainer", "Turn", "answer_messages", "completion_logps", "group_advantages",
+           "memory_rl_items", "pack_turns", "policy_loss", "rollout_turns", "train_memory"]
