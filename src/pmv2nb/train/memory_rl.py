@@ -289,11 +289,21 @@ class MemoryGRPOTrainer(Trainer):
         super().log(logs, start_time)
 
 
-def train_memory(profile: Profile, out: str | Path, init: str | None = None, *, max_steps: int | None = None,
-                 use_lora: bool | None = None, mcq_fraction: float | None = None, judge: str | None = None,
-                 show_query: bool | None = None, rows: int | None = None, micro_batch: int | None = None,
-                 turn_batch: int = 8, cache: str | Path | None = None, progress: bool = True) -> dict:
-    """Train the memory agent with GRPO from ``init`` (usually the SFT run folder) and save it in ``out``."""
+def train_memory(profile: Profile, out: str | Path, init: str | None = None, **options) -> dict:
+    """Train the memory agent with GRPO from ``init`` (usually the SFT run folder) and save it in ``out``.
+
+    Options are those of :func:`build_memory_trainer`.
+    """
+    trainer, tokenizer, summary = build_memory_trainer(profile, out, init, **options)
+    return train_and_save(trainer, Path(out), tokenizer, summary)
+
+
+def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = None, *,
+                         max_steps: int | None = None, use_lora: bool | None = None,
+                         mcq_fraction: float | None = None, judge: str | None = None, show_query: bool | None = None,
+                         rows: int | None = None, micro_batch: int | None = None, turn_batch: int = 8,
+                         cache: str | Path | None = None, progress: bool = True):
+    """The trainer, tokenizer and run summary for the profile's memory RL recipe, ready to ``train()``."""
     from transformers import TrainingArguments
 
     from ..models import load_causal_lm
@@ -342,8 +352,8 @@ def train_memory(profile: Profile, out: str | Path, init: str | None = None, *, 
                "steps": settings.max_steps, "questions": len(items),
                "mcq_questions": sum(item["task"] == "mcq" for item in items), "show_query_in_updates": show_query,
                "memory": {k: v for k, v in asdict(memory).items() if k != "rl"}, "settings": asdict(settings)}
-    return train_and_save(trainer, out, tokenizer, summary)
+    return trainer, tokenizer, summary
 
 
-__all__ = ["MemoryGRPOTrainer", "Turn", "answer_messages", "completion_logps", "group_advantages",
+__all__ = ["MemoryGRPOTrainer", "Turn", "answer_messages", "build_memory_trainer", "completion_logps", "group_advantages",
            "memory_rl_items", "pack_turns", "policy_loss", "rollout_turns", "train_memory"]
