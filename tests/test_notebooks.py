@@ -111,7 +111,33 @@ def test_notebook_04_trains_grpo_and_the_ablations_from_an_sft_run(tmp_path):
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("prefix", ["03_", "04_"])
+def test_notebook_05_runs_the_memory_agent_audits_it_and_trains_it(tmp_path):
+    from pmv2nb import config
+    from pmv2nb.evaluate import read_results
+    from pmv2nb.memory import read_trajectories
+    from pmv2nb.train.common import read_metrics
+    from pmv2nb.train.sft import train_sft
+
+    sft = tmp_path / "sft"
+    train_sft(config.resolve("tiny"), sft, max_steps=1, rows=2, progress=False)
+    results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "memory"
+    _run_clean("05_", tmp_path, {"SFT_DIR": str(sft), "RL_DIR": str(run), "EVAL_ROWS": [4, 2],
+                                 "QUERY_VARIANT_ROWS": 2, "RL_STEPS": 1, "RESULTS_DIR": str(results),
+                                 "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)})
+    rows = read_results(*sorted(results.glob("*.jsonl")))
+    counts = rows.groupby(["model", "mode"]).size().to_dict()
+    assert counts[("memory:hf:tiny", "mcq")] == 4 and counts[("memory:hf:tiny", "open")] == 2
+    assert counts[("memory+query:hf:tiny", "mcq")] == 2 and counts[("hf:tiny", "mcq")] == 4
+    assert counts[(f"memory:hf:{run}", "mcq")] == 4  # the RL checkpoint, run as a memory agent
+    memory_files = [p for p in results.glob("*memory-hf-tiny.jsonl")]
+    assert memory_files and all(read_trajectories(p) for p in memory_files)
+    assert read_metrics(run)["memory/capped_rate"].notna().any()
+    for name in ("05_memory_vs_long_context", "05_memory_rl"):
+        assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("prefix", ["03_", "04_", "05_"])
 def test_training_notebooks_stop_early_with_advice_when_the_profile_needs_a_missing_gpu(prefix, tmp_path):
     import papermill
     import torch

@@ -191,7 +191,6 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
                     result.update(memory_columns(trajectory, shared_by[trajectory.key], data.questions, task.row))
                     result["full_history_tokens"] = full_tokens(task.row, result["tokens_in"], trajectory.memory)
                     results.append(result)
-                    run.trajectories[trajectory.key] = trajectory
                 bar.update(len(chunk))
     finally:
         bar.close()
@@ -200,6 +199,7 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
             store.close()
     run.new_calls, run.new_judge_calls = answerer.new_calls, grader.new_calls if grader else 0
     run.results = read_results(path) if path.exists() else pd.DataFrame()
+    run.trajectories = read_trajectories(path)  # this run's and those of rows finished earlier
     return run
 
 
