@@ -149,7 +149,8 @@ def test_memory_run_results_resume_and_break_down(benchmark_data, tmp_path):
     again = run_memory(benchmark_data, "hf:tiny", _settings(limit=6), TINY.memory, out=out, cache=cache,
                        progress=False)
     assert len(again.results) == 6
-    lines = (tmp_path / "memory.trajectories.jsonl").read_text().splitlines()
+    assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == ["memory.jsonl", "plain.jsonl"]
+    lines = (tmp_path / "trajectories" / "memory.jsonl").read_text().splitlines()
     assert len(lines) == len({json.loads(line)["memory_key"] for line in lines})  # each trajectory stored once
     # finished rows are skipped and the shared notes come from the cache: only the 2 new answers are new calls
     assert again.new_update_calls == 0 and again.new_calls == 2

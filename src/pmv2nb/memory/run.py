@@ -4,7 +4,8 @@ The notes are built first (batched across users, every call through the shared c
 question is answered from its notes with the harness's own prompts, parsing and judges, so the
 breakdowns and figures treat the agent as one more model (``memory:<spec>``). Result rows gain the
 final notes and the token accounting; each trajectory (the notes after every chunk) is stored once
-in ``<results>.trajectories.jsonl`` beside the results file.
+in ``trajectories/<results file name>`` next to the results file (a subfolder, so globs over result
+files never pick trajectories up).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..prompts import memory_context
 from ..train.rewards import is_privacy_row, leaks, protected_detail
 from .agent import Chunker, Trajectory, run_updates
 
-TRAJECTORY_SUFFIX = ".trajectories.jsonl"
+TRAJECTORY_FOLDER = "trajectories"
 
 
 def memory_spec(backend_spec: str, show_query: bool = False) -> str:
@@ -60,7 +61,7 @@ def tokenizer_for_spec(spec: str):
 
 def trajectory_path(results_path: str | Path) -> Path:
     path = Path(results_path)
-    return path.with_name(path.stem + TRAJECTORY_SUFFIX)
+    return path.parent / TRAJECTORY_FOLDER / path.name
 
 
 def read_trajectories(results_path: str | Path) -> dict[str, Trajectory]:
@@ -173,6 +174,7 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"memory {settings.mode} {model[:40]}",
                disable=not progress)
     try:
+        trajectory_path(path).parent.mkdir(parents=True, exist_ok=True)
         with trajectory_path(path).open("a", encoding="utf-8") as trajectory_file:
             for start in range(0, len(keys), users_per_batch):
                 group = set(keys[start:start + users_per_batch])
