@@ -41,12 +41,15 @@ def test_config_parses_and_its_launch_commands_are_real(path, monkeypatch):
         module_at = words.index("-m")
         assert words[module_at + 1] == "pmv2nb.cli"
         args = build_parser().parse_args(words[module_at + 2:])  # exits on an unknown command or flag
-        assert args.command in ("sft", "grpo")
+        assert args.command in ("sft", "grpo", "memory")
         # the profile's batch must split evenly over this config's processes
         profile = config.resolve(args.profile)
         monkeypatch.setenv("WORLD_SIZE", str(cluster.num_processes))
         if args.command == "sft":
             assert accumulation(profile.sft.batch_size, args.micro_batch or 1) >= 1
+        elif args.command == "memory":
+            assert args.memory_command == "train"
+            assert accumulation(profile.memory.rl.batch_size, args.micro_batch or 1) >= 1
         else:
             micro = micro_batch_for(profile.grpo, args.micro_batch)
             assert accumulation(completions_per_step(profile.grpo), micro) >= 1

@@ -229,3 +229,22 @@ def test_token_accounting_both_ways():
     assert table["fewer_at_answer"] == pytest.approx(16.0)
     assert table["fewer_with_updates"] == pytest.approx(3200 / 3200)
     assert table["fewer_with_shared_updates"] == pytest.approx(3200 / 1700)
+
+
+def test_command_line_runs_the_agent_and_refuses_gpu_profiles_clearly(tmp_path, capsys):
+    from pmv2nb.cli import main
+
+    out = tmp_path / "cli.jsonl"
+    assert main(["memory", "run", "--limit", "2", "--max-tokens", "16", "--out", str(out),
+                 "--cache", str(tmp_path / "c.sqlite")]) == 0
+    printed = capsys.readouterr().out
+    assert "2 result rows" in printed and "fewer_at_answer" in printed
+    assert (tmp_path / "trajectories" / "cli.jsonl").is_file()
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["memory", "train", "--profile", "paper", "--out", str(tmp_path / "run")]) == 1
+        assert "needs a CUDA GPU" in capsys.readouterr().err
+        assert main(["memory", "run", "--profile", "paper", "--source", "data/mini", "--limit", "1",
+                     "--out", str(tmp_path / "p.jsonl")]) == 1
+        assert "NVIDIA GPU" in capsys.readouterr().err
