@@ -235,11 +235,15 @@ def test_command_line_runs_the_agent_and_refuses_gpu_profiles_clearly(tmp_path, 
     from pmv2nb.cli import main
 
     out = tmp_path / "cli.jsonl"
-    assert main(["memory", "run", "--limit", "2", "--max-tokens", "16", "--out", str(out),
-                 "--cache", str(tmp_path / "c.sqlite")]) == 0
+    assert main(["memory", "run", "--limit", "2", "--max-tokens", "16", "--memory-tokens", "24", "--max-chunks", "2",
+                 "--out", str(out), "--cache", str(tmp_path / "c.sqlite")]) == 0
     printed = capsys.readouterr().out
     assert "2 result rows" in printed and "fewer_at_answer" in printed
-    assert (tmp_path / "trajectories" / "cli.jsonl").is_file()
+    from pmv2nb.memory import read_trajectories
+
+    trajectories = read_trajectories(out)
+    assert trajectories and all(len(t.steps) <= 2 and all(s.tokens_out <= 24 for s in t.steps)
+                                for t in trajectories.values())
     import torch
 
     if not torch.cuda.is_available():

@@ -155,7 +155,9 @@ def _memory_run(args: argparse.Namespace) -> int:
     from .memory import run_memory, token_accounting
     from .models import default_model_spec
 
-    profile = config.resolve(args.profile)
+    sizes = {f"memory.{k}": v for k, v in (("chunk_tokens", args.chunk_tokens), ("max_chunks", args.max_chunks),
+                                           ("memory_tokens", args.memory_tokens)) if v is not None}
+    profile = config.resolve(args.profile, sizes)
     if args.mode == "open" and not args.judge:
         print("pmv2nb memory run: open-ended mode needs --judge SPEC", file=sys.stderr)
         return 2
@@ -306,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     memory_run.add_argument("--limit", type=int, default=None, help="first N rows (with a history of this size)")
     memory_run.add_argument("--show-query-in-updates", action="store_true",
                             help="the official code's variant: every update also sees the query (not causal)")
+    memory_run.add_argument("--chunk-tokens", type=int, default=None, help="override the profile's chunk size")
+    memory_run.add_argument("--max-chunks", type=int, default=None, help="override the profile's chunk count")
+    memory_run.add_argument("--memory-tokens", type=int, default=None,
+                            help="override the cap on each rewrite (paper 2048; the authors' code 1024)")
     memory_run.add_argument("--out", default=None, help="results JSONL (trajectories go beside it)")
     memory_run.add_argument("--cache", default=None, help="SQLite call cache (default results/cache/calls.sqlite)")
     memory_run.add_argument("--max-tokens", type=int, default=None, help="answer length (the notes use the cap)")
