@@ -18,7 +18,7 @@ from .common import (
     train_and_save,
 )
 from .examples import grpo_prompts
-from .rewards import reward_functions
+from .rewards import mixed_rewards
 
 
 def require_vllm_if_asked(use_vllm: bool) -> None:
@@ -63,11 +63,8 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, mc
         raise ValueError("a vLLM server URL needs server mode: add --vllm-mode server")
     hardware = hardware_args(profile, "GRPO")
     require_vllm_if_asked(settings.use_vllm)
-    if settings.mcq_fraction < 1.0 and not settings.judge:
-        raise ValueError("open-ended rows need a judge: pass --judge SPEC (for example openai:gpt-4.1, a local "
-                         "server openai:NAME@URL, or baseline:dense offline), or use --mcq-fraction 1.0")
-    rewards = reward_functions(settings.judge if settings.mcq_fraction < 1.0 else None, settings.judges,
-                               cache or default_cache_path(), settings.require_think)
+    rewards = mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache or default_cache_path(),
+                            settings.require_think)
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start, profile)
 

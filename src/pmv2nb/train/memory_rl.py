@@ -39,7 +39,7 @@ from .common import (
     train_and_save,
 )
 from .examples import _labels, split_tasks, training_option_order
-from .rewards import reward_functions
+from .rewards import mixed_rewards
 
 REWARD_COLUMNS = ("task", "gold_letter", "query_text", "preference", "pref_type", "sensitive_info", "prev_pref")
 
@@ -315,11 +315,8 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     show_query = memory.show_query_in_updates if show_query is None else show_query
     out = Path(out)
     hardware = hardware_args(profile, "memory-agent RL")
-    if settings.mcq_fraction < 1.0 and not settings.judge:
-        raise ValueError("open-ended rows need a judge: pass --judge SPEC (for example openai:gpt-4.1, a local "
-                         "server openai:NAME@URL, or baseline:dense offline), or use --mcq-fraction 1.0")
-    rewards = reward_functions(settings.judge if settings.mcq_fraction < 1.0 else None, settings.judges,
-                               cache or default_cache_path(), settings.require_think)
+    rewards = mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache or default_cache_path(),
+                            settings.require_think)
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start, profile)
     split = load_profile_split(profile, "train")

@@ -152,5 +152,14 @@ def reward_functions(judge: str | None, calls: int = 3, cache: CallCache | str |
     return [mcq] + ([OpenEndedReward(judge, calls, cache)] if judge else [])
 
 
-__all__ = ["OpenEndedReward", "boxed_letter", "leaks", "mcq_reward", "protected_detail",
-           "reward_functions"]
+def mixed_rewards(mcq_fraction: float, judge: str | None, calls: int = 3, cache: CallCache | str | None = None,
+                  require_think: bool = False) -> list:
+    """The reward list for a task mix; open-ended rows (any fraction below 1) need a judge, said early."""
+    if mcq_fraction < 1.0 and not judge:
+        raise ValueError("open-ended rows need a judge: pass --judge SPEC (for example openai:gpt-4.1, a local "
+                         "server openai:NAME@URL, or baseline:dense offline), or use --mcq-fraction 1.0")
+    return reward_functions(judge if mcq_fraction < 1.0 else None, calls, cache, require_think)
+
+
+__all__ = ["OpenEndedReward", "boxed_letter", "leaks", "mcq_reward", "mixed_rewards",
+           "protected_detail", "reward_functions"]
