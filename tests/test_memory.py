@@ -18,6 +18,7 @@ from pmv2nb.memory import (
 from pmv2nb.memory.agent import Chunker, MemoryJob, Rewrite
 from pmv2nb.memory.chunking import Chunking
 from pmv2nb.memory.run import backend_rewriter, memory_columns
+from pmv2nb.train.examples import reward_labels
 from pmv2nb.models import load_tokenizer
 
 TINY = config.resolve("tiny")
@@ -193,10 +194,11 @@ def test_memory_columns_flag_protected_details(benchmark_data):
     chunking = Chunking(("c",), (1,), 1, 0)
     leaky = Trajectory("k", "link", None, "start", chunking, [Rewrite(f"Notes: {detail[0]}", 10, 5, False),
                                                                Rewrite("Notes: likes tea", 10, 5, False)])
-    columns = memory_columns(leaky, 1, q, row)
+    labels = reward_labels(benchmark_data, row, "open")
+    columns = memory_columns(leaky, 1, labels)
     assert columns["memory_leak"] is False and columns["memory_ever_leaked"] is True
     leaky.steps.reverse()
-    assert memory_columns(leaky, 1, q, row)["memory_leak"] is True
+    assert memory_columns(leaky, 1, labels)["memory_leak"] is True
 
 
 def test_reanswer_uses_the_edited_notes(benchmark_data, tmp_path):

@@ -48,7 +48,7 @@ def test_masked_tokens_get_no_gradient_and_the_rest_get_minus_advantage():
     assert (logps.grad[mask == 0] == 0).all()
 
 
-def test_model_loss_ignores_padding_and_prompt_tokens():
+def test_model_loss_ignores_padded_completion_slots():
     """Through the real tiny model: changing padded completion slots changes neither loss nor gradient."""
     model = load_causal_lm(tiny_model_dir())
     tokenizer = load_tokenizer("tiny")

@@ -64,6 +64,17 @@ def test_notebook_02_benchmarks_through_a_real_server_and_cleans_up(tmp_path):
     assert servers() <= before  # the notebook's server is gone
 
 
+@pytest.fixture(scope="module")
+def tiny_sft_run(tmp_path_factory):
+    """One quick SFT run that notebooks 04 and 05 both start from (neither writes into it)."""
+    from pmv2nb import config
+    from pmv2nb.train.sft import train_sft
+
+    sft = tmp_path_factory.mktemp("runs") / "sft"
+    train_sft(config.resolve("tiny"), sft, max_steps=1, rows=2, progress=False)
+    return sft
+
+
 def _run_clean(prefix: str, tmp_path, parameters: dict) -> dict:
     path = next(p for p in NOTEBOOKS if p.name.startswith(prefix))
     output, _ = run_notebook(path, tmp_path / "executed", "tiny", parameters)
@@ -90,14 +101,11 @@ def test_notebook_03_trains_sft_plots_the_loss_and_compares_with_the_base_model(
 
 
 @pytest.mark.notebook
-def test_notebook_04_trains_grpo_and_the_ablations_from_an_sft_run(tmp_path):
-    from pmv2nb import config
+def test_notebook_04_trains_grpo_and_the_ablations_from_an_sft_run(tmp_path, tiny_sft_run):
     from pmv2nb.evaluate import read_results
     from pmv2nb.train.common import read_metrics
-    from pmv2nb.train.sft import train_sft
 
-    sft = tmp_path / "sft"
-    train_sft(config.resolve("tiny"), sft, max_steps=1, rows=2, progress=False)
+    sft = tiny_sft_run
     results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "grpo"
     _run_clean("04_", tmp_path, {"SFT_DIR": str(sft), "OUT_DIR": str(run), "EVAL_ROWS": [4, 2],
                                  "RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"),
@@ -111,15 +119,12 @@ def test_notebook_04_trains_grpo_and_the_ablations_from_an_sft_run(tmp_path):
 
 
 @pytest.mark.notebook
-def test_notebook_05_runs_the_memory_agent_audits_it_and_trains_it(tmp_path):
-    from pmv2nb import config
+def test_notebook_05_runs_the_memory_agent_audits_it_and_trains_it(tmp_path, tiny_sft_run):
     from pmv2nb.evaluate import read_results
     from pmv2nb.memory import read_trajectories
     from pmv2nb.train.common import read_metrics
-    from pmv2nb.train.sft import train_sft
 
-    sft = tmp_path / "sft"
-    train_sft(config.resolve("tiny"), sft, max_steps=1, rows=2, progress=False)
+    sft = tiny_sft_run
     results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "memory"
     _run_clean("05_", tmp_path, {"SFT_DIR": str(sft), "RL_DIR": str(run), "EVAL_ROWS": [4, 2],
                                  "QUERY_VARIANT_ROWS": 2, "RL_STEPS": 1, "RESULTS_DIR": str(results),

@@ -113,6 +113,14 @@ def test_gpu_profiles_fail_early_with_what_to_do(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_later_stages_find_the_sft_run_or_say_where_it_comes_from(sft_full, tmp_path):
+    from pmv2nb.train.sft import sft_run_for
+
+    assert sft_run_for(TINY, sft_full[0]) == sft_full[0]  # an existing run is used as it is, not retrained
+    with pytest.raises(FileNotFoundError, match="notebook 03"):
+        sft_run_for(config.resolve("paper"), tmp_path / "missing")
+
+
 def test_metrics_csv_is_readable_without_the_trainer(sft_full):
     out, _ = sft_full
     frame = pd.read_csv(out / "metrics.csv")

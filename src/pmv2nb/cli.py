@@ -100,10 +100,22 @@ def _train(args: argparse.Namespace) -> int:
         vllm_server_url=args.vllm_server_url, rows=args.rows, micro_batch=args.micro_batch))
 
 
+def _run_settings(args: argparse.Namespace, profile: config.Profile, mode: str):
+    """One run's settings from the options `eval` and `memory run` share (seeded like the notebooks' runs)."""
+    from .backends import Sampling
+    from .evaluate import RunSettings
+
+    max_tokens = args.max_tokens or profile.eval.max_new_tokens
+    return RunSettings(mode=mode, size=args.size, limit=args.limit, variants=getattr(args, "orders", 1),
+                       sampling=Sampling(max_tokens=max_tokens, temperature=args.temperature, seed=profile.seed),
+                       judge_calls=args.judge_calls, judge_sampling=Sampling(max_tokens=max_tokens),
+                       budget_usd=getattr(args, "budget", None), concurrency=args.concurrency)
+
+
 def _eval(args: argparse.Namespace) -> int:
-    from .backends import BackendError, Sampling
+    from .backends import BackendError
     from .data import DataError, load_split
-    from .evaluate import RunSettings, estimate, run_eval
+    from .evaluate import estimate, run_eval
     from .evaluate.breakdown import breakdown, to_markdown
 
     profile = config.resolve(args.profile)
@@ -120,13 +132,9 @@ def _eval(args: argparse.Namespace) -> int:
     except DataError as err:
         print(f"pmv2nb eval: {err}", file=sys.stderr)
         return 1
-    max_tokens = args.max_tokens or profile.eval.max_new_tokens
     status = 0
     for mode in modes:
-        settings = RunSettings(mode=mode, size=args.size, limit=args.limit, variants=args.orders,
-                                sampling=Sampling(max_tokens=max_tokens, temperature=args.temperature),
-                                judge_calls=args.judge_calls, judge_sampling=Sampling(max_tokens=max_tokens),
-                                budget_usd=args.budget, concurrency=args.concurrency)
+        settings = _run_settings(args, profile, mode)
         if args.dry_run:
             print(json.dumps(estimate(data, args.model, settings, args.judge), indent=2))
             continue
@@ -147,11 +155,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _memory_run(args: argparse.Namespace) -> int:
-    from .backends import BackendError, Sampling
-    from .data import DataError, load_split
-    from .evaluate import RunSettings
-    from .evaluate.breakdown import breakdown, to_markdown
+    from .backends import BackendError
     from .backends.vllm_offline import VLLMUnavailableError
+    from .data import DataError, load_split
+    from .evaluate.breakdown import breakdown, to_markdown
     from .memory import run_memory, token_accounting
     from .models import default_model_spec
 
@@ -162,10 +169,7 @@ def _memory_run(args: argparse.Namespace) -> int:
         print("pmv2nb memory run: open-ended mode needs --judge SPEC", file=sys.stderr)
         return 2
     model = args.model or default_model_spec(profile)
-    settings = RunSettings(mode=args.mode, size=args.size, limit=args.limit,
-                           sampling=Sampling(max_tokens=args.max_tokens or profile.eval.max_new_tokens,
-                                             temperature=args.temperature, seed=profile.seed),
-                           judge_calls=args.judge_calls, concurrency=args.concurrency)
+    settings = _run_settings(args, profile, args.mode)
     try:
         data = load_split(args.source or profile.data_source(), args.split, args.modality, None, profile.data.cache_dir)
         run = run_memory(data, model, settings, profile.memory, judge=args.judge, out=args.out, cache=args.cache,
@@ -214,6 +218,42 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_options(parser: argparse.ArgumentParser, modes: tuple[str, ...], out_help: str) -> None:
+    """Options every benchmark run takes: profile, data, mode, judge, rows, output, cache and sampling."""
+    parser.add_argument("--profile", default=None, help="profile for defaults (data source, max tokens, sizes)")
+    parser.add_argument("--source", default=None, help="local mirror or 'hub' (default: the profile's)")
+    parser.add_argument("--split", default="benchmark", choices=("benchmark", "train", "val"))
+    parser.add_argument("--modality", default="text", choices=("text", "multimodal"))
+    parser.add_argument("--size", default="32k", choices=("32k", "128k"))
+    parser.add_argument("--mode", default="mcq", choices=modes)
+    parser.add_argument("--judge", default=None, help="judge spec for open-ended mode")
+    parser.add_argument("--judge-calls", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=None, help="first N rows (with a history of this size)")
+    parser.add_argument("--out", default=None, help=out_help)
+    parser.add_argument("--cache", default=None, help="SQLite call cache (default results/cache/calls.sqlite)")
+    parser.add_argument("--max-tokens", type=int, default=None, help="answer length")
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--concurrency", type=int, default=8)
+
+
+def _add_training_options(parser: argparse.ArgumentParser, example_out: str, rewards: bool) -> None:
+    """Options every training stage takes; ``rewards`` adds the task mix and the judge."""
+    parser.add_argument("--profile", default=None, help="tiny | small | paper (default $PMV2NB_PROFILE or tiny)")
+    parser.add_argument("--out", required=True, help=f"run folder, e.g. {example_out} (replaced if it exists)")
+    parser.add_argument("--init", default=None, help="starting checkpoint: a run folder or hub id "
+                                                     "(default: the profile's model)")
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--rows", type=int, default=None, help="use only the first N train rows")
+    parser.add_argument("--micro-batch", type=int, default=None, help="per-device micro-batch size")
+    switch = parser.add_mutually_exclusive_group()
+    switch.add_argument("--lora", action="store_true", help="train a LoRA adapter")
+    switch.add_argument("--full", action="store_true", help="full fine-tuning")
+    if rewards:
+        parser.add_argument("--mcq-fraction", type=float, default=None,
+                            help="share of MCQ prompts (paper 0.8; 1.0 and 0.0 are the ablations)")
+        parser.add_argument("--judge", default=None, help="judge spec for open-ended rewards")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pmv2nb", description="PersonaMem-v2 notebook companion")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -241,23 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.set_defaults(func=_notebooks)
 
     evaluate = commands.add_parser("eval", help="benchmark a model spec (resumable; results as JSONL)")
-    evaluate.add_argument("--profile", default=None, help="profile for defaults (data source, max tokens)")
-    evaluate.add_argument("--source", default=None, help="local mirror or 'hub' (default: the profile's)")
-    evaluate.add_argument("--split", default="benchmark", choices=("benchmark", "train", "val"))
-    evaluate.add_argument("--modality", default="text", choices=("text", "multimodal"))
-    evaluate.add_argument("--size", default="32k", choices=("32k", "128k"))
-    evaluate.add_argument("--mode", default="mcq", choices=("mcq", "open", "both"))
+    _add_run_options(evaluate, modes=("mcq", "open", "both"), out_help="results JSONL (default results/eval/...)")
     evaluate.add_argument("--model", required=True,
                           help="openai:NAME[@URL], vllm:MODEL, hf:PATH, baseline:NAME; prefix nohistory: or oracle:")
-    evaluate.add_argument("--judge", default=None, help="judge spec for open-ended mode")
-    evaluate.add_argument("--judge-calls", type=int, default=3)
-    evaluate.add_argument("--limit", type=int, default=None, help="first N rows (with a history of this size)")
     evaluate.add_argument("--orders", type=int, default=1, help="option orders per row (position-bias check)")
-    evaluate.add_argument("--out", default=None, help="results JSONL (default results/eval/...)")
-    evaluate.add_argument("--cache", default=None, help="SQLite call cache (default results/cache/calls.sqlite)")
-    evaluate.add_argument("--max-tokens", type=int, default=None)
-    evaluate.add_argument("--temperature", type=float, default=0.7)
-    evaluate.add_argument("--concurrency", type=int, default=8)
     evaluate.add_argument("--dry-run", action="store_true", help="print calls, tokens and cost; call nothing")
     evaluate.add_argument("--budget", type=float, default=None, help="stop cleanly before spending more (USD)")
     evaluate.set_defaults(func=_eval)
@@ -273,20 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     for stage, text in (("sft", "SFT cold start with TRL (writes weights or a LoRA adapter, metrics.csv, run.json)"),
                         ("grpo", "GRPO with MCQ and judge rewards (start it from the SFT run with --init)")):
         train = commands.add_parser(stage, help=text)
-        train.add_argument("--profile", default=None, help="tiny | small | paper (default $PMV2NB_PROFILE or tiny)")
-        train.add_argument("--out", required=True, help="run folder, e.g. runs/sft-tiny (replaced if it exists)")
-        train.add_argument("--init", default=None, help="starting checkpoint: a run folder or hub id "
-                                                        "(default: the profile's model)")
-        train.add_argument("--max-steps", type=int, default=None)
-        train.add_argument("--rows", type=int, default=None, help="use only the first N train rows")
-        train.add_argument("--micro-batch", type=int, default=None, help="per-device micro-batch size")
-        switch = train.add_mutually_exclusive_group()
-        switch.add_argument("--lora", action="store_true", help="train a LoRA adapter")
-        switch.add_argument("--full", action="store_true", help="full fine-tuning")
+        _add_training_options(train, f"runs/{stage}-tiny", rewards=stage == "grpo")
         if stage == "grpo":
-            train.add_argument("--mcq-fraction", type=float, default=None,
-                               help="share of MCQ prompts (paper 0.8; 1.0 and 0.0 are the ablations)")
-            train.add_argument("--judge", default=None, help="judge spec for open-ended rewards")
             train.add_argument("--vllm-mode", default=None, choices=("colocate", "server"),
                                help="generate with vLLM (GPU): in-process, or a `trl vllm-serve` server")
             train.add_argument("--vllm-server-url", default=None, help="with --vllm-mode server, e.g. http://host:8000")
@@ -295,44 +310,22 @@ def build_parser() -> argparse.ArgumentParser:
     memory = commands.add_parser("memory", help="the chunked memory agent").add_subparsers(
         dest="memory_command", required=True)
     memory_run = memory.add_parser("run", help="build notes chunk by chunk, answer from them (resumable)")
-    memory_run.add_argument("--profile", default=None, help="tiny | small | paper (chunk size, cap, data source)")
-    memory_run.add_argument("--source", default=None, help="local mirror or 'hub' (default: the profile's)")
-    memory_run.add_argument("--split", default="benchmark", choices=("benchmark", "train", "val"))
-    memory_run.add_argument("--modality", default="text", choices=("text", "multimodal"))
-    memory_run.add_argument("--size", default="32k", choices=("32k", "128k"))
-    memory_run.add_argument("--mode", default="mcq", choices=("mcq", "open"))
+    _add_run_options(memory_run, modes=("mcq", "open"), out_help="results JSONL (trajectories go beside it)")
     memory_run.add_argument("--model", default=None,
                             help="backend spec (default: the profile's model: hf:tiny, or vllm:<model> on a GPU)")
-    memory_run.add_argument("--judge", default=None, help="judge spec for open-ended mode")
-    memory_run.add_argument("--judge-calls", type=int, default=3)
-    memory_run.add_argument("--limit", type=int, default=None, help="first N rows (with a history of this size)")
     memory_run.add_argument("--show-query-in-updates", action="store_true",
                             help="the official code's variant: every update also sees the query (not causal)")
     memory_run.add_argument("--chunk-tokens", type=int, default=None, help="override the profile's chunk size")
     memory_run.add_argument("--max-chunks", type=int, default=None, help="override the profile's chunk count")
     memory_run.add_argument("--memory-tokens", type=int, default=None,
                             help="override the cap on each rewrite (paper 2048; the authors' code 1024)")
-    memory_run.add_argument("--out", default=None, help="results JSONL (trajectories go beside it)")
-    memory_run.add_argument("--cache", default=None, help="SQLite call cache (default results/cache/calls.sqlite)")
-    memory_run.add_argument("--max-tokens", type=int, default=None, help="answer length (the notes use the cap)")
-    memory_run.add_argument("--temperature", type=float, default=0.7)
-    memory_run.add_argument("--concurrency", type=int, default=8)
     memory_run.add_argument("--users-per-batch", type=int, default=64,
                             help="histories whose updates are sent together at each step")
     memory_run.set_defaults(func=_memory_run)
     memory_train = memory.add_parser("train", help="GRPO for the memory agent (every turn shares the answer's advantage)")
-    memory_train.add_argument("--profile", default=None, help="tiny | small | paper")
-    memory_train.add_argument("--out", required=True, help="run folder, e.g. runs/memory-tiny (replaced if it exists)")
-    memory_train.add_argument("--init", default=None, help="starting checkpoint, usually the SFT run folder")
-    memory_train.add_argument("--max-steps", type=int, default=None)
-    memory_train.add_argument("--rows", type=int, default=None, help="use only the first N train rows")
-    memory_train.add_argument("--micro-batch", type=int, default=None, help="questions per device per forward pass")
-    memory_train.add_argument("--mcq-fraction", type=float, default=None)
-    memory_train.add_argument("--judge", default=None, help="judge spec for open-ended rewards")
-    memory_train.add_argument("--show-query-in-updates", action="store_true")
-    memory_switch = memory_train.add_mutually_exclusive_group()
-    memory_switch.add_argument("--lora", action="store_true", help="train a LoRA adapter")
-    memory_switch.add_argument("--full", action="store_true", help="full fine-tuning")
+    _add_training_options(memory_train, "runs/memory-tiny", rewards=True)
+    memory_train.add_argument("--show-query-in-updates", action="store_true",
+                              help="the official code's variant: every update also sees the query (not causal)")
     memory_train.set_defaults(func=_memory_train)
 
     profile = commands.add_parser("profile", help="print a profile's settings")

@@ -136,6 +136,15 @@ def model_path(profile: Profile) -> str:
     return profile.model.name
 
 
+def chat_template_length(tokenizer, messages: list[dict], add_generation_prompt: bool = True) -> int:
+    """Tokens the model reads for ``messages`` rendered with its chat template (image parts counted as text)."""
+    from .data.columns import content_text
+
+    flat = [{"role": m["role"], "content": content_text(m["content"])} for m in messages]
+    ids = tokenizer.apply_chat_template(flat, add_generation_prompt=add_generation_prompt, tokenize=True)
+    return len(ids["input_ids"] if hasattr(ids, "keys") else ids)  # a BatchEncoding in transformers 5
+
+
 def default_model_spec(profile: Profile) -> str:
     """The backend spec that runs the profile's own model: local transformers offline, vLLM on a GPU profile."""
     return "hf:tiny" if profile.model.name == "tiny" else f"vllm:{profile.model.name}"

@@ -109,7 +109,7 @@ class HFBackend:
                                      sampling.temperature, sampling.top_p)
         elapsed = (time.perf_counter() - started) / len(batch)
         for index, done in zip(batch, samples):
-            yield index, ChatResponse(text=done.text, tokens_in=len(done.prompt_ids), tokens_out=len(done.completion_ids),
+            yield index, ChatResponse(text=done.text, tokens_in=done.tokens_in, tokens_out=done.tokens_out,
                                       latency_s=elapsed, finish_reason=done.finish_reason)
 
 
@@ -121,6 +121,14 @@ class Completion:
     completion_ids: list[int]  # up to and including the first end-of-turn token
     text: str
     finish_reason: str  # "stop" or "length"
+
+    @property
+    def tokens_in(self) -> int:
+        return len(self.prompt_ids)
+
+    @property
+    def tokens_out(self) -> int:
+        return len(self.completion_ids)
 
 
 def sample_completions(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float,

@@ -10,9 +10,29 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from ..backends.base import ChatBackend, ChatRequest, ChatResponse, OnResult, request_key
+from ..config import repo_root
+
+
+def default_cache_path() -> Path:
+    return repo_root() / "results" / "cache" / "calls.sqlite"
+
+
+@contextmanager
+def opened_cache(cache: "CallCache | str | Path | None") -> Iterator["CallCache"]:
+    """The caller's open cache as it is, or one opened at ``cache`` (default path if None) and closed afterwards."""
+    if isinstance(cache, CallCache):
+        yield cache
+        return
+    store = CallCache(cache or default_cache_path())
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 class CallCache:

@@ -19,7 +19,7 @@ from .. import prompts
 from ..backends import ChatRequest, ContextTooLongError, Sampling, make_backend
 from ..config import repo_root
 from ..data.loader import PersonaMemData
-from .cache import CachedBackend, CallCache
+from .cache import CachedBackend, CallCache, default_cache_path, opened_cache  # noqa: F401 (re-exported)
 from .cost import call_cost
 from .judging import judge_requests, read_verdict
 from .parsing import parse_choice
@@ -36,10 +36,6 @@ def default_results_path(data: PersonaMemData, model: str, mode: str, size: str)
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-")
     slug = slug if len(slug) <= 80 else slug[:20] + "--" + slug[-58:]
     return repo_root() / "results" / "eval" / f"{data.split}-{data.modality}-{size}-{mode}-{slug}.jsonl"
-
-
-def default_cache_path() -> Path:
-    return repo_root() / "results" / "cache" / "calls.sqlite"
 
 
 @dataclass
@@ -149,41 +145,39 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
         raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
     tasks, skipped = plan_tasks(data, model, settings)
     path = Path(out) if out else default_results_path(data, model, settings.mode, settings.size)
-    own_cache = not isinstance(cache, CallCache)
-    store = cache if isinstance(cache, CallCache) else CallCache(cache or default_cache_path())
-    _, backend_spec = split_context(model)
-    answerer = CachedBackend(make_backend(backend_spec, concurrency=settings.concurrency), store)
-    grader = CachedBackend(make_backend(judge, concurrency=settings.concurrency), store) if judge else None
     run = EvalRun(path=path, results=pd.DataFrame(), skipped_rows=skipped)
-    results = ResultsFile(path)
-    todo = [t for t in tasks if (t.question_id, model, settings.mode, settings.size, t.variant) not in results]
-    per_task_estimate = None
-    if settings.budget_usd is not None and todo:
-        plan = estimate(data, model, settings, judge, todo[:min(len(todo), 8)])
-        per_task_estimate = plan["cost_usd_expected"] / plan["calls"]
-    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"{settings.mode} {settings.size} {model[:40]}",
-               disable=not progress)
-    try:
-        for start in range(0, len(todo), settings.chunk_rows):
-            chunk = todo[start:start + settings.chunk_rows]
-            if per_task_estimate is not None and run.spent_usd + per_task_estimate * len(chunk) > settings.budget_usd:
-                run.stopped = (f"budget of ${settings.budget_usd:.2f} reached after ${run.spent_usd:.4f}; "
-                               f"{len(todo) - start} task(s) left. Re-run with a higher --budget to continue "
-                               f"(finished rows and cached calls are not paid again).")
-                break
-            for row in score_tasks(data, chunk, model, judge, answerer, grader, settings, run):
-                results.append(row)
-            bar.update(len(chunk))
-    finally:
-        bar.close()
-        results.close()
-        if own_cache:
-            store.close()
-    run.new_calls, run.new_judge_calls = answerer.new_calls, grader.new_calls if grader else 0
+    with opened_cache(cache) as store, ResultsFile(path) as results:
+        answerer, grader = cached_backends(split_context(model)[1], judge, store, settings.concurrency)
+        todo = [t for t in tasks if (t.question_id, model, settings.mode, settings.size, t.variant) not in results]
+        per_task_estimate = None
+        if settings.budget_usd is not None and todo:
+            plan = estimate(data, model, settings, judge, todo[:min(len(todo), 8)])
+            per_task_estimate = plan["cost_usd_expected"] / plan["calls"]
+        with tqdm(total=len(tasks), initial=len(tasks) - len(todo), disable=not progress,
+                  desc=f"{settings.mode} {settings.size} {model[:40]}") as bar:
+            for start in range(0, len(todo), settings.chunk_rows):
+                chunk = todo[start:start + settings.chunk_rows]
+                if per_task_estimate is not None and run.spent_usd + per_task_estimate * len(chunk) > settings.budget_usd:
+                    run.stopped = (f"budget of ${settings.budget_usd:.2f} reached after ${run.spent_usd:.4f}; "
+                                   f"{len(todo) - start} task(s) left. Re-run with a higher --budget to continue "
+                                   f"(finished rows and cached calls are not paid again).")
+                    break
+                for row in score_tasks(data, chunk, model, judge, answerer, grader, settings, run):
+                    results.append(row)
+                bar.update(len(chunk))
+        run.new_calls, run.new_judge_calls = answerer.new_calls, grader.new_calls if grader else 0
     run.results = read_results(path) if path.exists() else pd.DataFrame()
     if run.stopped and progress:
         print(run.stopped)
     return run
+
+
+def cached_backends(spec: str, judge: str | None, store: CallCache, concurrency: int,
+                    batch_size: int = 4) -> tuple[CachedBackend, CachedBackend | None]:
+    """The answering model and (when given) the judge, both answering through ``store``."""
+    answerer = CachedBackend(make_backend(spec, concurrency=concurrency, batch_size=batch_size), store)
+    grader = CachedBackend(make_backend(judge, concurrency=concurrency), store) if judge else None
+    return answerer, grader
 
 
 def _ask(backend: CachedBackend, requests: list[ChatRequest], data: PersonaMemData, tasks: list[Task], size: str):

@@ -42,7 +42,7 @@ class Rewrite:
     tokens_out: int
     capped: bool  # the rewrite hit the memory cap and was cut
     kept_previous: bool = False  # the rewrite held no notes (e.g. only thinking), so the old ones were kept
-    payload: Any = field(default=None, repr=False)  # the trainer keeps token ids here; never saved
+    reply: Any = field(default=None, repr=False)  # the rewriter's own reply (the trainer reads token ids); never saved
 
     def to_record(self) -> dict:
         return {"memory": self.memory, "tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
@@ -94,7 +94,7 @@ class Trajectory:
 
 
 # A rewriter answers a batch of update conversations; each reply needs text, tokens_in, tokens_out and
-# finish_reason (a ChatResponse does), and may carry a payload (the trainer's token ids).
+# finish_reason, as a backend's ChatResponse and the trainer's Completion (which also holds token ids) have.
 Rewriter = Callable[[list[list[dict]], list[str]], Sequence[Any]]
 
 
@@ -146,6 +146,5 @@ def run_updates(jobs: list[MemoryJob], rewrite: Rewriter, settings: MemorySettin
             previous = trajectories[job.key].memory
             trajectories[job.key].steps.append(Rewrite(
                 memory=notes or previous, tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
-                capped=reply.finish_reason == "length", kept_previous=not notes,
-                payload=getattr(reply, "payload", None)))
+                capped=reply.finish_reason == "length", kept_previous=not notes, reply=reply))
     return trajectories

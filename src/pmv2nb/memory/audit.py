@@ -45,7 +45,7 @@ def trajectory_table(trajectory: Trajectory, cap: int) -> pd.DataFrame:
     memories = trajectory.memories
     for index, step in enumerate(trajectory.steps):
         change = memory_diff(memories[index], memories[index + 1])
-        rows.append({"chunk": index + 1, "chunk_tokens": _at(trajectory.chunking.chunk_tokens, index),
+        rows.append({"chunk": index + 1, "chunk_tokens": trajectory.chunking.chunk_tokens[index],
                      "memory_tokens": step.tokens_out, "cap": cap, "capped": step.capped,
                      "kept_previous": step.kept_previous, "added": len(change["added"]),
                      "dropped": len(change["dropped"]), "kept": len(change["kept"])})
@@ -118,7 +118,3 @@ def token_accounting(results: pd.DataFrame) -> pd.DataFrame:
     table["fewer_with_shared_updates"] = table["full_history_tokens"] / (
         table["answer_tokens_in"] + table["updates_per_question"])
     return table
-
-
-def _at(values, index: int):
-    return values[index] if index < len(values) else None

@@ -11,21 +11,23 @@ files never pick trajectories up).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..backends import ChatRequest, make_backend
-from ..backends.hf_local import text_messages
-from ..config import MemorySettings
+from ..backends import ChatRequest
+from ..config import MemorySettings, Profile
 from ..data.loader import PersonaMemData
-from ..evaluate.cache import CachedBackend, CallCache
+from ..evaluate.cache import CallCache, opened_cache
 from ..evaluate.results import ResultsFile, read_results
-from ..evaluate.runner import EvalRun, RunSettings, score_tasks, default_cache_path, default_results_path
+from ..evaluate.runner import EvalRun, RunSettings, cached_backends, default_results_path, score_tasks
 from ..evaluate.tasks import Task, build_task, rows_with_history, split_context
+from ..models import chat_template_length
 from ..prompts import memory_context
+from ..train.examples import reward_labels
 from ..train.rewards import is_privacy_row, leaks, protected_detail
 from .agent import Chunker, Trajectory, run_updates
 
@@ -102,25 +104,24 @@ class _FullHistoryTokens:
         self.data, self.tokenizer, self.size = data, tokenizer, size
         self._history: dict[str, int] = {}
 
-    def template(self, messages: list[dict]) -> int:
-        ids = self.tokenizer.apply_chat_template(text_messages(messages), tokenize=True)
-        return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
-
     def __call__(self, row: int, answer_tokens_in: int, memory: str) -> int:
         link = self.data.questions[self.data.link_column(self.size)].iat[row]
         if link not in self._history:
-            self._history[link] = self.template(self.data.history(row, self.size, keep_persona=True))
-        return self._history[link] + answer_tokens_in - self.template([memory_context(memory)])
+            history = self.data.history(row, self.size, keep_persona=True)
+            self._history[link] = chat_template_length(self.tokenizer, history, add_generation_prompt=False)
+        notes = chat_template_length(self.tokenizer, [memory_context(memory)], add_generation_prompt=False)
+        return self._history[link] + answer_tokens_in - notes
 
 
-def memory_columns(trajectory: Trajectory, shared_by: int, q: pd.DataFrame, row: int) -> dict:
-    """What a memory result row adds: the notes, their cost, and whether they kept private data."""
+def memory_columns(trajectory: Trajectory, shared_by: int, labels: dict) -> dict:
+    """What a memory result row adds: the notes, their cost, and whether they kept private data.
+
+    ``labels`` are the row's :func:`~pmv2nb.train.examples.reward_labels`, the same the leak reward reads.
+    """
     steps = trajectory.steps
     leak = ever = None
-    if is_privacy_row(q["pref_type"].iat[row], q["sensitive_info"].iat[row]):
-        prev = q["prev_pref"].iat[row]
-        detail = protected_detail(q["pref_type"].iat[row], q["preference"].iat[row],
-                                  "" if pd.isna(prev) else str(prev))
+    if is_privacy_row(labels["pref_type"], labels["sensitive_info"]):
+        detail = protected_detail(labels["pref_type"], labels["preference"], labels["prev_pref"])
         leak = leaks(trajectory.memory, detail)
         ever = any(leaks(step.memory, detail) for step in steps)
     return {"memory_key": trajectory.key, "memory": trajectory.memory,
@@ -142,67 +143,71 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
     """
     if settings.mode == "open" and not judge:
         raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
-    show_query = memory.show_query_in_updates if show_query is None else show_query
-    label = memory_spec(model, show_query)
     if split_context(model)[0] != "full":
         raise ValueError(f"{model!r}: give the memory agent a plain backend spec, without a context prefix")
+    show_query = memory.show_query_in_updates if show_query is None else show_query
+    label = memory_spec(model, show_query)
     path = Path(out) if out else default_results_path(data, label, settings.mode, settings.size)
     rows = rows_with_history(data, settings.size, settings.limit)
     variants = range(settings.variants if settings.mode == "mcq" else 1)
     tasks = [build_task(data, row, settings.mode, settings.size, "none", v) for row in rows for v in variants]
-    backend = make_backend(model, concurrency=settings.concurrency, batch_size=batch_size)  # fails early without a GPU
-    tokenizer = tokenizer_for_spec(model)
-    chunker = Chunker(data, tokenizer, memory, settings.size)
-    jobs = {task.row: chunker.job(task.row, show_query) for task in tasks}
-    shared_by: dict[str, int] = {}
-    for row in rows:
-        shared_by[jobs[row].key] = shared_by.get(jobs[row].key, 0) + 1
-
-    own_cache = not isinstance(cache, CallCache)
-    store = cache if isinstance(cache, CallCache) else CallCache(cache or default_cache_path())
-    answerer = CachedBackend(backend, store)
-    grader = CachedBackend(make_backend(judge, concurrency=settings.concurrency), store) if judge else None
-    update_sampling = replace(settings.sampling, max_tokens=memory.memory_tokens)
-    rewrite = backend_rewriter(answerer, update_sampling)
-    full_tokens = _FullHistoryTokens(data, tokenizer, settings.size)
-    run = MemoryRun(path=path, results=pd.DataFrame(), trajectories={})
-    results = ResultsFile(path)
-    saved = set(read_trajectories(path))
-    todo = [t for t in tasks if (t.question_id, label, settings.mode, settings.size, t.variant) not in results]
-    keys = list(dict.fromkeys(jobs[t.row].key for t in todo))
-    unique_jobs = {job.key: job for job in jobs.values()}
-    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"memory {settings.mode} {model[:40]}",
-               disable=not progress)
-    try:
+    run = MemoryRun(path=path, results=pd.DataFrame())
+    with opened_cache(cache) as store, ResultsFile(path) as results:
+        # the backends first: a vllm: spec without a GPU fails here, before any tokenizer download
+        answerer, grader = cached_backends(model, judge, store, settings.concurrency, batch_size)
+        tokenizer = tokenizer_for_spec(model)
+        chunker = Chunker(data, tokenizer, memory, settings.size)
+        jobs = {row: chunker.job(row, show_query) for row in rows}
+        shared_by = Counter(job.key for job in jobs.values())
+        rewrite = backend_rewriter(answerer, replace(settings.sampling, max_tokens=memory.memory_tokens))
+        full_tokens = _FullHistoryTokens(data, tokenizer, settings.size)
+        saved = set(read_trajectories(path))
+        todo = [t for t in tasks if (t.question_id, label, settings.mode, settings.size, t.variant) not in results]
+        keys = list(dict.fromkeys(jobs[t.row].key for t in todo))
         trajectory_path(path).parent.mkdir(parents=True, exist_ok=True)
-        with trajectory_path(path).open("a", encoding="utf-8") as trajectory_file:
+        with tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"memory {settings.mode} {model[:40]}",
+                  disable=not progress) as bar, trajectory_path(path).open("a", encoding="utf-8") as trajectory_file:
             for start in range(0, len(keys), users_per_batch):
-                group = set(keys[start:start + users_per_batch])
-                group_jobs = [unique_jobs[key] for key in keys[start:start + users_per_batch]]
+                group = keys[start:start + users_per_batch]
                 calls_before = answerer.new_calls
-                trajectories = run_updates(group_jobs, rewrite, memory, progress=progress)
+                trajectories = run_updates([jobs[t.row] for t in todo if jobs[t.row].key in group], rewrite, memory,
+                                           progress=progress)
                 run.new_update_calls += answerer.new_calls - calls_before
-                for key, trajectory in trajectories.items():
+                for key in group:
                     if key not in saved:
-                        trajectory_file.write(json.dumps(trajectory.to_record(), ensure_ascii=False) + "\n")
+                        trajectory_file.write(json.dumps(trajectories[key].to_record(), ensure_ascii=False) + "\n")
                         trajectory_file.flush()
                         saved.add(key)
                 chunk = [_with_memory(t, trajectories[jobs[t.row].key].memory) for t in todo if jobs[t.row].key in group]
                 for task, result in zip(chunk, score_tasks(data, chunk, label, judge, answerer, grader, settings, run)):
                     trajectory = trajectories[jobs[task.row].key]
-                    result.update(memory_columns(trajectory, shared_by[trajectory.key], data.questions, task.row))
+                    labels = reward_labels(data, task.row, settings.mode)
+                    result.update(memory_columns(trajectory, shared_by[trajectory.key], labels))
                     result["full_history_tokens"] = full_tokens(task.row, result["tokens_in"], trajectory.memory)
                     results.append(result)
                 bar.update(len(chunk))
-    finally:
-        bar.close()
-        results.close()
-        if own_cache:
-            store.close()
-    run.new_calls, run.new_judge_calls = answerer.new_calls, grader.new_calls if grader else 0
+        run.new_calls, run.new_judge_calls = answerer.new_calls, grader.new_calls if grader else 0
     run.results = read_results(path) if path.exists() else pd.DataFrame()
     run.trajectories = read_trajectories(path)  # this run's and those of rows finished earlier
     return run
+
+
+def run_profile_memory(data: PersonaMemData, profile: Profile, model: str, mode: str, *, rows: int | None = None,
+                       show_query: bool = False, judge: str | None = None, results_dir: str | Path | None = None,
+                       cache: CallCache | str | Path | None = None, progress: bool = True) -> MemoryRun:
+    """``run_memory`` with the profile's sampling and row counts, writing into ``results_dir`` (default results/eval/).
+
+    What the notebooks call: the file name follows ``pmv2nb eval``'s convention, so the suite's
+    results and the agent's sit side by side.
+    """
+    from ..evaluate.suite import profile_settings
+
+    settings = profile_settings(profile, mode, "32k")
+    settings = replace(settings, limit=rows or settings.limit)
+    path = default_results_path(data, memory_spec(model, show_query), mode, "32k")
+    out = Path(results_dir) / path.name if results_dir else path
+    return run_memory(data, model, settings, profile.memory, judge=judge if mode == "open" else None, out=out,
+                      cache=cache, show_query=show_query, progress=progress)
 
 
 def _with_memory(task: Task, notes: str) -> Task:
@@ -213,14 +218,9 @@ def _with_memory(task: Task, notes: str) -> Task:
 def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: RunSettings, *,
              judge: str | None = None, cache: CallCache | str | Path | None = None) -> dict:
     """Answer one row from notes you supply (for example notes you edited by hand); nothing is saved."""
-    store = cache if isinstance(cache, CallCache) else CallCache(cache or default_cache_path())
-    try:
-        answerer = CachedBackend(make_backend(model, concurrency=settings.concurrency), store)
-        grader = CachedBackend(make_backend(judge, concurrency=settings.concurrency), store) if judge else None
+    with opened_cache(cache) as store:
+        answerer, grader = cached_backends(model, judge, store, settings.concurrency)
         task = _with_memory(build_task(data, row, settings.mode, settings.size, "none"), notes)
         scratch = EvalRun(path=Path("unsaved"), results=pd.DataFrame())
         result = score_tasks(data, [task], memory_spec(model), judge, answerer, grader, settings, scratch)[0]
-    finally:
-        if not isinstance(cache, CallCache):
-            store.close()
     return {"memory": notes, **result}

@@ -24,6 +24,7 @@ from .. import prompts
 from ..data.columns import DataError, content_text
 from ..data.loader import PersonaMemData
 from ..evaluate.tasks import MODES as TASKS, rows_with_history
+from ..models import chat_template_length
 
 MESSAGE_OVERHEAD = 5  # <|im_start|> role \n ... <|im_end|> \n around each message's content
 
@@ -33,6 +34,14 @@ def training_option_order(row: int, n: int) -> list[int]:
     order = list(range(n))
     random.Random(42 + row).shuffle(order)
     return order
+
+
+def training_options(data: PersonaMemData, row: int) -> tuple[list[str], list[int], str]:
+    """A row's options in training order, that order (index 0 is the gold answer) and the gold letter."""
+    q = data.questions
+    choices = [q["correct_answer"].iat[row], *q["incorrect_answers"].iat[row]]
+    order = training_option_order(row, len(choices))
+    return [choices[i] for i in order], order, prompts.TRAIN_LETTERS[order.index(0)]
 
 
 def split_tasks(rows: list[int], mcq_fraction: float, seed: int = 0) -> dict[int, str]:
@@ -73,9 +82,7 @@ class PromptBuilder:
         self._message_tokens: dict[str, list[int]] = {}
 
     def _template_length(self, messages: list[dict]) -> int:
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        ids = ids["input_ids"] if hasattr(ids, "keys") else ids  # a BatchEncoding in transformers 5
-        return len(ids)
+        return chat_template_length(self.tokenizer, messages)
 
     def _history_counts(self, row: int, history: list[dict]) -> list[int]:
         link = self.data.questions[self.data.link_column(self.size)].iat[row]
@@ -98,12 +105,7 @@ class PromptBuilder:
             history = history[1:]
         else:
             counts = self._history_counts(row, history)
-        options, order, gold = None, None, ""
-        if task == "mcq":
-            choices = [q["correct_answer"].iat[row], *q["incorrect_answers"].iat[row]]
-            order = training_option_order(row, len(choices))
-            options = [choices[i] for i in order]
-            gold = prompts.TRAIN_LETTERS[order.index(0)]
+        options, order, gold = training_options(self.data, row) if task == "mcq" else (None, None, "")
         query = prompts.training_query(q["user_query"].iat[row], options)
         query = {"role": "user", "content": content_text(query["content"])}
         kept, tokens, history_tokens = self._fit(row, head, history, counts, query)
@@ -145,7 +147,8 @@ class PromptBuilder:
                 report.evidence_lost += 1
 
 
-def _labels(data: PersonaMemData, row: int, task: str) -> dict:
+def reward_labels(data: PersonaMemData, row: int, task: str) -> dict:
+    """The columns the reward functions read (and the row's identity), for one row and task."""
     q = data.questions
     prev = q["prev_pref"].iat[row]
     return {"question_id": q["question_id"].iat[row], "row": row, "task": task,
@@ -173,7 +176,7 @@ def sft_examples(data: PersonaMemData, tokenizer, max_length: int, size: str = "
             reply = prompts.mcq_target(built["gold_letter"], answer) if task == "mcq" else answer
             examples.append({"messages": built["messages"] + [{"role": "assistant", "content": reply}],
                              "gold_letter": built["gold_letter"], "prompt_tokens": built["prompt_tokens"],
-                             **_labels(data, row, task)})
+                             **reward_labels(data, row, task)})
     return examples, builder.report
 
 
@@ -192,5 +195,5 @@ def grpo_prompts(data: PersonaMemData, tokenizer, max_prompt_length: int, mcq_fr
     for row in tqdm(rows, desc=f"GRPO prompts ({data.split})", disable=not progress):
         built = builder.prompt(row, assignment[row])
         records.append({"prompt": built["messages"], "gold_letter": built["gold_letter"],
-                        "prompt_tokens": built["prompt_tokens"], **_labels(data, row, assignment[row])})
+                        "prompt_tokens": built["prompt_tokens"], **reward_labels(data, row, assignment[row])})
     return records, builder.report

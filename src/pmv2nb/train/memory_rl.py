@@ -21,7 +21,6 @@ import copy
 from collections import defaultdict
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 from transformers import Trainer
@@ -38,7 +37,7 @@ from .common import (
     MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, starting_point, tokenizer_for,
     train_and_save,
 )
-from .examples import _labels, split_tasks, training_option_order
+from .examples import reward_labels, split_tasks, training_options
 from .rewards import mixed_rewards
 
 REWARD_COLUMNS = ("task", "gold_letter", "query_text", "preference", "pref_type", "sensitive_info", "prev_pref")
@@ -51,18 +50,12 @@ def memory_rl_items(data: PersonaMemData, mcq_fraction: float, size: str = "32k"
     """One item per question: its row, task (MCQ or open, in the profile's mix), answer turn and reward labels."""
     rows = rows_with_history(data, size, limit)
     assignment = split_tasks(rows, mcq_fraction, seed)
-    q = data.questions
     items = []
     for row in rows:
-        options, gold = None, ""
-        if assignment[row] == "mcq":
-            choices = [q["correct_answer"].iat[row], *q["incorrect_answers"].iat[row]]
-            order = training_option_order(row, len(choices))
-            options = [choices[i] for i in order]
-            gold = prompts.TRAIN_LETTERS[order.index(0)]
-        query = prompts.training_query(q["user_query"].iat[row], options)
+        options, _, gold = training_options(data, row) if assignment[row] == "mcq" else (None, None, "")
+        query = prompts.training_query(data.questions["user_query"].iat[row], options)
         items.append({"query_message": content_text(query["content"]), "gold_letter": gold,
-                      **_labels(data, row, assignment[row])})
+                      **reward_labels(data, row, assignment[row])})
     return items
 
 
@@ -99,7 +92,7 @@ def rollout_turns(trajectories: list[Trajectory], answers: list[Completion], adv
     turns = []
     for index, (trajectory, answer, advantage) in enumerate(zip(trajectories, answers, advantages)):
         for step in trajectory.steps:
-            turns.append(Turn(step.payload.prompt_ids, step.payload.completion_ids, advantage, index, "update"))
+            turns.append(Turn(step.reply.prompt_ids, step.reply.completion_ids, advantage, index, "update"))
         turns.append(Turn(answer.prompt_ids, answer.completion_ids, advantage, index, "answer"))
     return turns
 
@@ -155,36 +148,14 @@ class _Sampler:
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.temperature, self.batch_size = max_new_tokens, temperature, batch_size
 
-    def __call__(self, conversations: list[list[dict]], tags: list[str] | None = None) -> list[Any]:
+    def __call__(self, conversations: list[list[dict]], tags: list[str] | None = None) -> list[Completion]:
         texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
                  for c in conversations]
         replies = []
         for start in range(0, len(texts), self.batch_size):
-            for done in sample_completions(self.model, self.tokenizer, texts[start:start + self.batch_size],
-                                           self.max_new_tokens, self.temperature, top_p=1.0, top_k=0):
-                replies.append(_Reply(done))
+            replies += sample_completions(self.model, self.tokenizer, texts[start:start + self.batch_size],
+                                          self.max_new_tokens, self.temperature, top_p=1.0, top_k=0)
         return replies
-
-
-@dataclass
-class _Reply:
-    payload: Completion
-
-    @property
-    def text(self) -> str:
-        return self.payload.text
-
-    @property
-    def tokens_in(self) -> int:
-        return len(self.payload.prompt_ids)
-
-    @property
-    def tokens_out(self) -> int:
-        return len(self.payload.completion_ids)
-
-    @property
-    def finish_reason(self) -> str:
-        return self.payload.finish_reason
 
 
 class MemoryGRPOTrainer(Trainer):
@@ -222,7 +193,7 @@ class MemoryGRPOTrainer(Trainer):
             answer_prompts = [answer_messages(t.memory, items[i // group]) for i, t in enumerate(ordered)]
             answerer = _Sampler(policy, tokenizer, self.rl.max_answer_tokens, self.rl.temperature,
                                 self.generation_batch)
-            answers = [reply.payload for reply in answerer(answer_prompts)]
+            answers = answerer(answer_prompts)
         model.train(was_training)
         rewards = self.score(answer_prompts, [a.text for a in answers], items, group)
         advantages = group_advantages(rewards, group)
@@ -232,7 +203,7 @@ class MemoryGRPOTrainer(Trainer):
                  "memory/updates_per_rollout": len(steps) / len(ordered),
                  "memory/capped_rate": sum(s.capped for s in steps) / max(1, len(steps)),
                  "memory/tokens": sum(s.tokens_out for s in steps) / max(1, len(steps)),
-                 "answer/tokens": sum(len(a.completion_ids) for a in answers) / len(answers)}
+                 "answer/tokens": sum(a.tokens_out for a in answers) / len(answers)}
         return rollout_turns(ordered, answers, advantages.tolist()), stats
 
     def score(self, answer_prompts: list, completions: list[str], items: list[dict], group: int) -> torch.Tensor:

@@ -68,3 +68,18 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, max
                "steps": steps, "examples": len(train), "eval_examples": len(val), "lengths": report.summary(),
                "settings": asdict(settings)}
     return train_and_save(trainer, out, tokenizer, summary)
+
+
+def sft_run_for(profile: Profile, folder: str | Path | None = None) -> Path:
+    """The SFT run a later stage starts from: ``folder``, else ``runs/sft-<profile>``.
+
+    A missing run is trained on the spot in the tiny profile (about a minute on CPU); in the GPU
+    profiles it is an error that points at notebook 03, since that run takes hours.
+    """
+    path = Path(folder) if folder else profile.path("runs") / f"sft-{profile.name}"
+    if not (path / "run.json").is_file():
+        if profile.name != "tiny":
+            raise FileNotFoundError(f"no SFT run in {path}: run notebook 03 (or `pmv2nb sft`) first, or set SFT_DIR")
+        print(f"no SFT run in {path}; training the tiny one now (about a minute)")
+        train_sft(profile, path, progress=False)
+    return path
