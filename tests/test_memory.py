@@ -224,10 +224,12 @@ def test_memory_diff_and_trajectory_table():
 
 
 def test_token_accounting_both_ways():
-    frame = pd.DataFrame({"model": ["m", "m"], "question_id": ["a", "b"], "full_history_tokens": [3200, 3200],
-                          "tokens_in": [200, 200], "update_tokens_in": [3000, 3000], "shared_by": [2, 2],
-                          "memory_tokens": [100, 100]})
-    table = token_accounting(frame).iloc[0]
+    frame = pd.DataFrame({"model": ["m"] * 4, "mode": ["mcq", "mcq", "open", "open"], "question_id": ["a", "b"] * 2,
+                          "full_history_tokens": [3200] * 4, "tokens_in": [200, 200, 100, 100],
+                          "update_tokens_in": [3000] * 4, "shared_by": [2] * 4, "memory_tokens": [100] * 4})
+    tables = token_accounting(frame).set_index("mode")
+    assert tables.loc["open", "fewer_at_answer"] == pytest.approx(32.0)  # each mode's own answer prompts
+    table = tables.loc["mcq"]
     assert table["fewer_at_answer"] == pytest.approx(16.0)
     assert table["fewer_with_updates"] == pytest.approx(3200 / 3200)
     assert table["fewer_with_shared_updates"] == pytest.approx(3200 / 1700)

@@ -105,11 +105,11 @@ def token_accounting(results: pd.DataFrame) -> pd.DataFrame:
     At answer time the agent reads only its notes and the query ("N x fewer input tokens"). Counting
     the updates too, each question also pays for reading the whole history once, in chunks, plus the
     notes at every step; when notes are shared by several questions of a persona (the causal variant)
-    that cost is split between them.
+    that cost is split between them. One row per model and mode, since the answer prompts differ.
     """
-    frame = results.drop_duplicates(["model", "question_id"]).copy()
+    frame = results.drop_duplicates(["model", "mode", "question_id"]).copy()
     frame["updates_per_question"] = frame["update_tokens_in"] / frame["shared_by"]
-    table = frame.groupby("model").agg(
+    table = frame.groupby(["model", "mode"]).agg(
         questions=("question_id", "size"), full_history_tokens=("full_history_tokens", "mean"),
         answer_tokens_in=("tokens_in", "mean"), update_tokens_in=("update_tokens_in", "mean"),
         updates_per_question=("updates_per_question", "mean"), memory_tokens=("memory_tokens", "mean")).reset_index()

@@ -275,6 +275,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
                          rows: int | None = None, micro_batch: int | None = None, turn_batch: int = 8,
                          cache: str | Path | None = None, progress: bool = True):
     """The trainer, tokenizer and run summary for the profile's memory RL recipe, ready to ``train()``."""
+    from datasets import Dataset
     from transformers import TrainingArguments
 
     from ..models import load_causal_lm
@@ -307,8 +308,6 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
         output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation(settings.batch_size, micro),
         remove_unused_columns=False, disable_tqdm=not progress, lr_scheduler_type="constant", **hardware)
-    from datasets import Dataset
-
     clear_run_folder(out)
     trainer = MemoryGRPOTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(items), tokenizer=tokenizer, reward_funcs=rewards,
