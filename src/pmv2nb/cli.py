@@ -109,7 +109,8 @@ def _run_settings(args: argparse.Namespace, profile: config.Profile, mode: str):
     return RunSettings(mode=mode, size=args.size, limit=args.limit, variants=getattr(args, "orders", 1),
                        sampling=Sampling(max_tokens=max_tokens, temperature=args.temperature, seed=profile.seed),
                        judge_calls=args.judge_calls, judge_sampling=Sampling(max_tokens=max_tokens),
-                       budget_usd=getattr(args, "budget", None), concurrency=args.concurrency)
+                       budget_usd=getattr(args, "budget", None), concurrency=args.concurrency,
+                       profile=profile.name)
 
 
 def _eval(args: argparse.Namespace) -> int:

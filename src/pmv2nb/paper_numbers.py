@@ -1,31 +1,114 @@
-"""Numbers the paper reports, in one place, so notebooks put measured results beside them.
+"""The paper's reported numbers, read from the small tables in ``results/paper/``.
 
-Only values stated in the paper's text are here (see FACTS.md section 5). Where the paper gives
-a difference rather than a value, the value is derived from it and marked as derived; anything it
-does not report stays missing (NaN) instead of being guessed.
+The tables hold only what the paper states in its text (FACTS.md section 5), each value with a
+note on where it comes from. A value the paper shows only in a figure image reads ``unknown`` and
+becomes NaN here, so plots draw it as missing rather than as a number. Where the paper states a
+difference instead of a value (the GRPO ablations), the value is derived from it and marked so.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
-# Qwen3-4B after SFT + GRPO with the 80/20 mix (accuracy, %)
-GRPO_MIXED = {"mcq": 53.8, "open": 56.0}
-# Ablations, relative to the mixed recipe, in accuracy points
-ABLATION_DELTAS = {"mcq_only": {"open": -13.1}, "open_only": {"mcq": -18.2, "open": -3.7}}
+from .config import repo_root
+from .data.columns import DataError
+
+UNKNOWN = "unknown"
+# table -> (columns that must hold a number or "unknown", columns that may also be left empty)
+TABLES = {
+    "figure4_frontier": (("accuracy",), ()),
+    "headline_ranges": (("low", "high"), ()),
+    "figure5_breakdown": (("mean", "sd"), ()),
+    "figure6_qwen3_4b": (("accuracy",), ("delta_vs_grpo",)),
+    "efficiency": (("value",), ()),
+    "memory_systems": (("accuracy",), ()),
+}
+GRPO = "Qwen3-4B-GRPO"
+ABLATIONS = {"GRPO MCQ-only": ("mcq-only", 1.0), "GRPO open-only": ("open-only", 0.0)}
 
 
-def grpo_ablation_table() -> pd.DataFrame:
+def paper_dir() -> Path:
+    return repo_root() / "results" / "paper"
+
+
+def reference_table(name: str, folder: str | Path | None = None) -> pd.DataFrame:
+    """One reference table with its number columns as floats (NaN where the paper gives no value).
+
+    Every row needs a source note; a cell that is neither a number nor ``unknown`` is an error that
+    names the file, the row (1-based, header not counted) and the column.
+    """
+    if name not in TABLES:
+        raise ValueError(f"unknown reference table {name!r}; choose from {', '.join(TABLES)}")
+    path = Path(folder or paper_dir()) / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; results/paper/ ships with the repository, restore it with git")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    required, optional = TABLES[name]
+    for column in (*required, *optional, "source"):
+        if column not in raw:
+            raise DataError("column missing", file=str(path), column=column)
+    table = raw.copy()
+    for column in (*required, *optional):
+        values = []
+        for row, cell in enumerate(raw[column], start=1):
+            values.append(_number(cell.strip(), column in optional, path, row, column))
+        table[column] = values
+    for row, note in enumerate(raw["source"], start=1):
+        if not note.strip():
+            raise DataError("every value needs a source note", file=str(path), row=row, column="source")
+    return table
+
+
+def _number(cell: str, may_be_empty: bool, path: Path, row: int, column: str) -> float:
+    if cell == UNKNOWN or (may_be_empty and cell == ""):
+        return math.nan
+    try:
+        return float(cell)
+    except ValueError:
+        raise DataError(f"{cell!r} is neither a number nor {UNKNOWN!r}", file=str(path), row=row,
+                        column=column) from None
+
+
+def frontier_reference(folder: str | Path | None = None) -> pd.DataFrame:
+    """Figure 4: model, size, mode, accuracy (%), status (reported / unknown), source."""
+    table = reference_table("figure4_frontier", folder)
+    table["status"] = table["accuracy"].map(lambda v: UNKNOWN if math.isnan(v) else "reported")
+    return table
+
+
+def breakdown_reference(folder: str | Path | None = None) -> pd.DataFrame:
+    """Figure 5: panel, category, the data column and value it matches, mean and sd (%) across models."""
+    return reference_table("figure5_breakdown", folder)
+
+
+def family_reference(folder: str | Path | None = None) -> pd.DataFrame:
+    """Figure 6: the Qwen3-4B family and GPT-5-Chat (32k), with the ablations derived from their stated drops."""
+    table = reference_table("figure6_qwen3_4b", folder)
+    grpo = table[table["model"] == GRPO].set_index("mode")["accuracy"]
+    derived = table["accuracy"].isna() & table["delta_vs_grpo"].notna()
+    base = table.loc[derived, "mode"].map(grpo)
+    table.loc[derived, "accuracy"] = (base + table.loc[derived, "delta_vs_grpo"]).round(1)
+    table.loc[derived, "source"] = [f"derived: {b:.1f} {d:+.1f} ({note})" for b, d, note in
+                                    zip(base, table.loc[derived, "delta_vs_grpo"], table.loc[derived, "source"])]
+    table["status"] = "reported"
+    table.loc[derived, "status"] = "derived"
+    table.loc[table["accuracy"].isna(), "status"] = UNKNOWN
+    frontier = frontier_reference(folder)
+    gpt5 = frontier[(frontier["model"] == "GPT-5-Chat") & (frontier["size"] == "32k")]
+    return pd.concat([table, gpt5[["model", "mode", "accuracy", "source", "status"]]], ignore_index=True)
+
+
+def grpo_ablation_table(folder: str | Path | None = None) -> pd.DataFrame:
     """The paper's GRPO comparison: one row per recipe, MCQ and open-ended accuracy in %, NaN when not reported."""
-    rows = [{"recipe": "mixed (80% MCQ)", "mcq_fraction": 0.8, "mcq": GRPO_MIXED["mcq"], "open": GRPO_MIXED["open"],
-             "source": "reported"}]
-    for recipe, fraction in (("mcq_only", 1.0), ("open_only", 0.0)):
-        deltas = ABLATION_DELTAS[recipe]
-        rows.append({"recipe": recipe.replace("_", "-"), "mcq_fraction": fraction,
-                     **{task: GRPO_MIXED[task] + deltas[task] if task in deltas else math.nan for task in ("mcq", "open")},
-                     "source": "derived from the reported difference"})
+    family = family_reference(folder).set_index(["model", "mode"])
+    rows = []
+    for model, (recipe, fraction) in {GRPO: ("mixed (80% MCQ)", 0.8), **ABLATIONS}.items():
+        rows.append({"recipe": recipe, "mcq_fraction": fraction,
+                     "mcq": family.loc[(model, "mcq"), "accuracy"], "open": family.loc[(model, "open"), "accuracy"],
+                     "source": "reported" if model == GRPO else "derived from the reported difference"})
     return pd.DataFrame(rows)
 
 

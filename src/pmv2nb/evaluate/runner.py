@@ -19,6 +19,7 @@ from .. import prompts
 from ..backends import ChatRequest, ContextTooLongError, Sampling, make_backend
 from ..config import repo_root
 from ..data.loader import PersonaMemData
+from ..data.sources import describe_source
 from .cache import CachedBackend, CallCache, default_cache_path, opened_cache  # noqa: F401 (re-exported)
 from .cost import call_cost
 from .judging import judge_requests, read_verdict
@@ -52,6 +53,7 @@ class RunSettings:
     budget_usd: float | None = None
     chunk_rows: int = 32
     concurrency: int = 8
+    profile: str | None = None  # recorded in each result row, so figures can say where a number came from
 
 
 @dataclass
@@ -214,7 +216,8 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
         cost = 0.0 if answer.cached else call_cost(answerer.priced_as, answer.tokens_in, answer.tokens_out)
         row = {"question_id": task.question_id, "model": model, "mode": settings.mode, "size": settings.size,
                "variant": task.variant, "row": task.row, "split": data.split, "modality": data.modality,
-               "context": split_context(model)[0], **row_facts(q, task.row, settings.size),
+               "context": split_context(model)[0], "profile": settings.profile, "data_source": describe_source(data.source),
+               **row_facts(q, task.row, settings.size),
                "response": answer.text, "finish_reason": answer.finish_reason, "tokens_in": answer.tokens_in,
                "tokens_out": answer.tokens_out, "latency_s": round(answer.latency_s, 4), "cost_usd": cost,
                "cached": answer.cached}

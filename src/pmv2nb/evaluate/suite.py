@@ -33,7 +33,7 @@ def profile_settings(profile: Profile, mode: str, size: str) -> RunSettings:
     return RunSettings(mode=mode, size=size, limit=rows, variants=profile.eval.orders if mode == "mcq" else 1,
                         sampling=sampling, judge_calls=profile.eval.judge_calls,
                         judge_sampling=replace(sampling, max_tokens=profile.eval.max_new_tokens),
-                        concurrency=profile.eval.concurrency)
+                        concurrency=profile.eval.concurrency, profile=profile.name)
 
 
 def plan(data: PersonaMemData, profile: Profile, models: list[str], judge: str | None,
