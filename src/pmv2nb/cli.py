@@ -58,6 +58,27 @@ def _notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _figures(args: argparse.Namespace) -> int:
+    from .data import DataError
+    from .shelf import Shelf, draw_all
+
+    profile = config.resolve(args.profile)
+    try:
+        saved = draw_all(profile, args.out, args.results, args.runs, with_dataset=not args.no_dataset)
+    except DataError as err:
+        print(f"pmv2nb figures: {err}\n(the dataset figure needs the profile's data; add --no-dataset to skip it)",
+              file=sys.stderr)
+        return 2
+    inventory = Shelf.for_profile(profile, args.results, args.runs).inventory()
+    print(f"your runs found: {len(inventory)} model spec(s)")
+    for line in inventory.itertuples():
+        print(f"  {line.model}: {line.role}{f' ({line.member})' if isinstance(line.member, str) else ''}, "
+              f"{line.provenance}, {line.rows} rows")
+    for name, paths in saved.items():
+        print(f"{name}: {', '.join(str(p) for p in paths)}")
+    return 0
+
+
 def _profile(args: argparse.Namespace) -> int:
     print(json.dumps(dataclasses.asdict(config.resolve(args.name)), indent=2))
     return 0
@@ -280,6 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("--out", default=None, help="folder for executed copies (default build/notebooks)")
     notebooks.add_argument("--only", nargs="*", default=None, help="notebook name prefixes, e.g. 01 03")
     notebooks.set_defaults(func=_notebooks)
+
+    drawn = commands.add_parser("figures", help="redraw the paper's figures with your runs beside them (seconds, CPU)")
+    drawn.add_argument("--profile", default="tiny", choices=tuple(config.PROFILES),
+                       help="whose data, model name and folders (default tiny)")
+    drawn.add_argument("--out", default=None, help="folder for the PNG and PDF files (default figures/)")
+    drawn.add_argument("--results", default=None, help="folder of result JSONL files (default results/eval)")
+    drawn.add_argument("--runs", default=None, help="folder of training runs (default runs/)")
+    drawn.add_argument("--no-dataset", action="store_true", help="skip the dataset figure (it loads the data)")
+    drawn.set_defaults(func=_figures)
 
     evaluate = commands.add_parser("eval", help="benchmark a model spec (resumable; results as JSONL)")
     _add_run_options(evaluate, modes=("mcq", "open", "both"), out_help="results JSONL (default results/eval/...)")

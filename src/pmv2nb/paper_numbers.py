@@ -45,7 +45,10 @@ def reference_table(name: str, folder: str | Path | None = None) -> pd.DataFrame
     path = Path(folder or paper_dir()) / f"{name}.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; results/paper/ ships with the repository, restore it with git")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as err:
+        raise DataError(f"not a well-formed CSV table ({err})", file=str(path)) from None
     required, optional = TABLES[name]
     for column in (*required, *optional, "source"):
         if column not in raw:

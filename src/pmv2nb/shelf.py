@@ -77,7 +77,7 @@ def _provenance(rows: pd.DataFrame) -> str:
         values = rows[column].dropna().astype(str).unique() if column in rows else []
         return "/".join(sorted(values)) if len(values) else fallback
 
-    return f"{known('profile', 'profile ?')}, {known('data_source', 'data ?')}"
+    return f"{known('profile', 'profile not recorded')}, {known('data_source', 'data not recorded')}"
 
 
 def _label(spec: str, rows: pd.DataFrame) -> str:

@@ -47,7 +47,8 @@ def bootstrap_ci(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0)
 
 def with_distance_bins(results: pd.DataFrame) -> pd.DataFrame:
     frame = results.copy()
-    distance = pd.to_numeric(frame.get("distance_to_evidence"), errors="coerce")
+    distance = pd.to_numeric(frame["distance_to_evidence"], errors="coerce") if "distance_to_evidence" in frame \
+        else pd.Series(np.nan, index=frame.index)
     frame["distance_bin"] = pd.cut(distance, bins=list(DISTANCE_EDGES), labels=list(DISTANCE_LABELS), right=False)
     return frame
 
