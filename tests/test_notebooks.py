@@ -142,6 +142,26 @@ def test_notebook_05_runs_the_memory_agent_audits_it_and_trains_it(tmp_path, tin
 
 
 @pytest.mark.notebook
+def test_notebook_06_redraws_the_paper_figures_with_labelled_runs_of_yours(tmp_path):
+    from pmv2nb.evaluate.results import ResultsFile
+
+    results, runs, figures = tmp_path / "results", tmp_path / "runs", tmp_path / "figures"
+    with ResultsFile(results / "mine.jsonl") as rows:
+        for i, (who, score) in enumerate([("self", 1.0), ("others", 0.0), ("self", 0.0)]):
+            rows.append({"question_id": f"q{i}", "model": "openai:my-model", "mode": "mcq", "size": "32k",
+                         "variant": 0, "profile": "tiny", "data_source": "mini (synthetic)", "who": who,
+                         "pref_type": "neutral_preferences", "updated": False, "valid": True, "score": score,
+                         "tokens_in": 10})
+    executed = _run_clean("06_", tmp_path, {"RESULTS_DIR": str(results), "RUNS_DIR": str(runs),
+                                            "FIGURES_DIR": str(figures)})
+    shown = json.dumps([c.get("outputs", []) for c in executed["cells"]])
+    assert "openai:my-model" in shown and "mini (synthetic)" in shown and "no training runs" in shown
+    for name in ("06_fig2_dataset", "06_fig4_frontier", "06_fig5_breakdown", "06_fig6_qwen3_4b_family"):
+        assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
+    assert not (figures / "06_training_curves.png").exists()  # nothing was trained, so nothing is drawn
+
+
+@pytest.mark.notebook
 @pytest.mark.parametrize("prefix", ["03_", "04_", "05_"])
 def test_training_notebooks_stop_early_with_advice_when_the_profile_needs_a_missing_gpu(prefix, tmp_path):
     import papermill

@@ -37,3 +37,5 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make demo" in readme
     assert re.search(r"^make test$", ci, re.M)
+    # the main job runs first, on the clean clone, before anything else has written results or runs
+    assert re.search(r"^make demo$", ci, re.M) and ci.index("make demo") < ci.index("make test")
