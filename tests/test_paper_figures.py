@@ -144,7 +144,7 @@ def test_the_shelf_sorts_your_runs_into_the_figures_they_belong_to(shelf_folders
     assert found.loc["openai:gpt-x", "provenance"] == "tiny, mini (synthetic)"
     assert found.loc["openai:gpt-y", "provenance"] == "profile not recorded, data not recorded"
     frontier = shelf.frontier_overlay()
-    assert set(frontier["model"]) == {"openai:gpt-x", "openai:gpt-y"}
+    assert set(frontier["model"]) == {"openai:gpt-x", "openai:gpt-y", "hf:tiny"}  # the base is benchmarked too
     assert frontier.set_index("model").loc["openai:gpt-x", "accuracy"] == 75.0
     assert "tiny, mini (synthetic), n=4" in frontier.set_index("model").loc["openai:gpt-x", "label"]
     family = shelf.family_overlay().set_index("model")
@@ -156,11 +156,11 @@ def test_the_breakdown_overlay_is_the_mean_and_spread_over_your_runs(shelf_folde
     from pmv2nb.shelf import Shelf
 
     overlay = Shelf.load(*shelf_folders, base_models=("tiny",)).breakdown_overlay().set_index("category")
-    # gpt-x self rows score 1, 1 and gpt-y 0, 1: run means 100 and 50
-    assert overlay.loc["self", "mean"] == 75.0 and math.isclose(overlay.loc["self", "sd"], 35.3553, rel_tol=1e-4)
-    assert overlay.loc["self", "runs"] == 2
-    # the dynamic rows (also "others", "therapy") score 0, 1 for gpt-x and 0, 0 for gpt-y: run means 50 and 0
-    assert overlay.loc[["dynamic", "others", "therapy"], "mean"].tolist() == [25.0] * 3
+    # self rows: gpt-x scores 1, 1, gpt-y 0, 1 and the base hf:tiny 0: run means 100, 50 and 0
+    assert overlay.loc["self", "mean"] == 50.0 and math.isclose(overlay.loc["self", "sd"], 50.0)
+    assert overlay.loc["self", "runs"] == 3
+    # the dynamic rows (also "others", "therapy"): gpt-x 0, 1, gpt-y 0, 0 and hf:tiny 0: run means 50, 0 and 0
+    assert [round(v, 2) for v in overlay.loc[["dynamic", "others", "therapy"], "mean"]] == [16.67] * 3
     assert "neutral" not in overlay.index  # no row of yours has that label, so no bar is drawn for it
 
 

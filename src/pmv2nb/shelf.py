@@ -33,6 +33,7 @@ STAGE_METRICS = {
     "memory-grpo": {"reward": "mean reward", "memory/capped_rate": "capped rewrites"},
 }
 FRONTIER, BASELINE, OTHER = "frontier", "baseline", "other"
+BASE = "Qwen3-4B base"
 
 
 def _run_folder(path_text: str, runs_dir: Path) -> Path | None:
@@ -68,7 +69,7 @@ def classify(spec: str, runs_dir: Path, base_models: tuple[str, ...] = ()) -> tu
     if stage:
         return OTHER, None, 0
     if engine in ("hf", "vllm") and name in base_models:
-        return "family", "Qwen3-4B base", 1
+        return "family", BASE, 1
     return FRONTIER, None, 0
 
 
@@ -141,11 +142,16 @@ class Shelf:
         return pd.DataFrame(lines)
 
     def _rows(self, role: str) -> pd.DataFrame:
-        return self.results[self.results["role"] == role] if len(self.results) else self.results
+        if not len(self.results):
+            return self.results
+        chosen = self.results["role"] == role
+        if role == FRONTIER:  # the base model is benchmarked like any frontier model, so it counts there too
+            chosen |= self.results["member"] == BASE
+        return self.results[chosen]
 
     # ---- frames the figures draw ----------------------------------------------------------------------------
     def frontier_overlay(self) -> pd.DataFrame:
-        """Your frontier-style models: label, size, mode, accuracy and 95% CI in %."""
+        """Your full-history models (frontier-style and the base): label, size, mode, accuracy and 95% CI in %."""
         rows = self._rows(FRONTIER)
         if not len(rows):
             return pd.DataFrame(columns=["label", "size", "mode", "accuracy", "ci_low", "ci_high", "n"])
@@ -155,7 +161,7 @@ class Shelf:
         return table[["label", "model", "size", "mode", "accuracy", "ci_low", "ci_high", "n"]]
 
     def breakdown_overlay(self) -> pd.DataFrame:
-        """Per paper category: mean and sd (%) of accuracy across your frontier-style (model, size, mode) runs."""
+        """Per paper category: mean and sd (%) of accuracy across your full-history (model, size, mode) runs."""
         rows = self._rows(FRONTIER)
         out = []
         for ref in paper_numbers.breakdown_reference(self.paper_folder).itertuples():
