@@ -193,8 +193,8 @@ def _value_bar(ax: plt.Axes, x: float, value: float, width: float, colour, gid: 
         error = [[max(0.0, value - low)], [max(0.0, high - value)]]
     ax.bar(x, value, width, color=colour, yerr=error, capsize=3, gid=gid, edgecolor="0.1", linewidth=0.6,
            linestyle=linestyle, zorder=2)
-    ax.text(x, value + (error[1][0] if error else 0) + 1, f"{value:.1f}", ha="center", va="bottom",
-            fontsize="x-small", rotation=90)
+    ax.text(x, value + (error[1][0] if error else 0) + 1.5, f"{value:.1f}", ha="left", va="center",
+            fontsize="x-small", rotation=90, rotation_mode="anchor")
 
 
 def _legend_and_notes(fig: plt.Figure, handles: list, labels: list[str], *lines: str) -> None:
