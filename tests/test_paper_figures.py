@@ -89,6 +89,26 @@ def test_training_runs_get_one_panel_each_and_one_line_per_metric():
                      "curve|grpo (grpo)|MCQ reward": [0.0, 0.5]}
 
 
+def test_a_model_keeps_its_colour_from_figure_to_figure():
+    frontier = pd.DataFrame({"model": ["GPT-5-Chat"], "size": ["32k"], "mode": ["mcq"], "accuracy": [45.6]})
+    family = pd.DataFrame({"model": ["GPT-5-Chat", "Qwen3-4B-GRPO"], "mode": ["mcq", "mcq"], "accuracy": [45.6, 53.8],
+                           "status": ["reported", "reported"]})
+    four = _bars(figures.plot_frontier(frontier), "paper|")["paper|GPT-5-Chat|32k|mcq"].get_facecolor()
+    six = _bars(figures.plot_family(family), "paper|")
+    assert six["paper|GPT-5-Chat|mcq"].get_facecolor() == four
+    assert six["paper|Qwen3-4B-GRPO|mcq"].get_facecolor() != four
+
+
+def test_the_dataset_figure_counts_what_the_profile_loaded(benchmark_data):
+    questions = benchmark_data.questions
+    fig = figures.plot_dataset_overview(questions)
+    assert f"{len(questions)} questions" in fig._suptitle.get_text()
+    pref_axis = next(ax for ax in fig.axes if ax.get_title() == "preference type")
+    widths = {label.get_text(): bar.get_width() for label, bar in zip(pref_axis.get_yticklabels(), pref_axis.patches)}
+    assert sum(widths.values()) == len(questions)
+    assert widths["sensitive info"] == (questions["pref_type"] == "sensitive_info").sum()
+
+
 # ---- the shelf -------------------------------------------------------------------------------------------------
 
 def _write_rows(path, model: str, scores: list[float], profile="tiny", source="mini (synthetic)", mode="mcq",
