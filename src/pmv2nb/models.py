@@ -83,6 +83,13 @@ def build_tiny_model(settings: TinyModelSettings | None = None, seed: int = 0):
     return model
 
 
+def tiny_model_folder(settings: TinyModelSettings | None = None, seed: int = 0,
+                      cache_root: str | Path = "~/.cache/pmv2nb/models") -> Path:
+    """Where the tiny model of this shape and seed lives (without building it)."""
+    key = json.dumps({"shape": asdict(settings or TinyModelSettings()), "seed": seed}, sort_keys=True)
+    return Path(cache_root).expanduser() / f"tiny-qwen3-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
 def tiny_model_dir(settings: TinyModelSettings | None = None, seed: int = 0,
                    cache_root: str | Path = "~/.cache/pmv2nb/models") -> Path:
     """Build the tiny model once and save it (weights + tokenizer) where servers and trainers can load it.
@@ -91,8 +98,7 @@ def tiny_model_dir(settings: TinyModelSettings | None = None, seed: int = 0,
     a later call reuses the saved one. It is never committed: it is rebuilt in seconds.
     """
     settings = settings or TinyModelSettings()
-    key = json.dumps({"shape": asdict(settings), "seed": seed}, sort_keys=True)
-    folder = Path(cache_root).expanduser() / f"tiny-qwen3-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    folder = tiny_model_folder(settings, seed, cache_root)
     if (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file():
         return folder
     # Write to a side folder and rename, so a killed build never leaves a half-saved model behind.
