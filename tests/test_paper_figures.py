@@ -22,9 +22,9 @@ def _texts(fig) -> str:
 def test_figure4_draws_known_values_missing_slots_and_your_runs_with_intervals():
     paper = pd.DataFrame({"model": ["GPT-5-Chat"] * 4 + ["o4-mini"] * 4, "size": ["32k", "32k", "128k", "128k"] * 2,
                           "mode": ["mcq", "open"] * 4, "accuracy": [45.6, 46.2] + [math.nan] * 6})
-    ours = pd.DataFrame({"label": ["yours: hf:tiny\ntiny, mini (synthetic), n=24"] * 2, "size": ["32k", "32k"],
-                         "mode": ["mcq", "open"], "accuracy": [30.0, 12.5], "ci_low": [20.0, 5.0],
-                         "ci_high": [40.0, 20.0]})
+    ours = pd.DataFrame({"label": ["yours: hf:tiny"] * 2, "provenance": ["tiny, mini (synthetic), n=24"] * 2,
+                         "size": ["32k", "32k"], "mode": ["mcq", "open"], "accuracy": [30.0, 12.5],
+                         "ci_low": [20.0, 5.0], "ci_high": [40.0, 20.0]})
     fig = figures.plot_frontier(paper, ours, chance=25.0)
     known = _bars(fig, "paper|")
     assert {gid: round(bar.get_height(), 1) for gid, bar in known.items()} == {
@@ -61,9 +61,9 @@ def test_figure6_marks_derived_values_and_shows_the_token_saving():
                           "status": ["unknown", "reported", "derived", "reported"]})
     efficiency = pd.DataFrame({"quantity": ["history tokens read by the long-context model",
                                             "memory tokens read by the memory agent"], "value": [32000.0, 2000.0]})
-    ours = pd.DataFrame({"model": ["Agentic memory"], "spec": ["memory:hf:tiny"], "short": ["memory:hf:tiny"],
-                         "mode": ["mcq"], "accuracy": [25.0], "ci_low": [10.0], "ci_high": [40.0],
-                         "label": ["yours: memory:hf:tiny\ntiny, mini (synthetic), n=4"]})
+    ours = pd.DataFrame({"model": ["Agentic memory"], "spec": ["memory:hf:tiny"], "mode": ["mcq"],
+                         "accuracy": [25.0], "ci_low": [10.0], "ci_high": [40.0], "label": ["yours: memory:hf:tiny"],
+                         "provenance": ["tiny, mini (synthetic), n=4"]})
     tokens = pd.DataFrame({"setting": ["long context", "memory"], "tokens": [2924.0, 417.0],
                            "label": ["same questions", "memory:hf:tiny"]})
     fig = figures.plot_family(paper, ours, efficiency, tokens)
@@ -76,6 +76,7 @@ def test_figure6_marks_derived_values_and_shows_the_token_saving():
     assert {t.get_gid(): t.get_text() for t in token_axis.texts if t.get_gid()} == {
         "ratio|paper|memory": "16.0x\nfewer", "ratio|yours|memory": "7.0x\nfewer"}
     assert "(yours: memory:hf:tiny)" in _texts(fig)
+    assert "Agentic memory: memory:hf:tiny, tiny, mini (synthetic), n=4" in _texts(fig)
 
 
 def test_training_runs_get_one_panel_each_and_one_line_per_metric():
@@ -166,7 +167,7 @@ def test_the_shelf_sorts_your_runs_into_the_figures_they_belong_to(shelf_folders
     frontier = shelf.frontier_overlay()
     assert set(frontier["model"]) == {"openai:gpt-x", "openai:gpt-y", "hf:tiny"}  # the base is benchmarked too
     assert frontier.set_index("model").loc["openai:gpt-x", "accuracy"] == 75.0
-    assert "tiny, mini (synthetic), n=4" in frontier.set_index("model").loc["openai:gpt-x", "label"]
+    assert frontier.set_index("model").loc["openai:gpt-x", "provenance"] == "tiny, mini (synthetic), n=4"
     family = shelf.family_overlay().set_index("model")
     assert family.loc["Agentic memory", "spec"].endswith("mem-rl")  # the RL-trained agent beats more rows
     assert family.loc["GRPO MCQ-only", "accuracy"] == 100.0

@@ -227,7 +227,7 @@ def plot_frontier(paper: pd.DataFrame, ours: pd.DataFrame | None = None, ranges:
     """Figure 4: accuracy (%) per model at 32k and 128k, MCQ and open-ended, paper first, then your runs.
 
     ``paper``: model, size, mode, accuracy (NaN = unknown). ``ours``: label, size, mode, accuracy, ci_low,
-    ci_high. ``ranges``: claim, low, high, drawn as a light band (the paper's overall range).
+    ci_high and optionally provenance (listed under the plot). ``ranges``: claim, low, high, drawn as a light band (the paper's overall range).
     """
     use_style()
     models = list(dict.fromkeys(paper["model"]))
@@ -270,7 +270,8 @@ def plot_frontier(paper: pd.DataFrame, ours: pd.DataFrame | None = None, ranges:
     fig.tight_layout()
     _legend_and_notes(fig, handles + extra_handles, labels + extra_labels,
                       "Paper values: results/paper/figure4_frontier.csv (from the paper's text).", MISSING_NOTE,
-                      *([YOURS_NOTE + "; error bars: 95% bootstrap CI"] if yours else []))
+                      *([YOURS_NOTE + "; error bars: 95% bootstrap CI"] + _provenance_lines(ours, "label")
+                        if yours else []))
     return fig
 
 
@@ -363,18 +364,24 @@ def plot_family(paper: pd.DataFrame, ours: pd.DataFrame | None = None, efficienc
         handles.append(_patch(color=YOURS))
         labels.append("yours (95% bootstrap CI)")
     extra_handles, extra_labels = axes[0].get_legend_handles_labels()
-    yours = [f"{row.model}: {' '.join(row.label.split())}" for row in ours.drop_duplicates("model").itertuples()] \
-        if has_ours else []
     _legend_and_notes(fig, handles + extra_handles, labels + extra_labels,
                       "Paper values: results/paper/figure6_qwen3_4b.csv and efficiency.csv (the paper's text).",
-                      MISSING_NOTE, *([YOURS_NOTE] + yours if has_ours else []))
+                      MISSING_NOTE, *([YOURS_NOTE] + _provenance_lines(ours, "model") if has_ours else []))
     return fig
+
+
+def _provenance_lines(ours: pd.DataFrame, key: str) -> list[str]:
+    """One line per run of yours: what it is and where its numbers came from."""
+    if "provenance" not in ours:
+        return []
+    return [f"{getattr(row, key)}: {row.label.removeprefix('yours: ')}, {row.provenance}"
+            if key != "label" else f"{row.label}: {row.provenance}" for row in ours.drop_duplicates(key).itertuples()]
 
 
 def _member_tick(member: str, ours: pd.DataFrame | None) -> str:
     """The family member, and under it which of your models stands in for it."""
-    mine = _lookup(ours, "spec", model=member) if ours is not None and "spec" in ours else None
-    return member if mine is None else f"{member}\n(yours: {mine['short']})"
+    mine = _lookup(ours, "label", model=member) if ours is not None and "label" in ours else None
+    return member if mine is None else f"{member}\n({mine['label']})"
 
 
 def _plot_answer_tokens(ax: plt.Axes, efficiency: pd.DataFrame | None, tokens: pd.DataFrame | None) -> None:
@@ -390,7 +397,7 @@ def _plot_answer_tokens(ax: plt.Axes, efficiency: pd.DataFrame | None, tokens: p
         for setting in ("long context", "memory"):
             row = _lookup(tokens, "tokens", setting=setting)
             if row is not None:
-                bars.append((f"yours: {setting}\n{row['label']}", row["tokens"], YOURS, f"yours|{setting}"))
+                bars.append((f"yours: {setting}\n({row['label']})", row["tokens"], YOURS, f"yours|{setting}"))
     for i, (label, value, colour, gid) in enumerate(bars):
         if pd.isna(value):
             _missing_bar(ax, i, 0.6, "missing|" + gid, top=1e5)

@@ -81,9 +81,11 @@ def _provenance(rows: pd.DataFrame) -> str:
     return f"{known('profile', 'profile not recorded')}, {known('data_source', 'data not recorded')}"
 
 
-def _label(spec: str, rows: pd.DataFrame) -> str:
+def _described(spec: str, rows: pd.DataFrame) -> dict[str, str]:
+    """A short plot label for one of your models, and where its numbers came from (profile, data, questions)."""
     counts = sorted({int(n) for n in rows.groupby("mode")["question_id"].nunique()})
-    return f"yours: {display_name(spec)}\n{_provenance(rows)}, n={'/'.join(map(str, counts))}"
+    return {"label": f"yours: {display_name(spec)}",
+            "provenance": f"{_provenance(rows)}, n={'/'.join(map(str, counts))}"}
 
 
 def _percent(table: pd.DataFrame) -> pd.DataFrame:
@@ -159,11 +161,13 @@ class Shelf:
         """Your full-history models (frontier-style and the base): label, size, mode, accuracy and 95% CI in %."""
         rows = self._rows(FRONTIER)
         if not len(rows):
-            return pd.DataFrame(columns=["label", "size", "mode", "accuracy", "ci_low", "ci_high", "n"])
+            return pd.DataFrame(columns=["label", "provenance", "model", "size", "mode", "accuracy", "ci_low",
+                                         "ci_high", "n"])
         table = _percent(breakdown(rows, "overall"))
-        labels = {spec: _label(spec, part) for spec, part in rows.groupby("model")}
-        table["label"] = table["model"].map(labels)
-        return table[["label", "model", "size", "mode", "accuracy", "ci_low", "ci_high", "n"]]
+        described = {spec: _described(spec, part) for spec, part in rows.groupby("model")}
+        for key in ("label", "provenance"):
+            table[key] = table["model"].map(lambda spec: described[spec][key])
+        return table[["label", "provenance", "model", "size", "mode", "accuracy", "ci_low", "ci_high", "n"]]
 
     def breakdown_overlay(self) -> pd.DataFrame:
         """Per paper category: mean and sd (%) of accuracy across your full-history (model, size, mode) runs."""
@@ -187,19 +191,20 @@ class Shelf:
         chosen = {}
         for member, part in rows.groupby("member"):
             ranked = part.groupby("model").agg(preference=("preference", "max"), rows=("question_id", "size"))
-            chosen[member] = ranked.sort_values(["preference", "rows"], ascending=False).index[0]
+            ranked["shorter"] = -ranked.index.str.len()  # among equals, the plainest spec (hf:tiny over its folder)
+            chosen[member] = ranked.sort_values(["preference", "rows", "shorter"], ascending=False).index[0]
         return chosen
 
     def family_overlay(self) -> pd.DataFrame:
-        """Your Qwen3 family at 32k: model (member), mode, accuracy and 95% CI in %, label."""
-        columns = ["model", "spec", "short", "mode", "accuracy", "ci_low", "ci_high", "n", "label"]
+        """Your Qwen3 family at 32k: model (member), mode, accuracy and 95% CI in %, label and provenance."""
+        columns = ["model", "spec", "mode", "accuracy", "ci_low", "ci_high", "n", "label", "provenance"]
         pieces = []
         for member, spec in self._family_choice().items():
             rows = self.results[(self.results["model"] == spec) & (self.results["size"] == "32k")]
             if not len(rows):
                 continue
             table = _percent(breakdown(rows, "overall"))
-            pieces.append(table.assign(spec=spec, model=member, label=_label(spec, rows), short=display_name(spec)))
+            pieces.append(table.assign(spec=spec, model=member, **_described(spec, rows)))
         return pd.concat(pieces, ignore_index=True)[columns] if pieces else pd.DataFrame(columns=columns)
 
     def answer_tokens(self) -> pd.DataFrame:
@@ -208,8 +213,7 @@ class Shelf:
         if spec is None:
             return pd.DataFrame(columns=["setting", "tokens", "label"])
         rows = self.results[self.results["model"] == spec]
-        label = f"{display_name(spec)}, {_provenance(rows)}"
-        lines = [{"setting": "memory", "tokens": rows["tokens_in"].mean(), "label": label}]
+        lines = [{"setting": "memory", "tokens": rows["tokens_in"].mean(), "label": display_name(spec)}]
         if "full_history_tokens" in rows and rows["full_history_tokens"].notna().any():
             lines.insert(0, {"setting": "long context", "tokens": rows["full_history_tokens"].mean(),
                              "label": "same questions, whole history"})
