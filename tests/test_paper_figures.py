@@ -227,3 +227,12 @@ def test_result_rows_say_which_profile_and_data_they_came_from(benchmark_data, m
     run = run_eval(benchmark_data, "baseline:longest", settings, out=tmp_path / "r.jsonl",
                    cache=tmp_path / "c.sqlite", progress=False)
     assert set(run.results["profile"]) == {"tiny"} and set(run.results["data_source"]) == {"mini (synthetic)"}
+
+
+def test_a_broken_run_record_is_named(shelf_folders):
+    from pmv2nb.shelf import Shelf
+
+    results, runs = shelf_folders
+    (runs / "grpo-x" / "run.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"grpo-x/run.json: not valid JSON"):
+        Shelf.load(results, runs)

@@ -43,6 +43,15 @@ def _run_folder(path_text: str, runs_dir: Path) -> Path | None:
     return next((c for c in candidates if (c / "run.json").is_file()), None)
 
 
+def read_run_record(folder: Path) -> dict:
+    """A run folder's run.json (what stage made it, with which settings); a broken file is named."""
+    path = folder / "run.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); move the run folder aside or re-run its training") from None
+
+
 def classify(spec: str, runs_dir: Path, base_models: tuple[str, ...] = ()) -> tuple[str, str | None, int]:
     """(role, family member, preference) for one model spec; a higher preference wins among equals.
 
@@ -56,7 +65,7 @@ def classify(spec: str, runs_dir: Path, base_models: tuple[str, ...] = ()) -> tu
     if context in ("none", "oracle"):
         return OTHER, None, 0
     folder = _run_folder(name, runs_dir) if engine in ("hf", "vllm") else None
-    run = json.loads((folder / "run.json").read_text()) if folder else {}
+    run = read_run_record(folder) if folder else {}
     stage = run.get("stage")
     if context in ("memory", "memory+query"):
         return "family", "Agentic memory", (2 if stage == "memory-grpo" else 0) + (context == "memory")
@@ -121,7 +130,7 @@ class Shelf:
         results["preference"] = results["model"].map(lambda spec: roles[spec][2])
         runs = {}
         for run_json in sorted(runs_dir.glob("*/run.json")) if runs_dir.is_dir() else []:
-            runs[run_json.parent.name] = {**json.loads(run_json.read_text()), "path": str(run_json.parent)}
+            runs[run_json.parent.name] = {**read_run_record(run_json.parent), "path": str(run_json.parent)}
         return cls(results, runs, Path(paper_folder) if paper_folder else None)
 
     @classmethod
