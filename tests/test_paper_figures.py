@@ -236,3 +236,12 @@ def test_a_broken_run_record_is_named(shelf_folders):
     (runs / "grpo-x" / "run.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"grpo-x/run.json: not valid JSON"):
         Shelf.load(results, runs)
+
+
+def test_a_foreign_jsonl_among_the_results_is_named(shelf_folders):
+    from pmv2nb.shelf import Shelf
+
+    results, runs = shelf_folders
+    (results / "notes.jsonl").write_text('{"text": "not a result"}\n')
+    with pytest.raises(ValueError, match=r"notes.jsonl: not a pmv2nb result file \(no column question_id"):
+        Shelf.load(results, runs)

@@ -34,6 +34,7 @@ STAGE_METRICS = {
 }
 FRONTIER, BASELINE, OTHER = "frontier", "baseline", "other"
 BASE = "Qwen3-4B base"
+RESULT_COLUMNS = ("question_id", "model", "mode", "size", "valid", "score")
 
 
 def _run_folder(path_text: str, runs_dir: Path) -> Path | None:
@@ -121,6 +122,10 @@ class Shelf:
         frames = []
         for path in files:
             rows = read_results(path)
+            missing = [c for c in RESULT_COLUMNS if c not in rows] if len(rows) else []
+            if missing:
+                raise ValueError(f"{path}: not a pmv2nb result file (no column {', '.join(missing)}); "
+                                 f"move it out of {results_dir}")
             if len(rows):
                 frames.append(rows.assign(file=path.name))
         results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["model", "mode", "file"])
