@@ -110,6 +110,17 @@ def test_the_dataset_figure_counts_what_the_profile_loaded(benchmark_data):
     assert widths["sensitive info"] == (questions["pref_type"] == "sensitive_info").sum()
 
 
+def test_one_run_plots_its_logged_metrics_in_one_panel():
+    metrics = pd.DataFrame({"step": [1, 2, 2], "loss": [2.0, 1.5, None], "reward": [None, None, None],
+                            "eval_loss": [None, 1.8, None]})
+    fig = figures.plot_training_curves(metrics, {"loss": "training", "reward": "reward", "eval_loss": "eval"},
+                                       "SFT (tiny)", "loss")
+    (ax,) = fig.axes
+    assert ax.get_title() == "SFT (tiny)" and ax.get_ylabel() == "loss"
+    assert {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()} == {"training": [2.0, 1.5],
+                                                                                     "eval": [1.8]}
+
+
 # ---- the shelf -------------------------------------------------------------------------------------------------
 
 def _write_rows(path, model: str, scores: list[float], profile="tiny", source="mini (synthetic)", mode="mcq",

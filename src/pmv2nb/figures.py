@@ -137,17 +137,21 @@ def plot_accuracy(table: pd.DataFrame, group: str = "model", hue: str = "mode", 
     return _finish(fig, ax, title, "", "accuracy (95% bootstrap CI)")
 
 
+CURVE_COLUMNS = ["title", "metric", "step", "value"]
+
+
+def metric_curves(metrics: pd.DataFrame, columns: dict[str, str], title: str) -> pd.DataFrame:
+    """A run's logged ``{column: label}`` metrics as a long (title, metric, step, value) frame; unlogged ones skipped."""
+    pieces = [metrics[["step", column]].dropna().rename(columns={column: "value"}).assign(title=title, metric=label)
+              for column, label in columns.items() if column in metrics and metrics[column].notna().any()]
+    return pd.concat(pieces, ignore_index=True)[CURVE_COLUMNS] if pieces else pd.DataFrame(columns=CURVE_COLUMNS)
+
+
 def plot_training_curves(metrics: pd.DataFrame, columns: dict[str, str], title: str, ylabel: str) -> plt.Figure:
-    """One line per metric column (``{column: label}``) against the optimizer step; unlogged columns are skipped."""
-    use_style()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for c, (column, label) in enumerate(columns.items()):
-        if column not in metrics or metrics[column].isna().all():
-            continue
-        points = metrics[["step", column]].dropna().groupby("step", as_index=False).last()
-        ax.plot(points["step"], points[column], marker="o", markersize=4, label=label, color=PALETTE[c % len(PALETTE)])
-    ax.legend(fontsize="small")
-    return _finish(fig, ax, title, "optimizer step", ylabel)
+    """One run's metric columns (``{column: label}``) against the optimizer step, in one panel."""
+    fig = plot_training_runs(metric_curves(metrics, columns, title), suptitle=None, titles=[title])
+    fig.axes[0].set_ylabel(ylabel)
+    return fig
 
 
 # ---- paper figures (notebook 06): paper values beside your own runs -------------------------------------------
@@ -416,10 +420,11 @@ def _plot_answer_tokens(ax: plt.Axes, efficiency: pd.DataFrame | None, tokens: p
     ax.set_ylabel("tokens (log scale)")
 
 
-def plot_training_runs(curves: pd.DataFrame) -> plt.Figure:
+def plot_training_runs(curves: pd.DataFrame, suptitle: str | None = "Training curves of your runs",
+                       titles: list[str] | None = None) -> plt.Figure:
     """Training curves from several runs: one panel per run (``title``), one line per ``metric`` against ``step``."""
     use_style()
-    titles = list(dict.fromkeys(curves["title"]))
+    titles = titles or list(dict.fromkeys(curves["title"]))
     fig, axes = plt.subplots(1, max(1, len(titles)), figsize=(6.5 * max(1, len(titles)), 4.8), squeeze=False)
     for ax, title in zip(axes[0], titles):
         part = curves[curves["title"] == title]
@@ -427,10 +432,12 @@ def plot_training_runs(curves: pd.DataFrame) -> plt.Figure:
             line = part[part["metric"] == metric].groupby("step", as_index=False)["value"].last()
             ax.plot(line["step"], line["value"], marker="o", markersize=4, label=metric,
                     color=PALETTE[c % len(PALETTE)], gid=f"curve|{title}|{metric}")
-        ax.legend(fontsize="x-small")
+        if len(part):
+            ax.legend(fontsize="x-small")
         ax.set_title(title, fontsize="small")
         ax.set_xlabel("optimizer step")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    fig.suptitle("Training curves of your runs")
+    if suptitle:
+        fig.suptitle(suptitle)
     fig.tight_layout()
     return fig

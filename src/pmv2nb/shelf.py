@@ -244,14 +244,10 @@ class Shelf:
             wanted = STAGE_METRICS.get(run.get("stage", ""), {})
             if not metrics_path.is_file() or not wanted:
                 continue
-            metrics = pd.read_csv(metrics_path)
             title = f"{name} ({run['stage']}, profile {run.get('profile', '?')})"
-            for column, metric in wanted.items():
-                if column in metrics and metrics[column].notna().any():
-                    points = metrics[["step", column]].dropna().rename(columns={column: "value"})
-                    pieces.append(points.assign(title=title, metric=metric))
-        columns = ["title", "metric", "step", "value"]
-        return pd.concat(pieces, ignore_index=True)[columns] if pieces else pd.DataFrame(columns=columns)
+            pieces.append(figures.metric_curves(pd.read_csv(metrics_path), wanted, title))
+        pieces = [piece for piece in pieces if len(piece)]
+        return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=figures.CURVE_COLUMNS)
 
     # ---- the figures ----------------------------------------------------------------------------------------
     def figure4(self):
