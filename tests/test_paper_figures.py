@@ -76,7 +76,7 @@ def test_figure6_marks_derived_values_and_shows_the_token_saving():
     assert {t.get_gid(): t.get_text() for t in token_axis.texts if t.get_gid()} == {
         "ratio|paper|memory": "16.0x\nfewer", "ratio|yours|memory": "7.0x\nfewer"}
     assert "(yours: memory:hf:tiny)" in _texts(fig)
-    assert "Agentic memory: memory:hf:tiny, tiny, mini (synthetic), n=4" in _texts(fig)
+    assert "yours: memory:hf:tiny: tiny, mini (synthetic), n=4" in _texts(fig)
 
 
 def test_training_runs_get_one_panel_each_and_one_line_per_metric():

@@ -68,9 +68,9 @@ def test_the_transcription_matches_facts_md_when_the_reference_folder_is_there()
 
 
 def test_unknown_values_stay_missing_and_every_value_has_a_source():
-    from pmv2nb.paper_numbers import family_reference, frontier_reference
+    from pmv2nb.paper_numbers import family_reference, reference_table
 
-    frontier = frontier_reference()
+    frontier = reference_table("figure4_frontier")
     assert len(frontier) == 6 * 2 * 2  # six models, two sizes, two tasks, as in Figure 4
     known = frontier[frontier["status"] == "reported"]
     assert set(zip(known["model"], known["size"], known["mode"])) == {("GPT-5-Chat", "32k", "mcq"),
@@ -81,6 +81,8 @@ def test_unknown_values_stay_missing_and_every_value_has_a_source():
     assert family.loc[("GRPO MCQ-only", "open"), "status"] == "derived"
     assert family.loc[("GPT-5-Chat", "open"), "accuracy"] == 46.2
     assert family["source"].str.len().gt(10).all()
+    ranges = reference_table("headline_ranges")
+    assert set(ranges["status"]) == {"reported"}
 
 
 def test_a_bad_reference_cell_names_its_file_row_and_column(tmp_path):

@@ -63,13 +63,14 @@ def _figures(args: argparse.Namespace) -> int:
     from .shelf import Shelf, draw_all
 
     profile = config.resolve(args.profile)
+    shelf = Shelf.for_profile(profile, args.results, args.runs)
     try:
-        saved = draw_all(profile, args.out, args.results, args.runs, with_dataset=not args.no_dataset)
+        saved = draw_all(profile, args.out, shelf, with_dataset=not args.no_dataset)
     except DataError as err:
         print(f"pmv2nb figures: {err}\n(the dataset figure needs the profile's data; add --no-dataset to skip it)",
               file=sys.stderr)
         return 2
-    inventory = Shelf.for_profile(profile, args.results, args.runs).inventory()
+    inventory = shelf.inventory()
     print(f"your runs found: {len(inventory)} model spec(s)")
     for line in inventory.itertuples():
         print(f"  {line.model}: {line.role}{f' ({line.member})' if isinstance(line.member, str) else ''}, "

@@ -274,7 +274,7 @@ def plot_frontier(paper: pd.DataFrame, ours: pd.DataFrame | None = None, ranges:
     fig.tight_layout()
     _legend_and_notes(fig, handles + extra_handles, labels + extra_labels,
                       "Paper values: results/paper/figure4_frontier.csv (from the paper's text).", MISSING_NOTE,
-                      *([YOURS_NOTE + "; error bars: 95% bootstrap CI"] + _provenance_lines(ours, "label")
+                      *([YOURS_NOTE + "; error bars: 95% bootstrap CI"] + _provenance_lines(ours)
                         if yours else []))
     return fig
 
@@ -370,16 +370,15 @@ def plot_family(paper: pd.DataFrame, ours: pd.DataFrame | None = None, efficienc
     extra_handles, extra_labels = axes[0].get_legend_handles_labels()
     _legend_and_notes(fig, handles + extra_handles, labels + extra_labels,
                       "Paper values: results/paper/figure6_qwen3_4b.csv and efficiency.csv (the paper's text).",
-                      MISSING_NOTE, *([YOURS_NOTE] + _provenance_lines(ours, "model") if has_ours else []))
+                      MISSING_NOTE, *([YOURS_NOTE] + _provenance_lines(ours) if has_ours else []))
     return fig
 
 
-def _provenance_lines(ours: pd.DataFrame, key: str) -> list[str]:
-    """One line per run of yours: what it is and where its numbers came from."""
+def _provenance_lines(ours: pd.DataFrame) -> list[str]:
+    """One line per run of yours: its label and where its numbers came from."""
     if "provenance" not in ours:
         return []
-    return [f"{getattr(row, key)}: {row.label.removeprefix('yours: ')}, {row.provenance}"
-            if key != "label" else f"{row.label}: {row.provenance}" for row in ours.drop_duplicates(key).itertuples()]
+    return [f"{row.label}: {row.provenance}" for row in ours.drop_duplicates("label").itertuples()]
 
 
 def _member_tick(member: str, ours: pd.DataFrame | None) -> str:

@@ -37,6 +37,8 @@ def paper_dir() -> Path:
 def reference_table(name: str, folder: str | Path | None = None) -> pd.DataFrame:
     """One reference table with its number columns as floats (NaN where the paper gives no value).
 
+    ``status`` says whether the row's value is ``reported`` or ``unknown``.
+
     Every row needs a source note; a cell that is neither a number nor ``unknown`` is an error that
     names the file, the row (1-based, header not counted) and the column.
     """
@@ -62,6 +64,7 @@ def reference_table(name: str, folder: str | Path | None = None) -> pd.DataFrame
     for row, note in enumerate(raw["source"], start=1):
         if not note.strip():
             raise DataError("every value needs a source note", file=str(path), row=row, column="source")
+    table["status"] = table[required[0]].map(lambda v: UNKNOWN if math.isnan(v) else "reported")
     return table
 
 
@@ -75,18 +78,6 @@ def _number(cell: str, may_be_empty: bool, path: Path, row: int, column: str) ->
                         column=column) from None
 
 
-def frontier_reference(folder: str | Path | None = None) -> pd.DataFrame:
-    """Figure 4: model, size, mode, accuracy (%), status (reported / unknown), source."""
-    table = reference_table("figure4_frontier", folder)
-    table["status"] = table["accuracy"].map(lambda v: UNKNOWN if math.isnan(v) else "reported")
-    return table
-
-
-def breakdown_reference(folder: str | Path | None = None) -> pd.DataFrame:
-    """Figure 5: panel, category, the data column and value it matches, mean and sd (%) across models."""
-    return reference_table("figure5_breakdown", folder)
-
-
 def family_reference(folder: str | Path | None = None) -> pd.DataFrame:
     """Figure 6: the Qwen3-4B family and GPT-5-Chat (32k), with the ablations derived from their stated drops."""
     table = reference_table("figure6_qwen3_4b", folder)
@@ -96,10 +87,8 @@ def family_reference(folder: str | Path | None = None) -> pd.DataFrame:
     table.loc[derived, "accuracy"] = (base + table.loc[derived, "delta_vs_grpo"]).round(1)
     table.loc[derived, "source"] = [f"derived: {b:.1f} {d:+.1f} ({note})" for b, d, note in
                                     zip(base, table.loc[derived, "delta_vs_grpo"], table.loc[derived, "source"])]
-    table["status"] = "reported"
     table.loc[derived, "status"] = "derived"
-    table.loc[table["accuracy"].isna(), "status"] = UNKNOWN
-    frontier = frontier_reference(folder)
+    frontier = reference_table("figure4_frontier", folder)
     gpt5 = frontier[(frontier["model"] == "GPT-5-Chat") & (frontier["size"] == "32k")]
     return pd.concat([table, gpt5[["model", "mode", "accuracy", "source", "status"]]], ignore_index=True)
 

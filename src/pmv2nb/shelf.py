@@ -187,7 +187,7 @@ class Shelf:
         """Per paper category: mean and sd (%) of accuracy across your full-history (model, size, mode) runs."""
         rows = self._rows(FRONTIER)
         out = []
-        for ref in paper_numbers.breakdown_reference(self.paper_folder).itertuples():
+        for ref in paper_numbers.reference_table("figure5_breakdown", self.paper_folder).itertuples():
             if not len(rows) or ref.data_column not in rows:
                 continue
             part = rows[rows[ref.data_column].astype(str) == ref.data_value]
@@ -252,11 +252,11 @@ class Shelf:
     # ---- the figures ----------------------------------------------------------------------------------------
     def figure4(self):
         ranges = paper_numbers.reference_table("headline_ranges", self.paper_folder).iloc[:1]
-        return figures.plot_frontier(paper_numbers.frontier_reference(self.paper_folder), self.frontier_overlay(),
+        return figures.plot_frontier(paper_numbers.reference_table("figure4_frontier", self.paper_folder), self.frontier_overlay(),
                                      ranges)
 
     def figure5(self):
-        return figures.plot_breakdown(paper_numbers.breakdown_reference(self.paper_folder), self.breakdown_overlay())
+        return figures.plot_breakdown(paper_numbers.reference_table("figure5_breakdown", self.paper_folder), self.breakdown_overlay())
 
     def figure6(self):
         efficiency = paper_numbers.reference_table("efficiency", self.paper_folder)
@@ -269,13 +269,13 @@ class Shelf:
         return figures.plot_training_runs(curves) if len(curves) else None
 
 
-def draw_all(profile: Profile, out_dir: str | Path | None = None, results_dir: str | Path | None = None,
-             runs_dir: str | Path | None = None, with_dataset: bool = True) -> dict[str, list[Path]]:
+def draw_all(profile: Profile, out_dir: str | Path | None = None, shelf: Shelf | None = None,
+             with_dataset: bool = True) -> dict[str, list[Path]]:
     """Redraw every paper figure with your runs beside it and save each as PNG and PDF; returns the files."""
     import matplotlib.pyplot as plt
 
     out = Path(out_dir) if out_dir else profile.path("figures")
-    shelf = Shelf.for_profile(profile, results_dir, runs_dir)
+    shelf = shelf or Shelf.for_profile(profile)
     makers = {"frontier": shelf.figure4, "breakdown": shelf.figure5, "family": shelf.figure6,
               "training": shelf.training_figure}
     if with_dataset:
