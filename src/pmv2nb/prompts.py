@@ -112,6 +112,14 @@ def read_options(message: str) -> list[str]:
 
 TRAIN_LETTERS = "abcdefghij"
 
+# Two prompt formats. "chat" is the evaluation protocol: options A-D in a closing message and a
+# `Final Answer:` line. "boxed" is the training format: a system instruction, options (a)-(d) inside
+# the user's turn and the letter as \boxed{x}. A trained checkpoint is evaluated in the format it was
+# trained on (the authors validate that way too); its run.json records which.
+CHAT_FORMAT, BOXED_FORMAT = "chat", "boxed"
+PROMPT_FORMATS = (CHAT_FORMAT, BOXED_FORMAT)
+TRAINING_FORMAT = BOXED_FORMAT
+
 TRAIN_SYSTEM = (
     "You are a personal assistant who has talked with this user many times before. Earlier conversations "
     "follow, then the user's new request. Use what the user revealed about themselves, directly or in passing, "
@@ -141,6 +149,13 @@ def training_query(query: dict, options: list[str] | None = None) -> dict:
     if isinstance(content, str):
         return {"role": "user", "content": content + suffix}
     return {"role": "user", "content": [*content, {"type": "text", "text": suffix.strip()}]}
+
+
+def boxed_system(notes: str | None = None) -> dict:
+    """The boxed format's system message: the training instruction, or with notes, the memory agent's."""
+    if notes is None:
+        return {"role": "system", "content": TRAIN_SYSTEM}
+    return {"role": "system", "content": TRAIN_MEMORY_SYSTEM + notes}
 
 
 def mcq_target(letter: str, answer: str) -> str:

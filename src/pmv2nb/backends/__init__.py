@@ -3,7 +3,7 @@
     openai:gpt-5-chat                        the OpenAI API (key from OPENAI_API_KEY)
     openai:NAME@http://127.0.0.1:8000/v1     any OpenAI-compatible server (vllm serve, transformers serve)
     vllm:Qwen/Qwen3-4B-Instruct-2507         vLLM's offline engine (GPU)
-    hf:PATH   hf:tiny                        local transformers generation (CPU or GPU)
+    hf:PATH   hf:tiny   hf:smollm2-135m-instruct   local transformers generation (CPU or GPU)
     baseline:random|longest|shortest|bm25|dense   heuristic answerers for multiple choice
 """
 
@@ -26,8 +26,11 @@ def split_spec(spec: str) -> tuple[str, str]:
     return engine, rest
 
 
-def make_backend(spec: str, concurrency: int = 8, batch_size: int = 4) -> ChatBackend:
-    """Build the backend a spec names; nothing is loaded or contacted until the first request."""
+def make_backend(spec: str, concurrency: int = 8, batch_size: int = 4, dtype: str = "auto") -> ChatBackend:
+    """Build the backend a spec names; nothing is loaded or contacted until the first request.
+
+    ``dtype`` is the precision of local transformers models (``auto``: bfloat16 where the hardware has it).
+    """
     engine, rest = split_spec(spec)
     if engine == "openai":
         from .openai_http import OpenAIBackend
@@ -43,7 +46,7 @@ def make_backend(spec: str, concurrency: int = 8, batch_size: int = 4) -> ChatBa
     if engine == "hf":
         from .hf_local import HFBackend
 
-        return HFBackend(rest, batch_size=batch_size)
+        return HFBackend(rest, batch_size=batch_size, dtype=dtype)
     from .baselines import BaselineBackend
 
     return BaselineBackend(rest)

@@ -36,32 +36,50 @@ def weights_fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-class HFBackend:
-    """``hf:PATH`` (a saved checkpoint, LoRA adapter folder or hub id) or ``hf:tiny`` (the offline random Qwen3)."""
+# Prompts sharing at least this many leading tokens (a persona's history) compute them once.
+MIN_SHARED_PREFIX = 256
 
-    def __init__(self, path: str, device: str | None = None, dtype: str | None = None, batch_size: int = 4):
-        from ..models import tiny_model_dir
+
+class HFBackend:
+    """``hf:PATH`` (a saved checkpoint, LoRA adapter folder or hub id) or a built-in offline model
+    (``hf:tiny``, the random Qwen3; ``hf:smollm2-135m-instruct``, the real small instruction model).
+
+    ``dtype`` ``auto`` picks bfloat16 on a GPU or a CPU with bf16 units, else float32.
+    """
+
+    def __init__(self, path: str, device: str | None = None, dtype: str | None = None, batch_size: int = 4,
+                 min_shared_prefix: int = MIN_SHARED_PREFIX):
+        from ..models import BUILTIN_MODELS, builtin_model_dir
 
         self.spec = f"hf:{path}"
-        self.path = str(tiny_model_dir()) if path == "tiny" else path
-        self.device, self.dtype, self.batch_size = device, dtype, max(1, batch_size)
+        self.path = str(builtin_model_dir(path)) if path in BUILTIN_MODELS else path
+        self.device, self.dtype, self.batch_size = device, dtype or "auto", max(1, batch_size)
+        self.min_shared_prefix = min_shared_prefix
         self.priced_as = None
         self._model = self._tokenizer = None
+        self._prefixes = PrefixStore()
+        self.prefill_tokens_saved = 0  # prompt tokens answered from a shared prefix instead of recomputed
+
+    def _resolved(self) -> tuple[str, str]:
+        import torch
+
+        from ..models import resolve_dtype
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return device, resolve_dtype(self.dtype, device)
 
     def cache_identity(self) -> dict:
         folder = Path(self.path)
         fingerprint = weights_fingerprint(folder) if folder.is_dir() else "hub"
-        return {"engine": "hf", "path": self.path, "weights": fingerprint}
+        return {"engine": "hf", "path": self.path, "weights": fingerprint, "dtype": self._resolved()[1]}
 
     def _load(self):
         if self._model is None:
-            import torch
             from transformers import AutoTokenizer
 
             from ..models import load_causal_lm
 
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            dtype = self.dtype or ("bfloat16" if device == "cuda" else "float32")
+            device, dtype = self._resolved()
             self._tokenizer = AutoTokenizer.from_pretrained(self.path, padding_side="left")
             self._model = load_causal_lm(self.path, dtype).to(device).eval()
         return self._model, self._tokenizer
@@ -79,38 +97,121 @@ class HFBackend:
         limit = self.context_limit()
         prompts = [tokenizer.apply_chat_template(text_messages(r.messages), add_generation_prompt=True, tokenize=False)
                    for r in requests]
-        lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         for index, request in enumerate(requests):
-            if lengths[index] + request.sampling.max_tokens > limit:
+            if len(ids[index]) + request.sampling.max_tokens > limit:
                 raise ContextTooLongError(
-                    f"{self.spec} ({request.tag}): prompt of {lengths[index]} tokens plus {request.sampling.max_tokens} "
-                    f"new tokens exceeds the model's {limit}-token context", tokens=lengths[index], limit=limit,
-                    tag=request.tag)
-        order = sorted(range(len(requests)), key=lambda i: (json.dumps(requests[i].sampling.__dict__), lengths[i]))
-        batches, current = [], []
-        for index in order:
-            if current and (len(current) == self.batch_size or requests[current[0]].sampling != requests[index].sampling):
-                batches.append(current)
-                current = []
-            current.append(index)
-        if current:
-            batches.append(current)
-        for batch in tqdm(batches, desc=f"generate ({Path(self.path).name[:24]})", disable=not progress, leave=False):
-            yield from self._generate_batch(batch, requests, prompts)
+                    f"{self.spec} ({request.tag}): prompt of {len(ids[index])} tokens plus "
+                    f"{request.sampling.max_tokens} new tokens exceeds the model's {limit}-token context",
+                    tokens=len(ids[index]), limit=limit, tag=request.tag)
+        by_sampling: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            by_sampling.setdefault(json.dumps(request.sampling.__dict__, sort_keys=True), []).append(index)
+        batches = []
+        for members in by_sampling.values():
+            batches += plan_batches(members, ids, self.batch_size, self.min_shared_prefix)
+        for batch, prefix_length in tqdm(batches, desc=f"generate ({Path(self.path).name[:24]})",
+                                         disable=not progress, leave=False):
+            yield from self._generate_batch(batch, requests, ids, prefix_length)
 
-    def _generate_batch(self, batch: list[int], requests: list[ChatRequest], prompts: list[str]):
+    def _generate_batch(self, batch: list[int], requests: list[ChatRequest], ids: list[list[int]],
+                        prefix_length: int):
         import torch
 
         sampling = requests[batch[0]].sampling
         seed = int(hashlib.sha256(",".join(str(requests[i].sampling.seed) for i in batch).encode()).hexdigest()[:8], 16)
-        torch.manual_seed(seed)
         started = time.perf_counter()
-        samples = sample_completions(self._model, self._tokenizer, [prompts[i] for i in batch], sampling.max_tokens,
-                                     sampling.temperature, sampling.top_p)
+        prefix = None
+        if prefix_length:
+            prefix = self._prefixes.get(self._model, ids[batch[0]][:prefix_length])
+            self.prefill_tokens_saved += prefix.length * len(batch) - (prefix.length if prefix.fresh else 0)
+        torch.manual_seed(seed)
+        samples = sample_completions(self._model, self._tokenizer, [ids[i] for i in batch], sampling.max_tokens,
+                                     sampling.temperature, sampling.top_p, prefix=prefix)
         elapsed = (time.perf_counter() - started) / len(batch)
         for index, done in zip(batch, samples):
             yield index, ChatResponse(text=done.text, tokens_in=done.tokens_in, tokens_out=done.tokens_out,
                                       latency_s=elapsed, finish_reason=done.finish_reason)
+
+
+def common_prefix_length(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def plan_batches(members: list[int], ids: list[list[int]], batch_size: int,
+                 min_shared: int = MIN_SHARED_PREFIX) -> list[tuple[list[int], int]]:
+    """Batches of request indices, each with the length of the token prefix all its prompts share (0: none).
+
+    Prompts are sorted by their tokens, so the questions of one history sit side by side; a run of
+    prompts sharing at least ``min_shared`` leading tokens is batched together and reuses one
+    computed prefix. The rest are batched by length so padding stays small. The shared prefix always
+    leaves each prompt at least one token of its own, which generation needs as input.
+    """
+    ordered = sorted(members, key=lambda i: ids[i])
+    groups: list[tuple[list[int], int]] = []
+    for index in ordered:
+        if groups:
+            group, shared = groups[-1]
+            common = min(shared, common_prefix_length(ids[group[0]], ids[index]), len(ids[index]) - 1)
+            if common >= min_shared:
+                groups[-1] = (group + [index], common)
+                continue
+        groups.append(([index], len(ids[index]) - 1))
+    batches, singles = [], []
+    for group, shared in groups:
+        if len(group) == 1:
+            singles += group
+            continue
+        group = sorted(group, key=lambda i: len(ids[i]))
+        batches += [(group[s:s + batch_size], shared) for s in range(0, len(group), batch_size)]
+    singles.sort(key=lambda i: len(ids[i]))
+    batches += [(singles[s:s + batch_size], 0) for s in range(0, len(singles), batch_size)]
+    return batches
+
+
+@dataclass
+class SharedPrefix:
+    """A prompt prefix computed once: its token ids and the model's key/value cache for them."""
+
+    ids: list[int]
+    cache: object
+    fresh: bool = True  # computed for this batch rather than found in the store
+
+    @property
+    def length(self) -> int:
+        return len(self.ids)
+
+    def expanded(self, rows: int):
+        """A copy of the cache repeated for ``rows`` prompts (generation extends it in place)."""
+        import copy
+
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+
+class PrefixStore:
+    """The last few computed prefixes, so a history split across calls (result chunks) is read once."""
+
+    def __init__(self, keep: int = 2):
+        self.keep, self._items = keep, []
+
+    def get(self, model, ids: list[int]) -> SharedPrefix:
+        import torch
+
+        key = tuple(ids)
+        for item in self._items:
+            if tuple(item.ids) == key:
+                return SharedPrefix(item.ids, item.cache, fresh=False)
+        with torch.no_grad():
+            output = model(input_ids=torch.tensor([ids], device=model.device), use_cache=True)
+        item = SharedPrefix(list(ids), output.past_key_values)
+        self._items = ([item] + self._items)[:self.keep]
+        return item
 
 
 @dataclass
@@ -131,30 +232,46 @@ class Completion:
         return len(self.completion_ids)
 
 
-def sample_completions(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float,
-                       top_p: float = 1.0, top_k: int | None = None) -> list[Completion]:
+def sample_completions(model, tokenizer, prompts: list[str] | list[list[int]], max_new_tokens: int,
+                       temperature: float, top_p: float = 1.0, top_k: int | None = None,
+                       prefix: SharedPrefix | None = None) -> list[Completion]:
     """Generate one reply per (already templated) prompt in a single left-padded batch.
 
-    ``top_k=0`` with ``top_p=1.0`` samples from the model's full distribution, as RL needs.
+    Prompts are texts or token ids. With ``prefix`` (tokens every prompt starts with, already
+    computed) only the rest of each prompt is run through the model; the replies are the same as
+    without it. ``top_k=0`` with ``top_p=1.0`` samples from the model's full distribution, as RL needs.
     """
     import torch
 
-    inputs = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
-                       add_special_tokens=False).to(model.device)
+    if prompts and isinstance(prompts[0], str):
+        prompts = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    shared = prefix.length if prefix is not None else 0
+    if prefix is not None and any(list(p[:shared]) != prefix.ids or len(p) <= shared for p in prompts):
+        raise ValueError("every prompt must start with the shared prefix and go on past it")
+    pad = tokenizer.pad_token_id
+    width = max(len(p) - shared for p in prompts)
+    rows = [[pad] * (width - len(p) + shared) + list(p[shared:]) for p in prompts]
+    mask = [[0] * (width - len(p) + shared) + [1] * (len(p) - shared) for p in prompts]
+    input_ids = torch.tensor(rows, device=model.device)
+    attention = torch.tensor(mask, device=model.device)
+    extra = {}
+    if prefix is not None:  # the prefix tokens go first, and their keys and values come from the cache
+        head = torch.tensor([prefix.ids], device=model.device).expand(len(prompts), -1)
+        input_ids = torch.cat([head, input_ids], dim=1)
+        attention = torch.cat([torch.ones_like(head), attention], dim=1)
+        extra["past_key_values"] = prefix.expanded(len(prompts))
     sample = temperature > 0
     with torch.no_grad():
-        output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=sample,
-                                temperature=temperature if sample else None, top_p=top_p if sample else None,
-                                top_k=top_k if sample else None, pad_token_id=tokenizer.pad_token_id)
-    width = inputs["input_ids"].shape[1]
+        output = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
+                                do_sample=sample, temperature=temperature if sample else None,
+                                top_p=top_p if sample else None, top_k=top_k if sample else None,
+                                pad_token_id=pad, **extra)
     done = []
-    for position in range(len(prompts)):
-        new_tokens = output[position, width:]
-        stops = (new_tokens == tokenizer.eos_token_id) | (new_tokens == tokenizer.pad_token_id)
+    for position, prompt in enumerate(prompts):
+        new_tokens = output[position, input_ids.shape[1]:]
+        stops = (new_tokens == tokenizer.eos_token_id) | (new_tokens == pad)
         length = int(stops.nonzero()[0, 0]) + 1 if stops.any() else len(new_tokens)
-        mask = inputs["attention_mask"][position].bool()
-        done.append(Completion(prompt_ids=inputs["input_ids"][position][mask].tolist(),
-                               completion_ids=new_tokens[:length].tolist(),
+        done.append(Completion(prompt_ids=list(prompt), completion_ids=new_tokens[:length].tolist(),
                                text=tokenizer.decode(new_tokens[:length], skip_special_tokens=True),
                                finish_reason="stop" if stops.any() else "length"))
     return done

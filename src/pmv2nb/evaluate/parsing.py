@@ -2,7 +2,8 @@
 
 The cascade follows the benchmark's official order (think blocks removed, then ``\\boxed{}``,
 ``Final Answer:``, ``Answer:``, "the answer is", a trailing ``X.``), widened with forms real models
-emit: markdown bold, parenthesised and lower-case letters, and the training style ``\\boxed{a}``.
+emit: markdown bold, parenthesised and lower-case letters, the training style ``\\boxed{a}``, and
+as a last resort a reply that opens with ``B.`` (small models answer by copying an option).
 Within one pattern the last occurrence wins, since models restate options before concluding.
 Anything unparsable returns ``None``; callers keep the raw text and count it as invalid.
 """
@@ -29,6 +30,9 @@ _CASCADE: list[tuple[re.Pattern, bool]] = [
     (re.compile(r"\(([A-Ja-j])\)"), True),
     (re.compile(r"(?:^|\s)([A-Ja-j])\s*[.)]?\s*$"), False),
 ]
+# Last resort: a reply that opens with a capital letter and a full stop or bracket ("B. <option text>")
+# chose that option; small models answer by copying the option they pick. The first one counts.
+_LEADING_LETTER = re.compile(r"^[\s*_`#]*\(?([A-J])[.):](?:\s|$)")
 
 
 def strip_thinking(text: str) -> str:
@@ -60,7 +64,8 @@ def parse_choice(text: str | None) -> str | None:
         matches = [m for m in pattern.finditer(body) if _trusted(m, body, lower_ok)]
         if matches:
             return matches[-1].group(1).upper()
-    return None
+    leading = _LEADING_LETTER.match(body)
+    return leading.group(1) if leading else None
 
 
 _BOXED_NUMBER = re.compile(r"\\boxed\{\s*(?:\\text\{)?\s*([-+]?\d*\.?\d+)\s*\}?\s*\}")

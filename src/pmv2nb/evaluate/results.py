@@ -2,7 +2,8 @@
 
 A run killed mid-write can leave a torn last line; opening the file again cuts it off, so every
 row that survives is complete and appears exactly once. Rows are keyed by question, model, mode,
-context size and option-order variant.
+context size, option-order variant and prompt format (rows written before formats were recorded
+count as the evaluation's ``chat`` format).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-KEY_FIELDS = ("question_id", "model", "mode", "size", "variant")
+KEY_FIELDS = ("question_id", "model", "mode", "size", "variant", "prompt_format")
+KEY_DEFAULTS = {"prompt_format": "chat"}
 
 
 def row_key(row: dict) -> tuple:
-    return tuple(row[field] for field in KEY_FIELDS)
+    return tuple(row[field] if field in row else KEY_DEFAULTS[field] for field in KEY_FIELDS)
 
 
 def _clean(value):

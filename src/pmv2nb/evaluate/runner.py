@@ -9,7 +9,7 @@ cache, so an interrupted run costs nothing twice and a finished one costs nothin
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -25,18 +25,24 @@ from .cost import call_cost
 from .judging import judge_requests, read_verdict
 from .parsing import parse_choice
 from .results import ResultsFile, read_results
-from .tasks import MODES, Task, build_task, row_facts, rows_with_history, split_context
+from .tasks import MODES, Task, build_task, resolve_format, row_facts, rows_with_history, split_context
 
 EXPECTED_OUTPUT_TOKENS = {"mcq": 500, "open": 600, "judge": 350}  # typical lengths, for estimates only
 JUDGE_FRAME_TOKENS = 250
 
 
-def default_results_path(data: PersonaMemData, model: str, mode: str, size: str) -> Path:
-    """``results/eval/<split>-<modality>-<size>-<mode>-<model>.jsonl`` (server URLs left out of the name)."""
+def default_results_path(data: PersonaMemData, model: str, mode: str, size: str,
+                         prompt_format: str = prompts.CHAT_FORMAT) -> Path:
+    """``results/eval/<split>-<modality>-<size>-<mode>[-<format>]-<model>.jsonl`` (server URLs left out).
+
+    The evaluation's own ``chat`` format is the unmarked default; another format is named, so the
+    same model asked both ways keeps two files.
+    """
     name = model.split("@http")[0]
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-")
     slug = slug if len(slug) <= 80 else slug[:20] + "--" + slug[-58:]
-    return repo_root() / "results" / "eval" / f"{data.split}-{data.modality}-{size}-{mode}-{slug}.jsonl"
+    marked = mode if prompt_format == prompts.CHAT_FORMAT else f"{mode}-{prompt_format}"
+    return repo_root() / "results" / "eval" / f"{data.split}-{data.modality}-{size}-{marked}-{slug}.jsonl"
 
 
 @dataclass
@@ -54,7 +60,9 @@ class RunSettings:
     chunk_rows: int = 32
     concurrency: int = 8
     profile: str | None = None  # recorded in each result row, so figures can say where a number came from
-
+    prompt_format: str | None = None  # "chat" or "boxed"; None: the checkpoint's training format, else "chat"
+    dtype: str = "auto"  # precision of local (hf:) models
+    batch_size: int = 4  # prompts per local generation batch
 
 @dataclass
 class EvalRun:
@@ -91,7 +99,9 @@ def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple
     skipped = len(data) - len(rows)
     rows = rows[:settings.limit] if settings.limit is not None else rows
     variants = range(settings.variants if settings.mode == "mcq" else 1)
-    tasks = [build_task(data, row, settings.mode, settings.size, context, v) for row in rows for v in variants]
+    prompt_format = resolve_format(model, settings.prompt_format)
+    tasks = [build_task(data, row, settings.mode, settings.size, context, v, prompt_format)
+             for row in rows for v in variants]
     return tasks, skipped
 
 
@@ -145,12 +155,15 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
     settings = settings or RunSettings()
     if settings.mode == "open" and not judge:
         raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
+    settings = replace(settings, prompt_format=resolve_format(model, settings.prompt_format))
     tasks, skipped = plan_tasks(data, model, settings)
-    path = Path(out) if out else default_results_path(data, model, settings.mode, settings.size)
+    path = Path(out) if out else default_results_path(data, model, settings.mode, settings.size, settings.prompt_format)
     run = EvalRun(path=path, results=pd.DataFrame(), skipped_rows=skipped)
     with opened_cache(cache) as store, ResultsFile(path) as results:
-        answerer, grader = cached_backends(split_context(model)[1], judge, store, settings.concurrency)
-        todo = [t for t in tasks if (t.question_id, model, settings.mode, settings.size, t.variant) not in results]
+        answerer, grader = cached_backends(split_context(model)[1], judge, store, settings.concurrency,
+                                           settings.batch_size, settings.dtype)
+        todo = [t for t in tasks
+                if (t.question_id, model, settings.mode, settings.size, t.variant, settings.prompt_format) not in results]
         per_task_estimate = None
         if settings.budget_usd is not None and todo:
             plan = estimate(data, model, settings, judge, todo[:min(len(todo), 8)])
@@ -175,9 +188,9 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
 
 
 def cached_backends(spec: str, judge: str | None, store: CallCache, concurrency: int,
-                    batch_size: int = 4) -> tuple[CachedBackend, CachedBackend | None]:
+                    batch_size: int = 4, dtype: str = "auto") -> tuple[CachedBackend, CachedBackend | None]:
     """The answering model and (when given) the judge, both answering through ``store``."""
-    answerer = CachedBackend(make_backend(spec, concurrency=concurrency, batch_size=batch_size), store)
+    answerer = CachedBackend(make_backend(spec, concurrency=concurrency, batch_size=batch_size, dtype=dtype), store)
     grader = CachedBackend(make_backend(judge, concurrency=concurrency), store) if judge else None
     return answerer, grader
 
@@ -216,7 +229,8 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
         cost = 0.0 if answer.cached else call_cost(answerer.priced_as, answer.tokens_in, answer.tokens_out)
         row = {"question_id": task.question_id, "model": model, "mode": settings.mode, "size": settings.size,
                "variant": task.variant, "row": task.row, "split": data.split, "modality": data.modality,
-               "context": split_context(model)[0], "profile": settings.profile, "data_source": describe_source(data.source),
+               "context": split_context(model)[0], "prompt_format": settings.prompt_format or prompts.CHAT_FORMAT,
+               "profile": settings.profile, "data_source": describe_source(data.source),
                **row_facts(q, task.row, settings.size),
                "response": answer.text, "finish_reason": answer.finish_reason, "tokens_in": answer.tokens_in,
                "tokens_out": answer.tokens_out, "latency_s": round(answer.latency_s, 4), "cost_usd": cost,

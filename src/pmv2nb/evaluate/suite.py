@@ -17,6 +17,7 @@ from ..data.loader import PersonaMemData
 from .cache import CallCache
 from .results import read_results
 from .runner import EvalRun, RunSettings, default_results_path, estimate, run_eval
+from .tasks import resolve_format, trained_format
 
 HEURISTIC_BASELINES = ("baseline:random", "baseline:longest", "baseline:shortest", "baseline:bm25", "baseline:dense")
 
@@ -26,14 +27,26 @@ def baseline_specs(model: str) -> list[str]:
     return [*HEURISTIC_BASELINES, f"nohistory:{model}", f"oracle:{model}"]
 
 
-def profile_settings(profile: Profile, mode: str, size: str) -> RunSettings:
-    """Run settings for one mode and size from the profile (row counts, token limits, concurrency)."""
+def answer_tokens(profile: Profile, mode: str) -> int:
+    """The reply cap for a mode: multiple-choice rows may have a shorter one than open-ended rows."""
+    if mode == "mcq" and profile.eval.mcq_max_new_tokens:
+        return profile.eval.mcq_max_new_tokens
+    return profile.eval.max_new_tokens
+
+
+def profile_settings(profile: Profile, mode: str, size: str, prompt_format: str | None = None) -> RunSettings:
+    """Run settings for one mode and size from the profile (row counts, token limits, concurrency, precision).
+
+    ``prompt_format`` None lets each model be asked in the format it was trained on (see
+    :func:`~pmv2nb.evaluate.tasks.resolve_format`).
+    """
     rows = profile.eval.mcq_rows if mode == "mcq" else profile.eval.open_rows
-    sampling = Sampling(max_tokens=profile.eval.max_new_tokens, seed=profile.seed)
+    sampling = Sampling(max_tokens=answer_tokens(profile, mode), seed=profile.seed)
     return RunSettings(mode=mode, size=size, limit=rows, variants=profile.eval.orders if mode == "mcq" else 1,
                         sampling=sampling, judge_calls=profile.eval.judge_calls,
                         judge_sampling=replace(sampling, max_tokens=profile.eval.max_new_tokens),
-                        concurrency=profile.eval.concurrency, profile=profile.name)
+                        concurrency=profile.eval.concurrency, profile=profile.name, prompt_format=prompt_format,
+                        dtype=profile.model.dtype, batch_size=profile.eval.batch_size)
 
 
 def plan(data: PersonaMemData, profile: Profile, models: list[str], judge: str | None,
@@ -50,16 +63,22 @@ def plan(data: PersonaMemData, profile: Profile, models: list[str], judge: str |
 def run_suite(data: PersonaMemData, profile: Profile, models: list[str], judge: str | None = None,
               modes: tuple[str, ...] = ("mcq", "open"), sizes: tuple[str, ...] | None = None,
               results_dir: str | Path | None = None, cache: str | Path | None = None,
-              budget_usd: float | None = None, progress: bool = True) -> tuple[pd.DataFrame, list[EvalRun]]:
-    """Run every (model, size, mode); returns all result rows together and the individual runs."""
+              budget_usd: float | None = None, progress: bool = True, prompt_format: str | None = None,
+              **overrides) -> tuple[pd.DataFrame, list[EvalRun]]:
+    """Run every (model, size, mode); returns all result rows together and the individual runs.
+
+    ``overrides`` replace fields of each run's settings (for example ``limit=24, variants=4``).
+    """
     store = CallCache(cache) if cache else None
     runs, left = [], budget_usd
     try:
         for model in models:
             for size in sizes or profile.eval.sizes:
                 for mode in modes:
-                    settings = replace(profile_settings(profile, mode, size), budget_usd=left)
-                    out = Path(results_dir) / default_results_path(data, model, mode, size).name if results_dir else None
+                    settings = replace(profile_settings(profile, mode, size, prompt_format), budget_usd=left,
+                                       **overrides)
+                    name = default_results_path(data, model, mode, size, resolve_format(model, prompt_format)).name
+                    out = Path(results_dir) / name if results_dir else None
                     run = run_eval(data, model, settings, judge=judge if mode == "open" else None, out=out,
                                    cache=store, progress=progress)
                     runs.append(run)
@@ -73,16 +92,36 @@ def run_suite(data: PersonaMemData, profile: Profile, models: list[str], judge: 
     return _combined(runs), runs
 
 
+def shared_format(specs: list[str]) -> str | None:
+    """The one format the trained checkpoints among ``specs`` learned (None when none is a trained run).
+
+    A comparison asks every model, base included, in that format, so it measures training and not a
+    change of wording; checkpoints trained on different formats cannot be compared that way.
+    """
+    learned = {found for found in map(trained_format, specs) if found}
+    if len(learned) > 1:
+        raise ValueError(f"these checkpoints were trained on different prompt formats ({sorted(learned)}); "
+                         f"pass prompt_format to compare them in one")
+    return learned.pop() if learned else None
+
+
 def compare_checkpoints(data: PersonaMemData, profile: Profile, checkpoints: dict[str, str], judge: str | None,
-                        results_dir: str | Path | None = None, cache: str | Path | None = None) -> pd.DataFrame:
-    """Overall MCQ and open-ended accuracy (95% CI) for labelled model specs, e.g. {"SFT": "hf:runs/sft"}, at 32k."""
+                        results_dir: str | Path | None = None, cache: str | Path | None = None,
+                        prompt_format: str | None = None) -> pd.DataFrame:
+    """Overall MCQ and open-ended accuracy (95% CI) for labelled model specs, e.g. {"SFT": "hf:runs/sft"}, at 32k.
+
+    Every model is asked in one prompt format: ``prompt_format``, else the one the trained checkpoints
+    learned (see :func:`shared_format`), so a base model is measured the way its fine-tuned version is.
+    """
     from .breakdown import breakdown
 
+    prompt_format = prompt_format or shared_format(list(checkpoints.values()))
     results, _ = run_suite(data, profile, list(checkpoints.values()), judge, sizes=("32k",),
-                           results_dir=results_dir, cache=cache)
+                           results_dir=results_dir, cache=cache, prompt_format=prompt_format)
     table = breakdown(results, "overall")
     table["checkpoint"] = table["model"].map({spec: label for label, spec in checkpoints.items()})
-    return table[["checkpoint", "mode", "n", "accuracy", "ci_low", "ci_high", "invalid_rate"]]
+    table["prompt_format"] = prompt_format or "chat"
+    return table[["checkpoint", "mode", "prompt_format", "n", "accuracy", "ci_low", "ci_high", "invalid_rate"]]
 
 
 def _combined(runs: list[EvalRun]) -> pd.DataFrame:

@@ -8,8 +8,10 @@ stored with each result. Several order variants per row can be requested to meas
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -72,19 +74,59 @@ def rows_with_history(data: PersonaMemData, size: str, limit: int | None = None)
 
 
 def build_task(data: PersonaMemData, row: int, mode: str, size: str, context: str = "full",
-               variant: int = 0) -> Task:
+               variant: int = 0, prompt_format: str = prompts.CHAT_FORMAT) -> Task:
+    """One prompt in one of :data:`prompts.PROMPT_FORMATS`: the evaluation's ``chat`` format or the training's ``boxed``.
+
+    Options are in the same stable per-row order in both formats; the gold letter is upper case
+    either way, as :func:`~pmv2nb.evaluate.parsing.parse_choice` returns.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if prompt_format not in prompts.PROMPT_FORMATS:
+        raise ValueError(f"prompt format must be one of {prompts.PROMPT_FORMATS}, got {prompt_format!r}")
     q = data.questions
-    messages = context_messages(data, row, size, context) + [prompts.with_recall_note(q["user_query"].iat[row])]
-    task = Task(row=row, question_id=q["question_id"].iat[row], variant=variant, messages=messages)
+    task = Task(row=row, question_id=q["question_id"].iat[row], variant=variant, messages=[])
+    shown = None
     if mode == "mcq":
         options = [q["correct_answer"].iat[row], *q["incorrect_answers"].iat[row]]
         order = option_order(int(q["persona_id"].iat[row]), q["query_text"].iat[row], len(options), variant)
-        messages.append(prompts.mcq_message([options[i] for i in order]))
+        shown = [options[i] for i in order]
         task.order, task.n_options = order, len(options)
         task.gold_letter = prompts.LETTERS[order.index(0)]
-    elif mode != "open":
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    context_part = context_messages(data, row, size, context)
+    if prompt_format == prompts.BOXED_FORMAT:
+        task.messages = [prompts.boxed_system(), *context_part, prompts.training_query(q["user_query"].iat[row], shown)]
+    else:
+        task.messages = [*context_part, prompts.with_recall_note(q["user_query"].iat[row])]
+        if shown is not None:
+            task.messages.append(prompts.mcq_message(shown))
     return task
+
+
+def trained_format(spec: str) -> str | None:
+    """The prompt format a trained checkpoint learned, from its run.json; None for anything else.
+
+    Works for ``hf:DIR``, ``vllm:DIR`` and ``openai:DIR@URL`` (a run folder behind a local server),
+    with or without a context prefix.
+    """
+    _, backend = split_context(spec)
+    engine, _, rest = backend.partition(":")
+    if engine not in ("hf", "vllm", "openai"):
+        return None
+    run_file = Path(rest.split("@http")[0]).expanduser() / "run.json"
+    if not run_file.is_file():
+        return None
+    try:
+        recorded = json.loads(run_file.read_text(encoding="utf-8")).get("prompt_format")
+    except json.JSONDecodeError:
+        raise ValueError(f"{run_file} is not valid JSON; retrain or repair the run folder") from None
+    # runs saved before the format was recorded were trained on the boxed format all the same
+    return recorded or prompts.TRAINING_FORMAT
+
+
+def resolve_format(spec: str, prompt_format: str | None) -> str:
+    """The format to ask ``spec`` in: the one given, else the one it was trained on, else the evaluation's."""
+    return prompt_format or trained_format(spec) or prompts.CHAT_FORMAT
 
 
 def row_facts(questions: pd.DataFrame, row: int, size: str) -> dict:

@@ -24,9 +24,9 @@ from ..data.loader import PersonaMemData
 from ..evaluate.cache import CallCache, opened_cache
 from ..evaluate.results import ResultsFile, read_results
 from ..evaluate.runner import EvalRun, RunSettings, cached_backends, default_results_path, score_tasks
-from ..evaluate.tasks import Task, build_task, rows_with_history, split_context
+from ..evaluate.tasks import Task, build_task, resolve_format, rows_with_history, split_context
 from ..models import chat_template_length
-from ..prompts import memory_context
+from ..prompts import BOXED_FORMAT, CHAT_FORMAT, boxed_system, memory_context
 from ..train.examples import reward_labels
 from ..train.rewards import is_privacy_row, leaks, protected_detail
 from .agent import Chunker, Trajectory, run_updates
@@ -52,7 +52,7 @@ def tokenizer_for_spec(spec: str):
 
     engine, rest = split_spec(spec)
     if engine == "hf":
-        return load_tokenizer("tiny") if rest == "tiny" else AutoTokenizer.from_pretrained(rest)
+        return load_tokenizer(rest)  # a built-in model's name, a run folder or a hub id
     if engine == "vllm":
         return AutoTokenizer.from_pretrained(rest)
     served = rest.rpartition("@")[0] if engine == "openai" and "@http" in rest else rest
@@ -133,7 +133,7 @@ def memory_columns(trajectory: Trajectory, shared_by: int, labels: dict) -> dict
 
 def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: MemorySettings, *,
                judge: str | None = None, out: str | Path | None = None, cache: CallCache | str | Path | None = None,
-               show_query: bool | None = None, users_per_batch: int = 64, batch_size: int = 8,
+               show_query: bool | None = None, users_per_batch: int = 64, batch_size: int | None = None,
                progress: bool = True) -> MemoryRun:
     """Build notes for each row's history (chunk by chunk), answer from them, and save the results.
 
@@ -147,14 +147,17 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
         raise ValueError(f"{model!r}: give the memory agent a plain backend spec, without a context prefix")
     show_query = memory.show_query_in_updates if show_query is None else show_query
     label = memory_spec(model, show_query)
-    path = Path(out) if out else default_results_path(data, label, settings.mode, settings.size)
+    settings = replace(settings, prompt_format=resolve_format(model, settings.prompt_format))
+    path = Path(out) if out else default_results_path(data, label, settings.mode, settings.size, settings.prompt_format)
     rows = rows_with_history(data, settings.size, settings.limit)
     variants = range(settings.variants if settings.mode == "mcq" else 1)
-    tasks = [build_task(data, row, settings.mode, settings.size, "none", v) for row in rows for v in variants]
+    tasks = [build_task(data, row, settings.mode, settings.size, "none", v, settings.prompt_format)
+             for row in rows for v in variants]
     run = MemoryRun(path=path, results=pd.DataFrame())
     with opened_cache(cache) as store, ResultsFile(path) as results:
         # the backends first: a vllm: spec without a GPU fails here, before any tokenizer download
-        answerer, grader = cached_backends(model, judge, store, settings.concurrency, batch_size)
+        answerer, grader = cached_backends(model, judge, store, settings.concurrency, batch_size or settings.batch_size,
+                                           settings.dtype)
         tokenizer = tokenizer_for_spec(model)
         chunker = Chunker(data, tokenizer, memory, settings.size)
         jobs = {row: chunker.job(row, show_query) for row in rows}
@@ -162,7 +165,8 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
         rewrite = backend_rewriter(answerer, replace(settings.sampling, max_tokens=memory.memory_tokens))
         full_tokens = _FullHistoryTokens(data, tokenizer, settings.size)
         saved = set(read_trajectories(path))
-        todo = [t for t in tasks if (t.question_id, label, settings.mode, settings.size, t.variant) not in results]
+        todo = [t for t in tasks if (t.question_id, label, settings.mode, settings.size, t.variant,
+                                     settings.prompt_format) not in results]
         keys = list(dict.fromkeys(jobs[t.row].key for t in todo))
         trajectory_path(path).parent.mkdir(parents=True, exist_ok=True)
         with tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"memory {settings.mode} {model[:40]}",
@@ -178,7 +182,8 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
                         trajectory_file.write(json.dumps(trajectories[key].to_record(), ensure_ascii=False) + "\n")
                         trajectory_file.flush()
                         saved.add(key)
-                chunk = [_with_memory(t, trajectories[jobs[t.row].key].memory) for t in todo if jobs[t.row].key in group]
+                chunk = [_with_memory(t, trajectories[jobs[t.row].key].memory, settings.prompt_format)
+                         for t in todo if jobs[t.row].key in group]
                 for task, result in zip(chunk, score_tasks(data, chunk, label, judge, answerer, grader, settings, run)):
                     trajectory = trajectories[jobs[task.row].key]
                     labels = reward_labels(data, task.row, settings.mode)
@@ -194,7 +199,8 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
 
 def run_profile_memory(data: PersonaMemData, profile: Profile, model: str, mode: str, *, rows: int | None = None,
                        show_query: bool = False, judge: str | None = None, results_dir: str | Path | None = None,
-                       cache: CallCache | str | Path | None = None, progress: bool = True) -> MemoryRun:
+                       cache: CallCache | str | Path | None = None, prompt_format: str | None = None,
+                       progress: bool = True) -> MemoryRun:
     """``run_memory`` with the profile's sampling and row counts, writing into ``results_dir`` (default results/eval/).
 
     What the notebooks call: the file name follows ``pmv2nb eval``'s convention, so the suite's
@@ -202,16 +208,21 @@ def run_profile_memory(data: PersonaMemData, profile: Profile, model: str, mode:
     """
     from ..evaluate.suite import profile_settings
 
-    settings = profile_settings(profile, mode, "32k")
+    settings = profile_settings(profile, mode, "32k", resolve_format(model, prompt_format))
     settings = replace(settings, limit=rows or settings.limit)
-    path = default_results_path(data, memory_spec(model, show_query), mode, "32k")
+    path = default_results_path(data, memory_spec(model, show_query), mode, "32k", settings.prompt_format)
     out = Path(results_dir) / path.name if results_dir else path
     return run_memory(data, model, settings, profile.memory, judge=judge if mode == "open" else None, out=out,
                       cache=cache, show_query=show_query, progress=progress)
 
 
-def _with_memory(task: Task, notes: str) -> Task:
-    """The answer prompt: the notes in place of the history, then the harness's query (and options)."""
+def _with_memory(task: Task, notes: str, prompt_format: str = CHAT_FORMAT) -> Task:
+    """The answer prompt: the notes in place of the history, then the query (and options) in ``prompt_format``.
+
+    In the boxed (training) format the notes join the system instruction, exactly as memory RL trains it.
+    """
+    if prompt_format == BOXED_FORMAT:
+        return replace(task, messages=[boxed_system(notes), *task.messages[1:]])
     return replace(task, messages=[memory_context(notes), *task.messages])
 
 
@@ -220,7 +231,9 @@ def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: R
     """Answer one row from notes you supply (for example notes you edited by hand); nothing is saved."""
     with opened_cache(cache) as store:
         answerer, grader = cached_backends(model, judge, store, settings.concurrency)
-        task = _with_memory(build_task(data, row, settings.mode, settings.size, "none"), notes)
+        prompt_format = resolve_format(model, settings.prompt_format)
+        task = _with_memory(build_task(data, row, settings.mode, settings.size, "none", 0, prompt_format), notes,
+                            prompt_format)
         scratch = EvalRun(path=Path("unsaved"), results=pd.DataFrame())
         result = score_tasks(data, [task], memory_spec(model), judge, answerer, grader, settings, scratch)[0]
     return {"memory": notes, **result}

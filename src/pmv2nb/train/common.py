@@ -19,7 +19,8 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ..config import Profile
-from ..models import is_adapter, load_causal_lm, load_tokenizer, model_path, require_gpu
+from ..models import BUILTIN_MODELS, is_adapter, load_causal_lm, load_tokenizer, model_path, require_gpu, resolve_dtype
+from ..prompts import TRAINING_FORMAT
 
 METRICS_FILE = "metrics.csv"
 RUN_FILE = "run.json"
@@ -52,12 +53,31 @@ def policy(start: str, dtype: str) -> tuple[Any, dict | None]:
 
 
 def tokenizer_for(path: str, profile: Profile):
-    """The tokenizer saved with a checkpoint, else the profile's (the tiny model's is the real Qwen3 one)."""
+    """The tokenizer saved with a checkpoint, else the profile's (a built-in model's, or the hub id's)."""
     if Path(path).is_dir() and (Path(path) / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(path)
-    return load_tokenizer("tiny" if profile.model.name == "tiny" else path)
+    return load_tokenizer(profile.model.name if profile.model.name in BUILTIN_MODELS else path)
+
+
+def on_gpu(profile: Profile) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and profile.model.device != "cpu"
+
+
+def training_dtypes(profile: Profile) -> tuple[str, bool]:
+    """(dtype the weights are loaded in, whether to compute in bfloat16 mixed precision).
+
+    On a GPU the weights live in the profile's precision, as before. On a CPU they stay float32 and
+    bfloat16 only enters through autocast (where the processor has bf16 units): a learning rate of
+    1e-5 moves a weight by less than a bfloat16 step, so pure bfloat16 weights would barely change.
+    """
+    device = "cuda" if on_gpu(profile) else "cpu"
+    compute = resolve_dtype(profile.model.dtype, device)
+    weights = compute if device == "cuda" else "float32"
+    return weights, compute == "bfloat16"
 
 
 def lora_config():
@@ -83,13 +103,11 @@ def accumulation(samples_per_step: int, micro_batch: int) -> int:
 def hardware_args(profile: Profile, purpose: str) -> dict[str, Any]:
     """Precision and device arguments for TRL configs; fails early when the profile's GPU is missing."""
     require_gpu(profile, purpose)
-    import torch
-
-    on_gpu = torch.cuda.is_available() and profile.model.device != "cpu"
+    gpu = on_gpu(profile)
     return {
-        "use_cpu": not on_gpu,
-        "bf16": on_gpu and profile.model.dtype == "bfloat16",
-        "gradient_checkpointing": on_gpu,  # slows CPU runs down and saves nothing there
+        "use_cpu": not gpu,
+        "bf16": training_dtypes(profile)[1],
+        "gradient_checkpointing": gpu,  # slows CPU runs down and saves nothing there
         "report_to": "none",
         "logging_steps": 1,
         "save_strategy": "no",  # the final weights are saved once, by train_and_save
@@ -142,7 +160,8 @@ def train_and_save(trainer, out: Path, tokenizer, record: dict) -> dict:
     """Train, then save weights (or the adapter) as safetensors, the tokenizer and run.json into ``out``."""
     started = time.perf_counter()
     result = trainer.train()
-    record = {**record, "train_loss": result.training_loss, "train_seconds": round(time.perf_counter() - started, 2)}
+    record = {"prompt_format": TRAINING_FORMAT, **record, "train_loss": result.training_loss,
+              "train_seconds": round(time.perf_counter() - started, 2)}
     trainer.save_model(str(out))
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(str(out))

@@ -15,7 +15,7 @@ from ..data.loader import load_profile_split
 from ..evaluate.runner import default_cache_path
 from .common import (
     MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point, tokenizer_for,
-    train_and_save,
+    train_and_save, training_dtypes,
 )
 from .examples import grpo_prompts
 from .rewards import mixed_rewards
@@ -78,7 +78,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, mc
                      "vllm_max_model_length": settings.max_prompt_length + settings.max_completion_length}
         if settings.vllm_mode == "server" and vllm_server_url:
             vllm_args["vllm_server_base_url"] = vllm_server_url
-    model, init_kwargs = policy(start, profile.model.dtype)
+    model, init_kwargs = policy(start, training_dtypes(profile)[0])
     config = GRPOConfig(
         output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation(completions_per_step(settings), micro),

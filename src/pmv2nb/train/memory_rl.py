@@ -35,7 +35,7 @@ from ..evaluate.tasks import rows_with_history
 from ..memory.agent import Chunker, MemoryJob, Trajectory, run_updates
 from .common import (
     MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, starting_point, tokenizer_for,
-    train_and_save,
+    train_and_save, training_dtypes,
 )
 from .examples import reward_labels, split_tasks, training_options
 from .rewards import mixed_rewards
@@ -60,9 +60,11 @@ def memory_rl_items(data: PersonaMemData, mcq_fraction: float, size: str = "32k"
 
 
 def answer_messages(notes: str, item: dict) -> list[dict]:
-    """The final turn: the notes in the system message, then the query (with options for MCQ)."""
-    return [{"role": "system", "content": prompts.TRAIN_MEMORY_SYSTEM + notes},
-            {"role": "user", "content": item["query_message"]}]
+    """The final turn: the notes in the system message, then the query (with options for MCQ).
+
+    The boxed format's memory prompt, which ``pmv2nb memory run`` also uses for trained checkpoints.
+    """
+    return [prompts.boxed_system(notes), {"role": "user", "content": item["query_message"]}]
 
 
 # ---------- the maths (kept free of the trainer so it can be tested on its own) ----------
@@ -294,7 +296,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     split = load_profile_split(profile, "train")
     items = memory_rl_items(split, settings.mcq_fraction, profile.data.context_size, rows, profile.seed)
     micro = micro_batch or 1
-    model = load_causal_lm(start, profile.model.dtype)
+    model = load_causal_lm(start, training_dtypes(profile)[0])
     ref_model = None
     if settings.use_lora:
         from peft import get_peft_model

@@ -14,7 +14,7 @@ from ..config import Profile
 from ..data.loader import load_profile_split
 from .common import (
     MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point, tokenizer_for,
-    train_and_save,
+    train_and_save, training_dtypes,
 )
 from .examples import sft_examples
 
@@ -46,7 +46,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, max
     val_split = load_profile_split(profile, "val")
     val, _ = sft_examples(val_split, tokenizer, settings.max_length, size, limit=settings.eval_rows, progress=False)
 
-    model, init_kwargs = policy(start, profile.model.dtype)
+    model, init_kwargs = policy(start, training_dtypes(profile)[0])
     config = SFTConfig(
         output_dir=str(out), max_steps=steps, learning_rate=settings.learning_rate,
         per_device_train_batch_size=micro_batch, per_device_eval_batch_size=micro_batch,
@@ -73,13 +73,13 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, max
 def sft_run_for(profile: Profile, folder: str | Path | None = None) -> Path:
     """The SFT run a later stage starts from: ``folder``, else ``runs/sft-<profile>``.
 
-    A missing run is trained on the spot in the tiny profile (about a minute on CPU); in the GPU
-    profiles it is an error that points at notebook 03, since that run takes hours.
+    A missing run is trained on the spot in the offline CPU profiles (minutes); in the GPU profiles
+    it is an error that points at notebook 03, since that run takes hours.
     """
     path = Path(folder) if folder else profile.path("runs") / f"sft-{profile.name}"
     if not (path / "run.json").is_file():
-        if profile.name != "tiny":
+        if not profile.offline:
             raise FileNotFoundError(f"no SFT run in {path}: run notebook 03 (or `pmv2nb sft`) first, or set SFT_DIR")
-        print(f"no SFT run in {path}; training the tiny one now (about a minute)")
+        print(f"no SFT run in {path}; training the {profile.name} profile's one now ({profile.sft.max_steps} steps)")
         train_sft(profile, path, progress=False)
     return path
