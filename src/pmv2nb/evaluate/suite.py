@@ -107,17 +107,19 @@ def shared_format(specs: list[str]) -> str | None:
 
 def compare_checkpoints(data: PersonaMemData, profile: Profile, checkpoints: dict[str, str], judge: str | None,
                         results_dir: str | Path | None = None, cache: str | Path | None = None,
-                        prompt_format: str | None = None) -> pd.DataFrame:
+                        prompt_format: str | None = None, modes: tuple[str, ...] = ("mcq", "open"),
+                        **overrides) -> pd.DataFrame:
     """Overall MCQ and open-ended accuracy (95% CI) for labelled model specs, e.g. {"SFT": "hf:runs/sft"}, at 32k.
 
     Every model is asked in one prompt format: ``prompt_format``, else the one the trained checkpoints
     learned (see :func:`shared_format`), so a base model is measured the way its fine-tuned version is.
+    ``overrides`` go to :func:`run_suite` (for example ``limit=14``).
     """
     from .breakdown import breakdown
 
     prompt_format = prompt_format or shared_format(list(checkpoints.values()))
-    results, _ = run_suite(data, profile, list(checkpoints.values()), judge, sizes=("32k",),
-                           results_dir=results_dir, cache=cache, prompt_format=prompt_format)
+    results, _ = run_suite(data, profile, list(checkpoints.values()), judge, modes=modes, sizes=("32k",),
+                           results_dir=results_dir, cache=cache, prompt_format=prompt_format, **overrides)
     table = breakdown(results, "overall")
     table["checkpoint"] = table["model"].map({spec: label for label, spec in checkpoints.items()})
     table["prompt_format"] = prompt_format or "chat"

@@ -177,3 +177,27 @@ def read_metrics(folder: str | Path):
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: train this stage first (or point at its run folder)")
     return pd.read_csv(path)
+
+
+def weight_change(before: str | Path, after: str | Path) -> dict:
+    """How far training moved the weights: ``after`` against ``before`` (a run folder against its ``--init``).
+
+    Compare a stage with the weights it started from, not with the base model: against the base, an
+    RL run that did nothing would still look changed, by its SFT.
+    """
+    import torch
+
+    first = load_causal_lm(before).state_dict()
+    second = load_causal_lm(after).state_dict()
+    if first.keys() != second.keys():
+        raise ValueError(f"{before} and {after} hold different parameters; compare a run with its own --init")
+    changed, squared, base, largest = 0, 0.0, 0.0, 0.0
+    for name, tensor in first.items():
+        delta = (second[name].float() - tensor.float())
+        if torch.any(delta != 0):
+            changed += 1
+        squared += float(delta.pow(2).sum())
+        base += float(tensor.float().pow(2).sum())
+        largest = max(largest, float(delta.abs().max()) if delta.numel() else 0.0)
+    return {"tensors": len(first), "tensors_changed": changed, "relative_change": (squared / base) ** 0.5 if base else 0.0,
+            "max_abs_change": largest}
