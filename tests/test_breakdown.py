@@ -63,3 +63,33 @@ def test_report_skips_tables_the_results_cannot_support_and_renders_markdown():
     assert text.splitlines()[1].startswith("| --- |") and "a\\|b" in text and "1.000" in text
     with pytest.raises(ValueError, match="unknown breakdown"):
         breakdown(frame, "colour")
+
+
+def _answers(picks, golds, orders, question_ids):
+    return pd.DataFrame({"question_id": question_ids, "model": "m", "mode": "mcq", "size": "32k",
+                         "variant": [i % 4 for i in range(len(picks))], "parsed": picks, "gold_letter": golds,
+                         "valid": [p is not None for p in picks], "order": orders,
+                         "correct": [p == g for p, g in zip(picks, golds)]})
+
+
+def test_position_bias_counts_picks_against_where_the_gold_answer_sat():
+    from pmv2nb.evaluate import position_bias
+
+    # one question in four orders; the model always says A, the gold answer moves around
+    orders = [[0, 1, 2, 3], [1, 0, 2, 3], [1, 2, 0, 3], [1, 2, 3, 0]]
+    frame = _answers(["A", "A", "A", None], ["A", "B", "C", "D"], orders, ["q"] * 4)
+    table = position_bias(frame).set_index("letter")
+    assert table.loc["A", "picked"] == 1.0 and table.loc["B", "picked"] == 0.0
+    assert table["gold_here"].tolist() == [0.25] * 4 and table["invalid_rate"].iat[0] == 0.25
+
+
+def test_order_consistency_follows_the_option_not_the_letter():
+    from pmv2nb.evaluate import order_consistency
+
+    orders = [[0, 1, 2, 3], [1, 0, 2, 3], [0, 1, 2, 3], [1, 0, 2, 3]]
+    # q1: the reader picks the gold option (index 0) in both orders, under different letters; q2: always letter A
+    frame = _answers(["A", "B", "A", "A"], ["A", "B", "A", "B"], orders, ["q1", "q1", "q2", "q2"])
+    frame["variant"] = [0, 1, 0, 1]
+    row = order_consistency(frame).iloc[0]
+    assert row["questions"] == 2 and row["same_option_every_order"] == 0.5
+    assert row["accuracy_by_order"] == {0: 1.0, 1: 0.5}

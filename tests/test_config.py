@@ -7,7 +7,7 @@ from pmv2nb import config, models
 
 def test_profile_comes_from_argument_then_environment_then_default(monkeypatch):
     monkeypatch.delenv(config.PROFILE_ENV, raising=False)
-    assert config.resolve().name == "tiny"
+    assert config.resolve().name == "laptop"
     monkeypatch.setenv(config.PROFILE_ENV, "paper")
     assert config.resolve().name == "paper"
     assert config.resolve("small").name == "small"
@@ -35,6 +35,6 @@ def test_overrides_change_one_setting_and_reject_unknown_ones():
 def test_gpu_profiles_fail_early_with_advice_on_a_cpu_machine():
     if models.gpu_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(models.GPURequiredError, match="PMV2NB_PROFILE=tiny"):
+    with pytest.raises(models.GPURequiredError, match="PMV2NB_PROFILE=laptop"):
         models.choose_device(config.resolve("paper"))
     assert models.choose_device(config.resolve("tiny")) == "cpu"

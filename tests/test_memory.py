@@ -239,7 +239,8 @@ def test_command_line_runs_the_agent_and_refuses_gpu_profiles_clearly(tmp_path, 
     from pmv2nb.cli import main
 
     out = tmp_path / "cli.jsonl"
-    assert main(["memory", "run", "--limit", "2", "--max-tokens", "16", "--memory-tokens", "24", "--max-chunks", "2",
+    assert main(["memory", "run", "--profile", "tiny", "--limit", "2", "--max-tokens", "16", "--memory-tokens", "24",
+                 "--max-chunks", "2",
                  "--out", str(out), "--cache", str(tmp_path / "c.sqlite")]) == 0
     printed = capsys.readouterr().out
     assert "2 result rows" in printed and "fewer_at_answer" in printed

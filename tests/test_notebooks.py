@@ -95,6 +95,7 @@ def test_notebook_03_trains_sft_plots_the_loss_and_compares_with_the_base_model(
     for name in ("03_sft_loss", "03_sft_vs_base"):
         assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
     rows = read_results(*sorted(results.glob("*.jsonl")))
+    assert set(rows["prompt_format"]) == {"boxed"}  # base and SFT, both asked in the format SFT trained on
     assert rows.groupby(["model", "mode"]).size().to_dict() == {
         (m, mode): n for m in (rows["model"].unique()) for mode, n in (("mcq", 6), ("open", 2))}
     assert rows["model"].nunique() == 2 and rows["model"].str.endswith(str(run)).any()
@@ -133,7 +134,8 @@ def test_notebook_05_runs_the_memory_agent_audits_it_and_trains_it(tmp_path, tin
     counts = rows.groupby(["model", "mode"]).size().to_dict()
     assert counts[("memory:hf:tiny", "mcq")] == 4 and counts[("memory:hf:tiny", "open")] == 2
     assert counts[("memory+query:hf:tiny", "mcq")] == 2 and counts[("hf:tiny", "mcq")] == 4
-    assert counts[(f"memory:hf:{run}", "mcq")] == 4  # the RL checkpoint, run as a memory agent
+    # the RL checkpoint and the SFT run it started from, each run as a memory agent on the same rows
+    assert counts[(f"memory:hf:{run}", "mcq")] == 2 and counts[(f"memory:hf:{sft}", "mcq")] == 2
     memory_files = [p for p in results.glob("*memory-hf-tiny.jsonl")]
     assert memory_files and all(read_trajectories(p) for p in memory_files)
     assert read_metrics(run)["memory/capped_rate"].notna().any()

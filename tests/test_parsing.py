@@ -27,8 +27,15 @@ CHOICES = [
     ("b", "B"),
     # later statements win over earlier ones of the same form
     ("Final Answer: A\nWait, I misread. Final Answer: C", "C"),
+    # a small model answering by copying the option it picks (the last resort)
+    ("A. Ask for things that make staying in nicer, like a blanket", "A"),
+    ("**C)** Keep the printed paper delivered", "C"),
+    ("B.", "B"),
     # not answers
     ("", None),
+    ("A good idea would be to ask first.", None),
+    ("I think B. is right", None),
+    ("a. lower case openings are too often ordinary words", None),
     ("I am not sure which one the user would like.", None),
     ("the answer is a matter of taste", None),
     ("<think>still deciding between A and B", None),

@@ -62,3 +62,30 @@ def test_judge_framing_follows_the_preference(benchmark_data):
         negative = q["pref_type"].iat[row] == "ask_to_forget"
         assert ("left out" in text) == negative, (row, q["preference"].iat[row])
         assert "\\boxed{score}" in text
+
+
+def test_a_trained_run_is_asked_in_the_format_its_run_json_records(benchmark_data, tmp_path):
+    import json
+
+    import pytest
+
+    from pmv2nb.evaluate.runner import default_results_path
+    from pmv2nb.evaluate.suite import shared_format
+    from pmv2nb.evaluate.tasks import resolve_format, trained_format
+
+    run = tmp_path / "sft"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"stage": "sft", "prompt_format": "boxed"}))
+    for spec in (f"hf:{run}", f"nohistory:hf:{run}", f"openai:{run}@http://127.0.0.1:8000/v1"):
+        assert trained_format(spec) == "boxed" and resolve_format(spec, None) == "boxed"
+    assert trained_format("hf:smollm2-135m-instruct") is None and resolve_format("openai:gpt-4.1", None) == "chat"
+    assert resolve_format(f"hf:{run}", "chat") == "chat"  # an explicit format wins
+    assert shared_format(["hf:base", f"hf:{run}"]) == "boxed"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "run.json").write_text(json.dumps({"prompt_format": "chat"}))
+    with pytest.raises(ValueError, match="different prompt formats"):
+        shared_format([f"hf:{run}", f"hf:{other}"])
+    chat = default_results_path(benchmark_data, f"hf:{run}", "mcq", "32k")
+    boxed = default_results_path(benchmark_data, f"hf:{run}", "mcq", "32k", "boxed")
+    assert "-mcq-hf-" in chat.name and "-mcq-boxed-hf-" in boxed.name and chat != boxed

@@ -105,6 +105,7 @@ class GRPOSettings:
     vllm_mode: str = "colocate"  # or "server" (a separate `trl vllm-serve` process)
     use_lora: bool = False
     ablation_steps: int | None = None  # steps of each ablation run in notebook 04; None: as many as the main run
+    ablation_rows: int | None = None  # MCQ rows the ablations are evaluated on; None: the profile's eval rows
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,7 @@ def _paper() -> Profile:
 def _laptop() -> Profile:
     # Sized for a 2-core CPU, where every cost below was measured (README: the notebook table). Histories stay
     # whole at evaluation (about 3k SmolLM2 tokens on the mini data), since reading them is the task; training
-    # prompts keep the newest ~1k tokens, because a backward pass over 3k tokens takes tens of seconds there.
+    # prompts keep the newest 0.6k-1k tokens, because a backward pass over 3k tokens takes tens of seconds there.
     # Multiple-choice replies are capped at 8 tokens: this model puts its letter first (the base model copies
     # an option, the trained one opens with \boxed{x}); a model that reasons first needs a larger cap.
     return Profile(
@@ -277,8 +278,9 @@ def _laptop() -> Profile:
         model=ModelSettings(name="smollm2-135m-instruct", dtype="auto", max_context_tokens=8192),
         sft=SFTSettings(max_steps=12, batch_size=2, learning_rate=5e-5, max_length=1024, eval_every=6, eval_rows=2),
         grpo=GRPOSettings(
-            max_steps=3, batch_size=2, num_generations=4, learning_rate=1e-5, max_prompt_length=896,
+            max_steps=2, batch_size=2, num_generations=4, learning_rate=1e-5, max_prompt_length=640,
             max_completion_length=24, judges=1, judge="baseline:dense", ablation_steps=1,
+            ablation_rows=14,
         ),
         memory=MemorySettings(chunk_tokens=1024, max_chunks=4, memory_tokens=96, compare_rows=4, rl=MemoryRLSettings(
             max_steps=1, batch_size=1, num_generations=2, learning_rate=1e-5, max_answer_tokens=24, judges=1,

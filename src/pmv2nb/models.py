@@ -267,8 +267,9 @@ def require_gpu(profile: Profile, purpose: str = "this step") -> None:
     if profile.model.requires_gpu and not gpu_available():
         raise GPURequiredError(
             f"profile {profile.name!r} needs a CUDA GPU for {purpose} (model {profile.model.name}), "
-            f"and none is visible. Run with PMV2NB_PROFILE=tiny to use the CPU-sized model and the "
-            f"mini dataset, or run this notebook on a machine with an NVIDIA GPU."
+            f"and none is visible. Run with PMV2NB_PROFILE=laptop to use a real small model (SmolLM2-135M) and "
+            f"the mini dataset on the CPU (PMV2NB_PROFILE=tiny for the fast random-weight one), or run this on a "
+            f"machine with an NVIDIA GPU."
         )
 
 

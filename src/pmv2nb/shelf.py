@@ -141,12 +141,13 @@ class Shelf:
     @classmethod
     def for_profile(cls, profile: Profile, results_dir: str | Path | None = None,
                     runs_dir: str | Path | None = None) -> "Shelf":
-        """The shelf with the profile's folders; its model (by name or, for tiny, its saved folder) is the base."""
-        from .models import tiny_model_folder
+        """The shelf with the profile's folders; its model (by name or, when built in, its saved folder) is the base."""
+        from .models import builtin_model_folder
 
         base = (profile.model.name,)
-        if profile.model.name == "tiny":
-            base += (str(tiny_model_folder(profile.model.tiny, profile.seed)),)
+        folder = builtin_model_folder(profile.model.name, profile)
+        if folder is not None:
+            base += (str(folder),)
         return cls.load(results_dir or profile.path("results") / "eval", runs_dir or profile.path("runs"),
                         base_models=base)
 
