@@ -282,9 +282,13 @@ def _laptop() -> Profile:
             max_completion_length=24, judges=1, judge="baseline:dense", ablation_steps=1,
             ablation_rows=14,
         ),
-        memory=MemorySettings(chunk_tokens=1024, max_chunks=4, memory_tokens=96, compare_rows=4, rl=MemoryRLSettings(
-            max_steps=1, batch_size=1, num_generations=2, learning_rate=1e-5, max_answer_tokens=24, judges=1,
-            judge="baseline:dense")),
+        # Memory RL runs without its KL term here: in bf16 autocast on a CPU the policy's and the reference's
+        # log-probabilities differ by rounding alone, and Adam turns that noise into full-size steps (measured:
+        # a step whose rollouts all scored 0 still moved every tensor). Without it, a step with no reward
+        # spread leaves the weights exactly as they were.
+        memory=MemorySettings(chunk_tokens=1536, max_chunks=4, memory_tokens=96, compare_rows=4, rl=MemoryRLSettings(
+            max_steps=1, batch_size=1, num_generations=4, learning_rate=1e-5, max_answer_tokens=24, judges=1,
+            judge="baseline:dense", beta=0.0)),
         eval=EvalSettings(mcq_rows=28, open_rows=4, max_new_tokens=64, mcq_max_new_tokens=8, concurrency=2,
                           batch_size=8, models=("hf:smollm2-135m-instruct",), judge="baseline:dense", probe_rows=14),
     )
