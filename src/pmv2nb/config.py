@@ -278,7 +278,8 @@ def _laptop() -> Profile:
         model=ModelSettings(name="smollm2-135m-instruct", dtype="auto", max_context_tokens=8192),
         sft=SFTSettings(max_steps=12, batch_size=2, learning_rate=5e-5, max_length=1024, eval_every=6, eval_rows=2),
         grpo=GRPOSettings(
-            max_steps=2, batch_size=2, num_generations=4, learning_rate=1e-5, max_prompt_length=640,
+            # 3 steps: the third batch holds an open-ended prompt, so both reward curves have a point
+            max_steps=3, batch_size=2, num_generations=4, learning_rate=1e-5, max_prompt_length=640,
             max_completion_length=24, judges=1, judge="baseline:dense", ablation_steps=1,
             ablation_rows=14,
         ),
