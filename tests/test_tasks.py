@@ -89,3 +89,12 @@ def test_a_trained_run_is_asked_in_the_format_its_run_json_records(benchmark_dat
     chat = default_results_path(benchmark_data, f"hf:{run}", "mcq", "32k")
     boxed = default_results_path(benchmark_data, f"hf:{run}", "mcq", "32k", "boxed")
     assert "-mcq-hf-" in chat.name and "-mcq-boxed-hf-" in boxed.name and chat != boxed
+
+
+def test_a_comparison_can_narrow_its_multiple_choice_rows_only(benchmark_data, tmp_path):
+    from pmv2nb import config
+    from pmv2nb.evaluate.suite import compare_checkpoints
+
+    table = compare_checkpoints(benchmark_data, config.resolve("tiny"), {"bm25": "baseline:bm25"}, judge=None,
+                                results_dir=tmp_path, cache=tmp_path / "calls.sqlite", modes=("mcq",), mcq_rows=5)
+    assert table[["checkpoint", "mode", "prompt_format", "n"]].values.tolist() == [["bm25", "mcq", "chat", 5]]

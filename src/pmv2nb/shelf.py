@@ -10,7 +10,6 @@ so a tiny-profile run on the synthetic mini data is never mistaken for a paper-s
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from .evaluate.breakdown import breakdown
 from .evaluate.results import read_results
 from .evaluate.suite import display_name
 from .evaluate.tasks import split_context
+from .models import read_run_record
 
 FIGURE_NAMES = {"dataset": "06_fig2_dataset", "frontier": "06_fig4_frontier", "breakdown": "06_fig5_breakdown",
                 "family": "06_fig6_qwen3_4b_family", "training": "06_training_curves"}
@@ -42,15 +42,6 @@ def _run_folder(path_text: str, runs_dir: Path) -> Path | None:
     path = Path(path_text).expanduser()
     candidates = [path] if path.is_absolute() else [Path.cwd() / path, repo_root() / path, runs_dir / path.name]
     return next((c for c in candidates if (c / "run.json").is_file()), None)
-
-
-def read_run_record(folder: Path) -> dict:
-    """A run folder's run.json (what stage made it, with which settings); a broken file is named."""
-    path = folder / "run.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); move the run folder aside or re-run its training") from None
 
 
 def classify(spec: str, runs_dir: Path, base_models: tuple[str, ...] = ()) -> tuple[str, str | None, int]:

@@ -108,14 +108,18 @@ def shared_format(specs: list[str]) -> str | None:
 def compare_checkpoints(data: PersonaMemData, profile: Profile, checkpoints: dict[str, str], judge: str | None,
                         results_dir: str | Path | None = None, cache: str | Path | None = None,
                         prompt_format: str | None = None, modes: tuple[str, ...] = ("mcq", "open"),
-                        **overrides) -> pd.DataFrame:
+                        mcq_rows: int | None = None, **overrides) -> pd.DataFrame:
     """Overall MCQ and open-ended accuracy (95% CI) for labelled model specs, e.g. {"SFT": "hf:runs/sft"}, at 32k.
 
     Every model is asked in one prompt format: ``prompt_format``, else the one the trained checkpoints
     learned (see :func:`shared_format`), so a base model is measured the way its fine-tuned version is.
-    ``overrides`` go to :func:`run_suite` (for example ``limit=14``).
+    ``mcq_rows`` narrows the multiple-choice rows only (open-ended rows stay the profile's); ``overrides`` go
+    to :func:`run_suite` (for example ``limit=14`` for every mode).
     """
     from .breakdown import breakdown
+
+    if mcq_rows:
+        profile = replace(profile, eval=replace(profile.eval, mcq_rows=mcq_rows))
 
     prompt_format = prompt_format or shared_format(list(checkpoints.values()))
     results, _ = run_suite(data, profile, list(checkpoints.values()), judge, modes=modes, sizes=("32k",),

@@ -8,7 +8,6 @@ stored with each result. Several order variants per row can be requested to meas
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import pandas as pd
 
 from .. import prompts
 from ..data.loader import PersonaMemData
+from ..models import read_run_record
 
 MODES = ("mcq", "open")
 # memory contexts label the memory agent's results (pmv2nb.memory); run_eval does not build them
@@ -113,13 +113,10 @@ def trained_format(spec: str) -> str | None:
     engine, _, rest = backend.partition(":")
     if engine not in ("hf", "vllm", "openai"):
         return None
-    run_file = Path(rest.split("@http")[0]).expanduser() / "run.json"
-    if not run_file.is_file():
+    folder = Path(rest.split("@http")[0]).expanduser()
+    if not (folder / "run.json").is_file():
         return None
-    try:
-        recorded = json.loads(run_file.read_text(encoding="utf-8")).get("prompt_format")
-    except json.JSONDecodeError:
-        raise ValueError(f"{run_file} is not valid JSON; retrain or repair the run folder") from None
+    recorded = read_run_record(folder).get("prompt_format")
     # runs saved before the format was recorded were trained on the boxed format all the same
     return recorded or prompts.TRAINING_FORMAT
 

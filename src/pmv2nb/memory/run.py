@@ -133,7 +133,7 @@ def memory_columns(trajectory: Trajectory, shared_by: int, labels: dict) -> dict
 
 def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: MemorySettings, *,
                judge: str | None = None, out: str | Path | None = None, cache: CallCache | str | Path | None = None,
-               show_query: bool | None = None, users_per_batch: int = 64, batch_size: int | None = None,
+               show_query: bool | None = None, users_per_batch: int = 64,
                progress: bool = True) -> MemoryRun:
     """Build notes for each row's history (chunk by chunk), answer from them, and save the results.
 
@@ -156,7 +156,7 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
     run = MemoryRun(path=path, results=pd.DataFrame())
     with opened_cache(cache) as store, ResultsFile(path) as results:
         # the backends first: a vllm: spec without a GPU fails here, before any tokenizer download
-        answerer, grader = cached_backends(model, judge, store, settings.concurrency, batch_size or settings.batch_size,
+        answerer, grader = cached_backends(model, judge, store, settings.concurrency, settings.batch_size,
                                            settings.dtype)
         tokenizer = tokenizer_for_spec(model)
         chunker = Chunker(data, tokenizer, memory, settings.size)
@@ -230,7 +230,8 @@ def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: R
              judge: str | None = None, cache: CallCache | str | Path | None = None) -> dict:
     """Answer one row from notes you supply (for example notes you edited by hand); nothing is saved."""
     with opened_cache(cache) as store:
-        answerer, grader = cached_backends(model, judge, store, settings.concurrency)
+        answerer, grader = cached_backends(model, judge, store, settings.concurrency, settings.batch_size,
+                                           settings.dtype)
         prompt_format = resolve_format(model, settings.prompt_format)
         task = _with_memory(build_task(data, row, settings.mode, settings.size, "none", 0, prompt_format), notes,
                             prompt_format)
