@@ -21,14 +21,14 @@ from pmv2nb.backends import ChatRequest, Sampling, make_backend
 from pmv2nb.data.loader import load_profile_split
 from pmv2nb.evaluate.tasks import rows_with_history
 from pmv2nb.memory.agent import Chunker, run_updates
-from pmv2nb.memory.run import backend_rewriter, tokenizer_for_spec
-from pmv2nb.models import default_model_spec
+from pmv2nb.memory.run import backend_rewriter
+from pmv2nb.models import default_model_spec, tokenizer_for
 
 
 def users(profile: config.Profile, model: str, count: int, max_chunks: int | None):
     """``count`` update jobs, taken from the benchmark split first, then train and val if it runs short."""
     settings = replace(profile.memory, max_chunks=max_chunks or profile.memory.max_chunks)
-    tokenizer = tokenizer_for_spec(model)
+    tokenizer = tokenizer_for(model)
     jobs = []
     for split in ("benchmark", "train", "val"):
         data = load_profile_split(profile, split)

@@ -12,7 +12,6 @@ on CPU it is the process's peak resident memory.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import resource
 import tempfile
@@ -24,17 +23,6 @@ from pmv2nb import config
 from pmv2nb.train.common import read_metrics
 from pmv2nb.train.grpo import completions_per_step, train_grpo
 from pmv2nb.train.sft import train_sft
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    overrides = {}
-    for pair in pairs:
-        key, _, raw = pair.partition("=")
-        try:
-            overrides[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            overrides[key] = {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
-    return overrides
 
 
 def step_table(metrics: pd.DataFrame, stage: str) -> dict:
@@ -63,17 +51,19 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=3)
     parser.add_argument("--grpo-steps", type=int, default=3)
     parser.add_argument("--rows", type=int, default=16, help="train rows to build examples from")
-    parser.add_argument("--set", action="append", default=[], help="profile override, e.g. grpo.use_vllm=false")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="setting override, as on every pmv2nb command, e.g. grpo.use_vllm=false")
     args = parser.parse_args()
-    profile = config.resolve(args.profile, parse_overrides(args.set))
+    profile = config.resolve(args.profile, {**config.parse_assignments(args.set), "sft.max_steps": args.sft_steps,
+                                            "sft.rows": args.rows, "grpo.max_steps": args.grpo_steps,
+                                            "grpo.rows": args.rows})
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         sft_dir, grpo_dir = Path(folder) / "sft", Path(folder) / "grpo"
-        train_sft(profile, sft_dir, max_steps=args.sft_steps, rows=args.rows, progress=False)
+        train_sft(profile, sft_dir, progress=False)
         rows.append({**step_table(read_metrics(sft_dir), "sft"), **peak_memory_gb(),
                      "samples_per_step": profile.sft.batch_size})
-        train_grpo(profile, grpo_dir, str(sft_dir), max_steps=args.grpo_steps, rows=args.rows,
-                   cache=Path(folder) / "calls.sqlite", progress=False)
+        train_grpo(profile, grpo_dir, str(sft_dir), cache=Path(folder) / "calls.sqlite", progress=False)
         rows.append({**step_table(read_metrics(grpo_dir), "grpo"), **peak_memory_gb(),
                      "samples_per_step": completions_per_step(profile.grpo)})
     print(json.dumps({"profile": profile.name, "model": profile.model.name, "use_vllm": profile.grpo.use_vllm,

@@ -183,8 +183,9 @@ def test_cli_dry_run_calls_nothing_and_report_prints_breakdowns(benchmark_data, 
     assert plan["calls"] == 10 and plan["judge_calls"] == 30 and plan["tokens_out_max"] == 20000
     assert plan["cost_usd_max"] > plan["cost_usd_expected"] > 0
     out = tmp_path / "bm25.jsonl"
+    # the profile's row count is the default, as in the notebooks; "none" asks for every row
     assert cli.main(["eval", "--source", "data/mini", "--model", "baseline:bm25", "--out", str(out),
-                     "--cache", str(tmp_path / "c.sqlite")]) == 0
+                     "--cache", str(tmp_path / "c.sqlite"), "--set", "eval.mcq_rows=none"]) == 0
     assert "112 result rows" in capsys.readouterr().out
     assert cli.main(["report", str(out), "--by", "overall", "who"]) == 0
     text = capsys.readouterr().out

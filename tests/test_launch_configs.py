@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from accelerate.commands.config.config_args import load_config_from_file
 
-from pmv2nb import config
 from pmv2nb.cli import build_parser
+from pmv2nb.cli.common import resolve_profile
+from pmv2nb.cli.train import SECTIONS, aliases
 from pmv2nb.config import repo_root
 from pmv2nb.train.common import accumulation
 from pmv2nb.train.grpo import completions_per_step, micro_batch_for
@@ -43,15 +44,16 @@ def test_config_parses_and_its_launch_commands_are_real(path, monkeypatch):
         args = build_parser().parse_args(words[module_at + 2:])  # exits on an unknown command or flag
         assert args.command in ("sft", "grpo", "memory")
         # the profile's batch must split evenly over this config's processes
-        profile = config.resolve(args.profile)
+        section = SECTIONS[args.command]
+        profile = resolve_profile(args, aliases(section))  # the flags reach the profile as the command's do
         monkeypatch.setenv("WORLD_SIZE", str(cluster.num_processes))
         if args.command == "sft":
-            assert accumulation(profile.sft.batch_size, args.micro_batch or 1) >= 1
+            assert accumulation(profile.sft.batch_size, profile.sft.micro_batch or 1) >= 1
         elif args.command == "memory":
             assert args.memory_command == "train"
-            assert accumulation(profile.memory.rl.batch_size, args.micro_batch or 1) >= 1
+            assert accumulation(profile.memory.rl.batch_size, profile.memory.rl.micro_batch or 1) >= 1
         else:
-            micro = micro_batch_for(profile.grpo, args.micro_batch)
+            micro = micro_batch_for(profile.grpo)
             assert accumulation(completions_per_step(profile.grpo), micro) >= 1
 
 

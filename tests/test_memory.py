@@ -8,6 +8,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from pmv2nb import config, prompts
+from pmv2nb.answers import protected_detail, reward_labels
 from pmv2nb.backends import Sampling
 from pmv2nb.evaluate import RunSettings, breakdown, run_eval
 from pmv2nb.evaluate.cache import CallCache
@@ -15,18 +16,17 @@ from pmv2nb.memory import (
     Trajectory, chunk_history, chunk_text, memory_diff, notes_from_reply, privacy_audit, read_trajectories, reanswer,
     run_memory, run_updates, token_accounting, token_spans, trajectory_table,
 )
-from pmv2nb.memory.agent import Chunker, MemoryJob, Rewrite
+from pmv2nb.memory.agent import Chunker, Rewrite
 from pmv2nb.memory.chunking import Chunking
 from pmv2nb.memory.run import backend_rewriter, memory_columns
-from pmv2nb.train.examples import reward_labels
-from pmv2nb.models import load_tokenizer
+from pmv2nb.models import tokenizer_for
 
 TINY = config.resolve("tiny")
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return load_tokenizer("tiny")
+    return tokenizer_for("tiny")
 
 
 def test_token_spans_cover_everything_or_keep_both_ends():
@@ -187,8 +187,6 @@ def test_open_ended_memory_run_with_judge_and_privacy_audit(benchmark_data, tmp_
 def test_memory_columns_flag_protected_details(benchmark_data):
     q = benchmark_data.questions
     row = int(q.index[q["pref_type"] == "sensitive_info"][0])
-    from pmv2nb.train.rewards import protected_detail
-
     detail = protected_detail("sensitive_info", q["preference"].iat[row])
     assert detail
     chunking = Chunking(("c",), (1,), 1, 0)

@@ -7,7 +7,8 @@ import torch
 from safetensors.torch import load_file
 
 from pmv2nb import config
-from pmv2nb.models import load_causal_lm, load_tokenizer, tiny_model_dir
+from pmv2nb.config import with_overrides
+from pmv2nb.models import load_causal_lm, tiny_model_dir, tokenizer_for
 from pmv2nb.train.memory_rl import (
     Turn, build_memory_trainer, completion_logps, group_advantages, memory_rl_items, pack_turns, policy_loss,
     train_memory,
@@ -51,7 +52,7 @@ def test_masked_tokens_get_no_gradient_and_the_rest_get_minus_advantage():
 def test_model_loss_ignores_padded_completion_slots():
     """Through the real tiny model: changing padded completion slots changes neither loss nor gradient."""
     model = load_causal_lm(tiny_model_dir())
-    tokenizer = load_tokenizer("tiny")
+    tokenizer = tokenizer_for("tiny")
     pad = tokenizer.pad_token_id
     turns = [Turn([10, 11, 12, 13], [20, 21], 1.0, 0, "update"), Turn([14, 15], [22, 23, 24, 25], -1.0, 1, "answer")]
     batch = pack_turns(turns, pad)
@@ -78,7 +79,8 @@ def test_items_follow_the_mix(tmp_path):
 
 
 def test_every_turn_of_a_rollout_shares_its_advantage(tmp_path):
-    trainer, _, _ = build_memory_trainer(TINY, tmp_path / "run", mcq_fraction=0.0, rows=2, progress=False)
+    profile = with_overrides(TINY, {"memory.rl.mcq_fraction": 0.0, "memory.rl.rows": 2})
+    trainer, _, _ = build_memory_trainer(profile, tmp_path / "run", progress=False)
     items = [trainer.train_dataset[i] for i in range(2)]
     turns, stats = trainer.rollouts(trainer.model, items)
     group = TINY.memory.rl.num_generations
@@ -99,7 +101,9 @@ def test_tiny_run_updates_the_weights(tmp_path, use_lora):
     """Open-ended rows scored by the offline proxy judge give varied rewards, so the weights must move."""
     out = tmp_path / "memory"
     before = load_file(tiny_model_dir() / "model.safetensors")
-    summary = train_memory(TINY, out, max_steps=1, use_lora=use_lora, mcq_fraction=0.0, rows=2, progress=False)
+    profile = with_overrides(TINY, {"memory.rl.max_steps": 1, "memory.rl.use_lora": use_lora,
+                                    "memory.rl.mcq_fraction": 0.0, "memory.rl.rows": 2})
+    summary = train_memory(profile, out, progress=False)
     metrics = pd.read_csv(out / "metrics.csv")
     assert {"reward", "rewards/open_reward/mean", "memory/capped_rate", "kl"} <= set(metrics.columns)
     assert summary["steps"] == 1 and metrics["grad_norm"].dropna().gt(0).all()

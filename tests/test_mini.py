@@ -6,7 +6,8 @@ import pytest
 from pmv2nb.data import PREF_TYPES, SCENARIOS, load_split
 from pmv2nb.data.mini import build_mini_dataset, write_mini_dataset
 from pmv2nb.data.mini_catalogue import FACETS
-from pmv2nb.backends.baselines import content_words, bm25_scores
+from pmv2nb.answers import content_words
+from pmv2nb.backends.baselines import bm25_scores
 from pmv2nb.data.stats import length_shortcut_rates
 
 

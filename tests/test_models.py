@@ -9,7 +9,7 @@ from pmv2nb import config, models
 
 def test_tokenizer_is_the_real_qwen3_one():
     assert os.environ["HF_HUB_OFFLINE"] == "1"
-    tokenizer = models.load_tokenizer("tiny")
+    tokenizer = models.tokenizer_for("tiny")
     assert len(tokenizer) == 151669
     assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|endoftext|>"
     text = tokenizer.apply_chat_template([{"role": "user", "content": "hello"}], tokenize=False,
@@ -20,13 +20,32 @@ def test_tokenizer_is_the_real_qwen3_one():
     assert len(tokenizer.encode("personalization")) < len("personalization")  # real BPE merges, not characters
 
 
+def test_one_tokenizer_resolver_for_names_specs_run_and_adapter_folders(tmp_path):
+    from transformers import AutoTokenizer
+
+    tiny = models.tokenizer_for("tiny")
+    assert models.tokenizer_for("hf:tiny") is tiny
+    assert models.tokenizer_for("openai:gpt-4.1") is tiny  # an API model's tokenizer is not public
+    assert models.tokenizer_for("openai:served@http://127.0.0.1:1/v1") is tiny
+    run = tmp_path / "run"  # a run folder holds the tokenizer it was trained with; mark it to recognise it
+    own = AutoTokenizer.from_pretrained(models.qwen3_tokenizer_dir(), local_files_only=True)
+    own.add_tokens(["<run-marker>"])
+    own.save_pretrained(run)
+    adapter = tmp_path / "adapter"  # a LoRA adapter saved without a tokenizer: its base model's
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(f'{{"base_model_name_or_path": "{run}"}}')
+    for spec in (str(run), f"hf:{run}", f"vllm:{run}", f"openai:{run}@http://127.0.0.1:1/v1", str(adapter)):
+        assert "<run-marker>" in models.tokenizer_for(spec).get_vocab(), spec
+    assert "<run-marker>" not in tiny.get_vocab()
+
+
 def test_tiny_model_is_qwen3_with_sampling_defaults_and_generates():
     model = models.build_tiny_model(seed=0)
     assert model.config.model_type == "qwen3" and model.config.vocab_size == 151669
     assert model.generation_config.do_sample and model.generation_config.top_k == 20
     same = models.build_tiny_model(seed=0)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), same.state_dict().values()))
-    tokenizer = models.load_tokenizer("tiny")
+    tokenizer = models.tokenizer_for("tiny")
     inputs = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
                                            return_tensors="pt", return_dict=True)
     out = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5)

@@ -71,7 +71,7 @@ def tiny_sft_run(tmp_path_factory):
     from pmv2nb.train.sft import train_sft
 
     sft = tmp_path_factory.mktemp("runs") / "sft"
-    train_sft(config.resolve("tiny"), sft, max_steps=1, rows=2, progress=False)
+    train_sft(config.resolve("tiny", {"sft.max_steps": 1, "sft.rows": 2}), sft, progress=False)
     return sft
 
 

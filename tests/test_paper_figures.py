@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from pmv2nb import figures
+from pmv2nb import paper_figures, plots
 
 
 def _bars(fig, prefix: str) -> dict[str, object]:
@@ -25,7 +25,7 @@ def test_figure4_draws_known_values_missing_slots_and_your_runs_with_intervals()
     ours = pd.DataFrame({"label": ["yours: hf:tiny"] * 2, "provenance": ["tiny, mini (synthetic), n=24"] * 2,
                          "size": ["32k", "32k"], "mode": ["mcq", "open"], "accuracy": [30.0, 12.5],
                          "ci_low": [20.0, 5.0], "ci_high": [40.0, 20.0]})
-    fig = figures.plot_frontier(paper, ours, chance=25.0)
+    fig = paper_figures.plot_frontier(paper, ours, chance=25.0)
     known = _bars(fig, "paper|")
     assert {gid: round(bar.get_height(), 1) for gid, bar in known.items()} == {
         "paper|GPT-5-Chat|32k|mcq": 45.6, "paper|GPT-5-Chat|32k|open": 46.2}
@@ -47,7 +47,7 @@ def test_figure5_puts_your_spread_beside_the_paper_and_marks_gaps():
                           "mean": [42.1, 17.5, math.nan], "sd": [4.9, 11.7, math.nan]})
     ours = pd.DataFrame({"panel": ["whose preference"], "category": ["self"], "mean": [50.0], "sd": [10.0],
                          "runs": [2]})
-    fig = figures.plot_breakdown(paper, ours)
+    fig = paper_figures.plot_breakdown(paper, ours)
     assert [ax.get_title() for ax in fig.axes] == ["whose preference", "scenario"]
     assert round(_bars(fig, "paper|")["paper|whose preference|others"].get_height(), 1) == 17.5
     assert list(_bars(fig, "missing|")) == ["missing|paper|scenario|therapy"]
@@ -66,7 +66,7 @@ def test_figure6_marks_derived_values_and_shows_the_token_saving():
                          "provenance": ["tiny, mini (synthetic), n=4"]})
     tokens = pd.DataFrame({"setting": ["long context", "memory"], "tokens": [2924.0, 417.0],
                            "label": ["same questions", "memory:hf:tiny"]})
-    fig = figures.plot_family(paper, ours, efficiency, tokens)
+    fig = paper_figures.plot_family(paper, ours, efficiency, tokens)
     derived = _bars(fig, "derived|")
     assert list(derived) == ["derived|paper|GRPO MCQ-only|mcq"] and derived[list(derived)[0]].get_linestyle() in ("--", "dashed")
     assert "missing|paper|Qwen3-4B-SFT|mcq" in _bars(fig, "missing|")
@@ -83,7 +83,7 @@ def test_training_runs_get_one_panel_each_and_one_line_per_metric():
     curves = pd.DataFrame({"title": ["sft (sft)"] * 2 + ["grpo (grpo)"] * 4, "metric": ["loss"] * 2 + ["reward",
                            "reward", "MCQ reward", "MCQ reward"], "step": [1, 2, 1, 2, 1, 2],
                            "value": [2.0, 1.5, 0.1, 0.3, 0.0, 0.5]})
-    fig = figures.plot_training_runs(curves)
+    fig = plots.plot_training_runs(curves)
     assert [ax.get_title() for ax in fig.axes] == ["sft (sft)", "grpo (grpo)"]
     lines = {line.get_gid(): list(line.get_ydata()) for ax in fig.axes for line in ax.get_lines()}
     assert lines == {"curve|sft (sft)|loss": [2.0, 1.5], "curve|grpo (grpo)|reward": [0.1, 0.3],
@@ -94,15 +94,15 @@ def test_a_model_keeps_its_colour_from_figure_to_figure():
     frontier = pd.DataFrame({"model": ["GPT-5-Chat"], "size": ["32k"], "mode": ["mcq"], "accuracy": [45.6]})
     family = pd.DataFrame({"model": ["GPT-5-Chat", "Qwen3-4B-GRPO"], "mode": ["mcq", "mcq"], "accuracy": [45.6, 53.8],
                            "status": ["reported", "reported"]})
-    four = _bars(figures.plot_frontier(frontier), "paper|")["paper|GPT-5-Chat|32k|mcq"].get_facecolor()
-    six = _bars(figures.plot_family(family), "paper|")
+    four = _bars(paper_figures.plot_frontier(frontier), "paper|")["paper|GPT-5-Chat|32k|mcq"].get_facecolor()
+    six = _bars(paper_figures.plot_family(family), "paper|")
     assert six["paper|GPT-5-Chat|mcq"].get_facecolor() == four
     assert six["paper|Qwen3-4B-GRPO|mcq"].get_facecolor() != four
 
 
 def test_the_dataset_figure_counts_what_the_profile_loaded(benchmark_data):
     questions = benchmark_data.questions
-    fig = figures.plot_dataset_overview(questions)
+    fig = plots.plot_dataset_overview(questions)
     assert f"{len(questions)} questions" in fig._suptitle.get_text()
     pref_axis = next(ax for ax in fig.axes if ax.get_title() == "preference type")
     widths = {label.get_text(): bar.get_width() for label, bar in zip(pref_axis.get_yticklabels(), pref_axis.patches)}
@@ -113,7 +113,7 @@ def test_the_dataset_figure_counts_what_the_profile_loaded(benchmark_data):
 def test_one_run_plots_its_logged_metrics_in_one_panel():
     metrics = pd.DataFrame({"step": [1, 2, 2], "loss": [2.0, 1.5, None], "reward": [None, None, None],
                             "eval_loss": [None, 1.8, None]})
-    fig = figures.plot_training_curves(metrics, {"loss": "training", "reward": "reward", "eval_loss": "eval"},
+    fig = plots.plot_training_curves(metrics, {"loss": "training", "reward": "reward", "eval_loss": "eval"},
                                        "SFT (tiny)", "loss")
     (ax,) = fig.axes
     assert ax.get_title() == "SFT (tiny)" and ax.get_ylabel() == "loss"

@@ -31,7 +31,7 @@ def test_smollm2_is_converted_once_into_a_plain_checkpoint_that_stops_at_end_of_
     folder = models.smollm2_model_dir()
     assert (folder / "model.safetensors").is_file() and "quantization_config" not in (folder / "config.json").read_text()
     assert models.smollm2_model_dir() == folder
-    tokenizer = models.load_tokenizer(models.SMOLLM2)
+    tokenizer = models.tokenizer_for(models.SMOLLM2)
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert tokenizer.eos_token == "<|im_end|>" and tokenizer.eos_token_id == end == 2
     generation = json.loads((folder / "generation_config.json").read_text())

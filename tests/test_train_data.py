@@ -1,16 +1,12 @@
-"""Training data builders and rewards: mix ratios, stable shuffles, gold letters, truncation, reward rules."""
-
-import math
+"""Training data builders: mix ratios, stable shuffles, gold letters, truncation (rewards: test_rewards.py)."""
 
 import pytest
 
 from pmv2nb import prompts
 from pmv2nb.data import DataError, load_split
-from pmv2nb.models import load_tokenizer
+from pmv2nb.models import tokenizer_for
 from pmv2nb.train.examples import PromptBuilder, grpo_prompts, sft_examples, split_tasks, training_option_order
-from pmv2nb.train.rewards import OpenEndedReward, boxed_letter, leaks, mcq_reward, protected_detail
-
-from fake_openai import FakeOpenAI
+from pmv2nb.train.rewards import boxed_letter
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +16,7 @@ def train_split(mini_root):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return load_tokenizer("tiny")
+    return tokenizer_for("tiny")
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.25, 0.8, 1.0])
@@ -127,82 +123,3 @@ def test_sft_targets_are_boxed_letter_plus_answer_or_the_gold_answer(train_split
             assert boxed_letter(reply["content"]) == example["gold_letter"]
         else:
             assert reply["content"] == gold
-
-
-@pytest.mark.parametrize("text, gold, expected", [
-    ("<think>hmm</think>\\boxed{b}", "b", 1.0),
-    ("I pick \\boxed{B}.", "b", 1.0),
-    ("\\boxed{(c)}", "c", 1.0),
-    ("first \\boxed{a}, on reflection \\boxed{d}", "a", 0.0),  # the last box counts
-    ("first \\boxed{a}, on reflection \\boxed{d}", "d", 1.0),
-    ("Final Answer: b", "b", 0.0),  # training answers must be boxed
-    ("", "a", 0.0),
-])
-def test_mcq_reward_reads_the_last_boxed_letter(text, gold, expected):
-    assert mcq_reward([text], ["mcq"], [gold]) == [expected]
-
-
-def test_mcq_reward_skips_open_rows_and_accepts_conversational_completions():
-    completions = [[{"role": "assistant", "content": "\\boxed{a}"}], "anything"]
-    assert mcq_reward(completions, ["mcq", "open"], ["a", ""]) == [1.0, None]
-
-
-def test_think_switch_requires_a_closed_think_block_before_the_answer():
-    assert mcq_reward(["\\boxed{a}"], ["mcq"], ["a"], require_think=True) == [0.0]
-    assert mcq_reward(["<think>\\boxed{a}</think> no box after"], ["mcq"], ["a"], require_think=True) == [0.0]
-    assert mcq_reward(["<think>weigh it</think>\\boxed{a}"], ["mcq"], ["a"], require_think=True) == [1.0]
-    assert mcq_reward(["weigh it</think>\\boxed{a}"], ["mcq"], ["a"], require_think=True) == [1.0]  # opener in prompt
-
-
-def test_protected_details_and_leaks_on_mini_rows(train_split):
-    q = train_split.questions
-    sensitive = q[q.pref_type == "sensitive_info"].iloc[0]
-    details = protected_detail("sensitive_info", sensitive.preference)
-    assert details and all(d.lower() in sensitive.preference.lower() for d in details)
-    assert leaks(f"Sure, I'll use {details[0]} for that.", details)
-    assert not leaks(sensitive.correct_answer, details)  # the gold answer keeps the secret out
-    forgot = q[q.pref_type == "ask_to_forget"].iloc[0]
-    details = protected_detail("ask_to_forget", forgot.preference, forgot.prev_pref)
-    assert details == [forgot.prev_pref]
-    assert leaks(f"Since you {forgot.prev_pref.lower()}, try this.", details)
-    assert not leaks(forgot.correct_answer, details)
-    assert protected_detail("stereotypical_pref", "Likes jazz") == []
-
-
-def _open_batch(q, rows, responses):
-    return dict(prompts=[[]] * len(rows), completions=responses, task=["open"] * len(rows),
-                query_text=[q.query_text.iat[r] for r in rows], preference=[q.preference.iat[r] for r in rows],
-                pref_type=[q.pref_type.iat[r] for r in rows], sensitive_info=[bool(q.sensitive_info.iat[r]) for r in rows],
-                prev_pref=["" if not isinstance(q.prev_pref.iat[r], str) else q.prev_pref.iat[r] for r in rows])
-
-
-def test_open_reward_averages_judge_calls_through_the_openai_client(train_split, tmp_path, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    q = train_split.questions
-    ordinary = int(q.index[q.pref_type == "stereotypical_pref"][0])
-    with FakeOpenAI(judge_replies=["\\boxed{0.2}", "\\boxed{0.8}", "no score here"]) as fake:
-        reward = OpenEndedReward(f"openai:judge-model@{fake.url}", calls=3, cache=str(tmp_path / "c.sqlite"))
-        logged = {}
-        batch = _open_batch(q, [ordinary, ordinary], ["A tailored reply.", "Another reply."])
-        batch["task"] = ["open", "mcq"]
-        scores = reward(**batch, log_metric=logged.__setitem__)
-        assert len(fake.requests) == 3  # three judge calls for the one open row, none for the MCQ row
-        assert sorted(r["seed"] for r in fake.requests) == [0, 1, 2]
-        assert scores[1] is None and math.isclose(scores[0], 0.5)  # mean of the parsable verdicts
-        assert math.isclose(logged["open/unparsed_judge_rate"], 1 / 3)
-        reward(**batch)  # the same rollout again is answered from the cache
-        assert len(fake.requests) == 3
-
-
-def test_a_leak_scores_zero_without_asking_the_judge(train_split, tmp_path, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    q = train_split.questions
-    row = int(q.index[q.pref_type == "sensitive_info"][0])
-    secret = protected_detail("sensitive_info", q.preference.iat[row])[0]
-    with FakeOpenAI(judge_replies=["\\boxed{1.0}"]) as fake:
-        reward = OpenEndedReward(f"openai:judge-model@{fake.url}", calls=2, cache=None)
-        logged = {}
-        scores = reward(**_open_batch(q, [row, row], [f"Delivering to {secret}.", q.correct_answer.iat[row]]),
-                        log_metric=logged.__setitem__)
-        assert scores == [0.0, 1.0]
-        assert len(fake.requests) == 2 and logged["open/leak_rate"] == 0.5

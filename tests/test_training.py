@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from pmv2nb import config
+from pmv2nb.config import with_overrides
 from pmv2nb.backends import ChatRequest, Sampling, make_backend
 from pmv2nb.models import GPURequiredError, tiny_model_dir
 from pmv2nb.train.common import read_metrics
@@ -32,13 +33,14 @@ def base_weights():
 @pytest.fixture(scope="module")
 def sft_full(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "sft-full"
-    return out, train_sft(TINY, out, max_steps=2, rows=4, progress=False)
+    return out, train_sft(with_overrides(TINY, {"sft.max_steps": 2, "sft.rows": 4}), out, progress=False)
 
 
 @pytest.fixture(scope="module")
 def sft_lora(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "sft-lora"
-    return out, train_sft(TINY, out, max_steps=2, rows=4, use_lora=True, progress=False)
+    return out, train_sft(with_overrides(TINY, {"sft.max_steps": 2, "sft.rows": 4, "sft.use_lora": True}), out,
+                          progress=False)
 
 
 def test_full_sft_updates_every_layer_and_logs_a_finite_loss(sft_full, base_weights):
@@ -75,8 +77,8 @@ def test_grpo_from_a_lora_sft_adapter_updates_full_weights(sft_lora, tmp_path):
     init, _ = sft_lora
     out = tmp_path / "grpo-full"
     # open-ended only: the proxy judge's continuous scores give non-zero advantages even for a random policy
-    summary = train_grpo(TINY, out, str(init), mcq_fraction=0.0, max_steps=1, rows=4, use_lora=False,
-                         cache=tmp_path / "calls.sqlite", progress=False)
+    profile = with_overrides(TINY, {"grpo.mcq_fraction": 0.0, "grpo.max_steps": 1, "grpo.rows": 4})
+    summary = train_grpo(profile, out, str(init), cache=tmp_path / "calls.sqlite", progress=False)
     # against the merged SFT init it started from: against the base, the SFT adapter alone would pass
     moved = weight_change(init, out)
     assert moved["tensors_changed"] > 0 and moved["relative_change"] > 0
@@ -90,8 +92,9 @@ def test_grpo_from_a_lora_sft_adapter_updates_full_weights(sft_lora, tmp_path):
 def test_grpo_lora_logs_separate_reward_curves_per_task(sft_full, tmp_path):
     init, _ = sft_full
     out = tmp_path / "grpo-lora"
-    train_grpo(TINY, out, str(init), mcq_fraction=0.5, max_steps=2, rows=4, use_lora=True,
-               cache=tmp_path / "calls.sqlite", progress=False)
+    profile = with_overrides(TINY, {"grpo.mcq_fraction": 0.5, "grpo.max_steps": 2, "grpo.rows": 4,
+                                    "grpo.use_lora": True})
+    train_grpo(profile, out, str(init), cache=tmp_path / "calls.sqlite", progress=False)
     adapter = load_file(out / "adapter_model.safetensors")
     assert all(torch.isfinite(t).all() for t in adapter.values())
     metrics = read_metrics(out)
@@ -103,7 +106,7 @@ def test_grpo_lora_logs_separate_reward_curves_per_task(sft_full, tmp_path):
 
 def test_open_ended_rows_without_a_judge_are_refused_before_loading_anything(tmp_path):
     with pytest.raises(ValueError, match="--judge"):
-        train_grpo(TINY, tmp_path / "x", judge="", mcq_fraction=0.5, progress=False)
+        train_grpo(with_overrides(TINY, {"grpo.judge": "", "grpo.mcq_fraction": 0.5}), tmp_path / "x", progress=False)
     assert not (tmp_path / "x").exists()
 
 
@@ -136,7 +139,7 @@ def test_vllm_generation_without_a_gpu_fails_before_loading_anything(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(VLLMUnavailableError, match=r"NVIDIA GPU.*tiny profile"):
-        train_grpo(TINY, tmp_path / "x", use_vllm=True, progress=False)
+        train_grpo(with_overrides(TINY, {"grpo.use_vllm": True}), tmp_path / "x", progress=False)
     assert not (tmp_path / "x").exists()
 
 
@@ -158,12 +161,13 @@ def test_init_must_exist_locally_unless_it_can_be_a_hub_id(tmp_path, monkeypatch
 
 def test_a_vllm_server_url_without_server_mode_is_refused(tmp_path):
     with pytest.raises(ValueError, match="--vllm-mode server"):
-        train_grpo(TINY, tmp_path / "x", vllm_server_url="http://127.0.0.1:8000", progress=False)
+        train_grpo(with_overrides(TINY, {"grpo.vllm_server_url": "http://127.0.0.1:8000"}), tmp_path / "x",
+                   progress=False)
 
 
 
 def test_training_curves_draw_only_logged_metrics_with_gaps_skipped():
-    from pmv2nb.figures import plot_training_curves
+    from pmv2nb.plots import plot_training_curves
 
     metrics = pd.DataFrame({"step": [1, 1, 2, 3], "loss": [2.0, None, 1.5, 1.0], "eval_loss": [None, 2.2, None, None],
                             "never": [None] * 4})

@@ -1,4 +1,4 @@
-"""Named run profiles: every size, model id, path and seed in one place.
+"""Named run profiles: every size, model id, path and seed in one place, and the one way to change them.
 
 A notebook or the command line picks a profile by name (``laptop``, ``tiny``, ``small`` or
 ``paper``) and everything else is derived from it, so the same code runs on a laptop without
@@ -12,15 +12,23 @@ rewards and notes are real, though far below the paper's 4B model.
 with the real Qwen3 tokenizer; every model number is noise there, by design.
 ``small`` targets one consumer GPU (a real Qwen3-0.6B-class model on a slice of the real
 data); ``paper`` uses the paper's sizes (Qwen3-4B-Instruct-2507, 32k contexts, 5k chunks).
+
+Every setting has a dotted key (``grpo.max_steps``) and a one-line help text
+(``pmv2nb profile --keys``). Overrides come from ``--set KEY=VALUE`` and ``--config FILE.yaml`` on
+every command, and from the ``SETTINGS`` and ``CONFIG`` parameters of every notebook; all of them
+go through :func:`resolve`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 PROFILE_ENV = "PMV2NB_PROFILE"
 DEFAULT_PROFILE = "laptop"
@@ -36,143 +44,158 @@ def repo_root() -> Path:
     return Path.cwd()
 
 
-@dataclass(frozen=True)
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with the one-line help text the CLI shows for it."""
+    return field(default=default, default_factory=factory, metadata={"help": help})
+
+
+settings_class = dataclass(frozen=True, kw_only=True)
+
+
+@settings_class
 class DataSettings:
     """Where the question tables and histories come from, and how much of them to use."""
 
-    source: str  # "hub", or a local directory laid out like the Hub repo
-    modality: str = "text"  # "text" or "multimodal"
-    context_size: str = "32k"  # "32k" or "128k"
-    row_limit: int | None = None  # None = every row of the split
-    cache_dir: str = "~/.cache/pmv2nb/hub"
+    source: str = setting(help="'hub', or a local folder laid out like the Hub repo (relative to the repo root)")
+    modality: str = setting("text", "'text' or 'multimodal' histories")
+    context_size: str = setting("32k", "history size used for training and the memory agent: '32k' or '128k'")
+    row_limit: int | None = setting(None, "use only the first N rows of each split (None: all)")
+    cache_dir: str = setting("~/.cache/pmv2nb/hub", "download cache for the Hub dataset")
 
 
-@dataclass(frozen=True)
+@settings_class
 class TinyModelSettings:
     """Shape of the random-weight Qwen3 used offline; the vocabulary is the real tokenizer's."""
 
-    hidden_size: int = 64
-    intermediate_size: int = 128
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    head_dim: int = 16
-    max_position_embeddings: int = 40960
+    hidden_size: int = setting(64, "width of the random Qwen3")
+    intermediate_size: int = setting(128, "MLP width of the random Qwen3")
+    num_hidden_layers: int = setting(2, "layers of the random Qwen3")
+    num_attention_heads: int = setting(4, "attention heads of the random Qwen3")
+    num_key_value_heads: int = setting(2, "key/value heads of the random Qwen3")
+    head_dim: int = setting(16, "size of each attention head of the random Qwen3")
+    max_position_embeddings: int = setting(40960, "longest position the random Qwen3 accepts")
 
 
-@dataclass(frozen=True)
+@settings_class
 class ModelSettings:
     """Which model to load and on what hardware."""
 
-    name: str  # a built-in offline model ("tiny", "smollm2-135m-instruct") or a Hub id / local path
-    dtype: str = "float32"  # or "auto": bfloat16 on a GPU or a CPU with bf16 units, float32 elsewhere
-    device: str = "cpu"  # "cpu", "cuda" or "auto"
-    requires_gpu: bool = False
-    max_context_tokens: int = 32768
-    tiny: TinyModelSettings = field(default_factory=TinyModelSettings)
+    name: str = setting(help="a built-in offline model ('tiny', 'smollm2-135m-instruct'), a Hub id or a local path")
+    dtype: str = setting("float32", "'auto' (bfloat16 on a GPU or a CPU with bf16 units), 'bfloat16' or 'float32'")
+    device: str = setting("cpu", "'cpu', 'cuda' or 'auto'")
+    requires_gpu: bool = setting(False, "stop early, with advice, on a machine without a GPU")
+    max_context_tokens: int = setting(32768, "the model's context window in tokens")
+    tiny: TinyModelSettings = setting(factory=TinyModelSettings, help="shape of the random Qwen3")
 
 
-@dataclass(frozen=True)
-class SFTSettings:
-    """SFT cold start: optimizer steps, examples per step, and the token budget of prompt plus reply."""
+@settings_class
+class TrainingSettings:
+    """What every training stage (SFT, GRPO, memory RL) shares: steps, batch, learning rate, LoRA, data slice."""
 
-    max_steps: int
-    batch_size: int
-    learning_rate: float
-    max_length: int
-    use_lora: bool = False
-    eval_every: int = 50  # steps between validation-loss measurements
-    eval_rows: int | None = 200  # val rows used for that loss (each gives an MCQ and an open example)
-
-
-@dataclass(frozen=True)
-class GRPOSettings:
-    """GRPO: prompts per optimizer step (``batch_size``), rollouts per prompt, the task mix and the judge."""
-
-    max_steps: int
-    batch_size: int
-    num_generations: int
-    learning_rate: float
-    max_prompt_length: int
-    max_completion_length: int
-    mcq_fraction: float = 0.8
-    judges: int = 3  # judge calls averaged per open-ended rollout
-    judge: str | None = None  # backend spec; None: open-ended rows need --judge
-    require_think: bool = False  # MCQ reward counts only after a closed <think> block
-    temperature: float = 1.0
-    beta: float = 0.0  # KL weight; the authors' long-context run used none
-    use_vllm: bool = False
-    vllm_mode: str = "colocate"  # or "server" (a separate `trl vllm-serve` process)
-    use_lora: bool = False
-    ablation_steps: int | None = None  # steps of each ablation run in notebook 04; None: as many as the main run
-    ablation_rows: int | None = None  # MCQ rows the ablations are evaluated on; None: the profile's eval rows
+    max_steps: int = setting(help="optimizer steps")
+    batch_size: int = setting(help="examples (RL: prompts) per optimizer step")
+    learning_rate: float = setting(help="peak learning rate")
+    use_lora: bool = setting(False, "train a LoRA adapter instead of every weight")
+    lora_rank: int = setting(16, "LoRA rank r (alpha is twice the rank)")
+    micro_batch: int | None = setting(None, "sequences per device pass (None: 1 for SFT, up to 8 for RL)")
+    rows: int | None = setting(None, "use only the first N train rows (None: all)")
 
 
-@dataclass(frozen=True)
-class MemoryRLSettings:
+@settings_class
+class SFTSettings(TrainingSettings):
+    """SFT cold start: the token budget of prompt plus reply, and how often validation loss is measured."""
+
+    max_length: int = setting(help="tokens of prompt plus reply; longer histories keep their newest part")
+    eval_every: int = setting(50, "steps between validation-loss measurements")
+    eval_rows: int | None = setting(200, "val rows used for that loss (each gives an MCQ and an open example)")
+
+
+@settings_class
+class RLSettings(TrainingSettings):
+    """What GRPO and memory RL share: rollouts, KL weight, sampling, the task mix and the judge."""
+
+    num_generations: int = setting(help="rollouts per prompt (the GRPO group)")
+    beta: float = setting(0.0, "KL weight against the starting weights")
+    temperature: float = setting(1.0, "sampling temperature of the rollouts")
+    mcq_fraction: float = setting(0.8, "share of MCQ prompts (paper 0.8; 1.0 and 0.0 are the ablations)")
+    judges: int = setting(3, "judge calls averaged per open-ended rollout")
+    judge: str | None = setting(None, "backend spec of the open-ended reward judge (None: open-ended rows need one)")
+    require_think: bool = setting(False, "the MCQ reward counts only after a closed <think> block")
+
+
+@settings_class
+class GRPOSettings(RLSettings):
+    """GRPO on long-context prompts: token budgets, vLLM generation and notebook 04's reward-mix ablations."""
+
+    max_prompt_length: int = setting(help="prompt tokens; longer histories keep their newest part")
+    max_completion_length: int = setting(help="reply tokens per rollout")
+    use_vllm: bool = setting(False, "generate rollouts with vLLM (GPU)")
+    vllm_mode: str = setting("colocate", "'colocate' (in the trainer) or 'server' (a separate `trl vllm-serve`)")
+    vllm_server_url: str | None = setting(None, "with vllm_mode server: the server's URL, e.g. http://host:8000")
+    vllm_gpu_memory_utilization: float = setting(0.35, "share of GPU memory a colocated vLLM may take")
+    ablation_steps: int | None = setting(None, "steps of each ablation run in notebook 04 (None: as the main run)")
+    ablation_rows: int | None = setting(None, "MCQ rows the ablations are evaluated on (None: eval.mcq_rows)")
+
+
+@settings_class
+class MemoryRLSettings(RLSettings):
     """GRPO for the memory agent: a rollout is every memory rewrite plus the final answer, sharing one advantage."""
 
-    max_steps: int
-    batch_size: int  # questions per optimizer step
-    num_generations: int  # rollouts per question
-    learning_rate: float
-    max_answer_tokens: int
-    beta: float = 0.001  # KL weight against the starting weights (the authors' memory run)
-    temperature: float = 1.0
-    mcq_fraction: float = 0.8
-    judges: int = 3
-    judge: str | None = None
-    require_think: bool = False
-    use_lora: bool = False
+    max_answer_tokens: int = setting(help="reply tokens of the final answer")
+    beta: float = setting(0.001, "KL weight against the starting weights (the authors' memory run)")
+    turn_batch: int = setting(8, "rewrite or answer turns per forward/backward pass")
+    generation_batch: int = setting(16, "prompts per generation batch during rollouts")
 
 
-@dataclass(frozen=True)
+@settings_class
 class MemorySettings:
     """The chunked memory agent: chunk size, chunk count and the memory cap, in model tokens."""
 
-    chunk_tokens: int
-    max_chunks: int
-    memory_tokens: int
-    rl: MemoryRLSettings
-    initial_memory: str = "No previous memory."
-    show_query_in_updates: bool = False
-    compare_rows: int | None = None  # rows of notebook 05's side comparisons (query in updates, RL); None: all MCQ rows
+    chunk_tokens: int = setting(help="history tokens read per memory update")
+    max_chunks: int = setting(help="updates per history; a longer history loses its middle")
+    memory_tokens: int = setting(help="cap on each rewrite of the memory")
+    rl: MemoryRLSettings = setting(help="memory RL")
+    initial_memory: str = setting("No previous memory.", "the memory before the first chunk")
+    show_query_in_updates: bool = setting(False, "every update also sees the question (not causal; the authors' code)")
+    compare_rows: int | None = setting(None, "rows of notebook 05's side comparisons (None: eval.mcq_rows)")
+    users_per_batch: int = setting(64, "histories whose updates are sent together at each step")
 
 
-@dataclass(frozen=True)
+@settings_class
 class EvalSettings:
-    """What notebook 02 benchmarks: which models, judged by whom, on how many rows and which sizes."""
+    """What the benchmark runs: which models, judged by whom, on how many rows and which sizes."""
 
-    mcq_rows: int | None
-    open_rows: int | None
-    judge_calls: int = 3
-    max_new_tokens: int = 2048
-    mcq_max_new_tokens: int | None = None  # reply cap on multiple-choice rows; None: max_new_tokens
-    concurrency: int = 8
-    batch_size: int = 4  # prompts per local generation batch (hf: specs)
-    sizes: tuple[str, ...] = ("32k",)
-    models: tuple[str, ...] = ()  # backend specs; empty with serve_profile_model: the profile's own model
-    judge: str | None = None  # None: the first model judges
-    serve_profile_model: bool = False  # start `transformers serve` on the profile model and evaluate through it
-    orders: int = 1  # option orders per MCQ row (more than 1 measures position bias)
-    probe_rows: int | None = 24  # rows for the side checks: position bias (four orders), a format mismatch
+    mcq_rows: int | None = setting(help="multiple-choice rows per run (None: all)")
+    open_rows: int | None = setting(help="open-ended rows per run (None: all)")
+    judge_calls: int = setting(3, "judge calls averaged per open-ended answer")
+    max_new_tokens: int = setting(2048, "reply cap (and the judge's)")
+    mcq_max_new_tokens: int | None = setting(None, "reply cap on multiple-choice rows (None: max_new_tokens)")
+    temperature: float = setting(0.7, "sampling temperature of the answers")
+    concurrency: int = setting(8, "parallel requests to an API")
+    batch_size: int = setting(4, "prompts per local generation batch (hf: specs)")
+    sizes: tuple[str, ...] = setting(("32k",), "history sizes to benchmark: 32k, 128k")
+    models: tuple[str, ...] = setting((), "backend specs to benchmark (empty with serve_profile_model: the profile's)")
+    judge: str | None = setting(None, "backend spec of the open-ended judge (None: the first model judges)")
+    serve_profile_model: bool = setting(False, "start `transformers serve` on the profile's model and ask it there")
+    orders: int = setting(1, "option orders per MCQ row (more than 1 measures position bias)")
+    probe_rows: int | None = setting(24, "rows of the side checks: position bias (four orders), a format mismatch")
 
 
-@dataclass(frozen=True)
+@settings_class
 class Profile:
-    name: str
-    description: str
-    offline: bool
-    seed: int
-    data: DataSettings
-    model: ModelSettings
-    sft: SFTSettings
-    grpo: GRPOSettings
-    memory: MemorySettings
-    eval: EvalSettings
-    figures_dir: str = "figures"
-    results_dir: str = "results"
-    runs_dir: str = "runs"
+    name: str = setting(help="the profile's name")
+    description: str = setting(help="what the profile is for")
+    offline: bool = setting(help="runs without a network: no hub downloads are tried")
+    seed: int = setting(help="seed of sampling, data order and the random model")
+    data: DataSettings = setting(help="the dataset")
+    model: ModelSettings = setting(help="the model")
+    sft: SFTSettings = setting(help="SFT")
+    grpo: GRPOSettings = setting(help="GRPO")
+    memory: MemorySettings = setting(help="the memory agent")
+    eval: EvalSettings = setting(help="the benchmark")
+    figures_dir: str = setting("figures", "where figures are saved (relative to the repo root)")
+    results_dir: str = setting("results", "where results and the call cache go (relative to the repo root)")
+    runs_dir: str = setting("runs", "where training runs go (relative to the repo root)")
 
     def path(self, name: str) -> Path:
         """Resolve one of the profile's relative folders (figures, results, runs) against the repo root."""
@@ -208,7 +231,7 @@ def _tiny() -> Profile:
             max_steps=2, batch_size=2, num_generations=2, learning_rate=1e-5, max_answer_tokens=64, judges=1,
             judge="baseline:dense")),
         eval=EvalSettings(mcq_rows=24, open_rows=8, max_new_tokens=64, concurrency=2, serve_profile_model=True,
-                          probe_rows=8),
+                          judge="baseline:dense", probe_rows=8),
     )
 
 
@@ -231,12 +254,15 @@ def _small() -> Profile:
         memory=MemorySettings(chunk_tokens=2000, max_chunks=8, memory_tokens=1024, rl=MemoryRLSettings(
             max_steps=100, batch_size=8, num_generations=4, learning_rate=1e-6, max_answer_tokens=1024,
             judge="openai:gpt-4.1-mini", use_lora=True)),
-        eval=EvalSettings(mcq_rows=200, open_rows=100, max_new_tokens=1024, models=("vllm:Qwen/Qwen3-0.6B",)),
+        eval=EvalSettings(mcq_rows=200, open_rows=100, max_new_tokens=1024, models=("vllm:Qwen/Qwen3-0.6B",),
+                          judge="openai:gpt-4.1-mini"),
     )
 
 
 def _paper() -> Profile:
-    # Sizes from the paper and the authors' public training scripts (see FACTS.md section 4).
+    # Sizes from the paper: SFT 300 steps at batch 64, GRPO about 500 steps at batch 32 with 8 rollouts and
+    # an 80/20 MCQ/open mix (section 4.2); memory chunks of 5,000 tokens, a 2,048-token cap, 8 updates
+    # (section 4.3). Learning rates and the memory run's KL weight come from the authors' public scripts.
     return Profile(
         name="paper",
         description="The paper's setting: Qwen3-4B-Instruct-2507, 32k contexts, 5k-token memory chunks, 8x H100.",
@@ -251,11 +277,10 @@ def _paper() -> Profile:
             max_prompt_length=38912, max_completion_length=2048, use_vllm=True, judge="openai:gpt-4.1",
             require_think=True,
         ),
-        # memory RL: batch, rollouts and steps from the paper's text; lr and KL from the authors' script
         memory=MemorySettings(chunk_tokens=5000, max_chunks=8, memory_tokens=2048, rl=MemoryRLSettings(
             max_steps=500, batch_size=32, num_generations=8, learning_rate=1e-6, max_answer_tokens=2048,
             judge="openai:gpt-4.1", require_think=True)),
-        # Figure 4's six OpenAI models; the judge is our choice (the paper averages three judge calls)
+        # Figure 4's six OpenAI models (section 4.1); the judge is our choice (the paper averages three judge calls)
         eval=EvalSettings(mcq_rows=None, open_rows=None, max_new_tokens=2048, concurrency=32, sizes=("32k", "128k"),
                           models=("openai:gpt-5-chat", "openai:gpt-5-mini", "openai:gpt-5-nano", "openai:gpt-4.1",
                                   "openai:gpt-4.1-mini", "openai:o4-mini"), judge="openai:gpt-4.1"),
@@ -299,28 +324,161 @@ PROFILES = {"laptop": _laptop, "tiny": _tiny, "small": _small, "paper": _paper}
 
 
 class ProfileError(ValueError):
-    """An unknown profile name or an override that does not name a setting."""
+    """An unknown profile name, or an override that does not name a setting or does not fit its type."""
+
+
+def _fields(obj_or_class) -> dict[str, tuple[dataclasses.Field, Any]]:
+    """A settings class's fields with their resolved types."""
+    cls = obj_or_class if isinstance(obj_or_class, type) else type(obj_or_class)
+    hints = typing.get_type_hints(cls)
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def setting_keys(profile: Profile | None = None) -> list[dict]:
+    """Every dotted key of a profile with its value and help text, in declaration order."""
+    profile = profile or resolve()
+    rows = []
+
+    def walk(obj: Any, prefix: str) -> None:
+        for name, (spec, _) in _fields(obj).items():
+            value = getattr(obj, name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{name}.")
+            else:
+                rows.append({"key": f"{prefix}{name}", "value": value, "help": spec.metadata.get("help", "")})
+
+    walk(profile, "")
+    return rows
+
+
+def _parse_text(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        return text
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """``value`` (from Python, YAML or a ``--set`` string) as the type the setting declares."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~", "")):
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, key)
+    try:
+        if origin is tuple:
+            if isinstance(value, str):
+                parsed = _parse_text(value)
+                value = parsed if isinstance(parsed, list) else [v.strip() for v in value.split(",") if v.strip()]
+            return tuple(str(v) for v in value)
+        if hint is bool:
+            parsed = _parse_text(value) if isinstance(value, str) else value
+            if not isinstance(parsed, bool):
+                raise ValueError
+            return parsed
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if hint is str:
+            return value if isinstance(value, str) else str(value)
+    except (TypeError, ValueError):
+        name = getattr(hint, "__name__", str(hint))
+        raise ProfileError(f"setting {key!r} takes {name} values, not {value!r}") from None
+    return value
 
 
 def _apply_override(obj: Any, dotted: str, value: Any, full_key: str) -> Any:
     head, _, rest = dotted.partition(".")
-    if not dataclasses.is_dataclass(obj) or head not in {f.name for f in dataclasses.fields(obj)}:
-        raise ProfileError(f"override {full_key!r}: {head!r} is not a setting of {type(obj).__name__}")
-    new_value = _apply_override(getattr(obj, head), rest, value, full_key) if rest else value
+    fields = _fields(obj) if dataclasses.is_dataclass(obj) else {}
+    if head not in fields:
+        close = difflib.get_close_matches(full_key, [row["key"] for row in setting_keys()], n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; `pmv2nb profile --keys` lists them"
+        raise ProfileError(f"override {full_key!r}: {head!r} is not a setting of {type(obj).__name__}{hint}")
+    current = getattr(obj, head)
+    if rest:
+        new_value = _apply_override(current, rest, value, full_key)
+    elif dataclasses.is_dataclass(current):
+        if not isinstance(value, Mapping):
+            raise ProfileError(f"override {full_key!r}: give its settings one by one, e.g. {full_key}.<key>=VALUE")
+        new_value = current
+        for key, inner in value.items():
+            new_value = _apply_override(new_value, str(key), inner, f"{full_key}.{key}")
+    else:
+        new_value = _coerce(value, fields[head][1], full_key)
     return dataclasses.replace(obj, **{head: new_value})
 
 
-def resolve(name: str | None = None, overrides: Mapping[str, Any] | None = None) -> Profile:
-    """Return the profile called ``name`` (else $PMV2NB_PROFILE, else tiny), with dotted overrides applied.
-
-    ``resolve("tiny", {"data.row_limit": 50})`` changes one setting and keeps the rest.
-    """
-    chosen = (name or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).strip().lower()
-    if chosen not in PROFILES:
-        raise ProfileError(f"unknown profile {chosen!r}; choose one of: {', '.join(PROFILES)}")
-    profile = PROFILES[chosen]()
+def with_overrides(profile: Profile, overrides: Mapping[str, Any] | None) -> Profile:
+    """The profile with dotted overrides applied, e.g. ``{"grpo.mcq_fraction": 1.0}``; values are type-checked."""
     for key, value in (overrides or {}).items():
         profile = _apply_override(profile, key, value, key)
+    return profile
+
+
+def parse_assignments(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["grpo.max_steps=5", "eval.sizes=32k,128k"]`` as a mapping; values keep their text until applied."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ProfileError(f"--set {pair!r}: write KEY=VALUE, e.g. eval.concurrency=4")
+        overrides[key.strip()] = raw.strip()
+    return overrides
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML file of overrides, nested (``grpo: {max_steps: 5}``) or dotted (``grpo.max_steps: 5``).
+
+    A top-level ``profile`` key names the profile the overrides apply to.
+    """
+    import yaml
+
+    path = Path(path).expanduser()
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProfileError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ProfileError(f"config file {path} is not valid YAML: {err}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, Mapping):
+        raise ProfileError(f"config file {path}: expected a mapping of settings, found {type(loaded).__name__}")
+    flat: dict[str, Any] = {}
+
+    def flatten(mapping: Mapping, prefix: str) -> None:
+        for key, value in mapping.items():
+            if isinstance(value, Mapping):
+                flatten(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    flatten(loaded, "")
+    return flat
+
+
+def resolve(name: str | None = None, overrides: Mapping[str, Any] | None = None,
+            config_file: str | Path | None = None) -> Profile:
+    """The profile called ``name`` (else the config file's ``profile``, else $PMV2NB_PROFILE, else laptop),
+    with the config file's overrides and then ``overrides`` applied.
+
+    ``resolve("tiny", {"data.row_limit": 50})`` changes one setting and keeps the rest. Every command
+    and every notebook builds its profile here.
+    """
+    from_file = dict(read_config_file(config_file)) if config_file else {}
+    named = from_file.pop("profile", None)
+    chosen = str(name or named or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).strip().lower()
+    if chosen not in PROFILES:
+        raise ProfileError(f"unknown profile {chosen!r}; choose one of: {', '.join(PROFILES)}")
+    profile = with_overrides(with_overrides(PROFILES[chosen](), from_file), overrides)
     if profile.offline:
         # A stray hub id would otherwise retry for most of a minute before failing.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

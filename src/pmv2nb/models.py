@@ -66,9 +66,8 @@ def qwen3_tokenizer_dir() -> Path:
 
 
 @lru_cache(maxsize=4)
-def load_tokenizer(name: str = TINY):
-    """The tokenizer for a model name: ``tiny`` means the real Qwen3 tokenizer, read offline; the
-    other built-in model's comes from its converted folder; anything else is a path or hub id."""
+def _named_tokenizer(name: str):
+    """A built-in model's tokenizer or a hub id's, loaded once per process (folders are not cached: they get retrained)."""
     from transformers import AutoTokenizer
 
     if name == TINY:
@@ -78,13 +77,44 @@ def load_tokenizer(name: str = TINY):
     return AutoTokenizer.from_pretrained(name)
 
 
+def tokenizer_for(spec_or_path: str = TINY, fallback: str = TINY):
+    """The tokenizer a model was trained with, whatever names the model.
+
+    Accepts a built-in model's name (``tiny`` is the real Qwen3 tokenizer, read offline), a backend
+    spec (``hf:``, ``vllm:``, or ``openai:NAME@URL`` serving a local folder), a run folder or LoRA
+    adapter folder (its saved tokenizer, else its base model's), or a hub id. Specs whose tokenizer
+    is not public (API models, baselines) get ``fallback``'s, so their token counts are Qwen3 counts.
+    """
+    from transformers import AutoTokenizer
+
+    name = spec_or_path
+    engine, sep, rest = name.partition(":")
+    if sep and engine in ("hf", "vllm"):
+        name = rest
+    elif sep and engine in ("openai", "baseline"):
+        served = rest.rpartition("@")[0] if engine == "openai" and "@http" in rest else rest
+        if engine != "openai" or not Path(served).is_dir():  # only a local checkpoint behind a server has one
+            return tokenizer_for(fallback)
+        name = served
+    if name in BUILTIN_MODELS:
+        return _named_tokenizer(name)
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        return _named_tokenizer(name)  # a hub id
+    if not (folder / "tokenizer_config.json").is_file() and is_adapter(folder):
+        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+        if config.get("base_model_name_or_path"):
+            return tokenizer_for(config["base_model_name_or_path"], fallback)
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
 def build_tiny_model(settings: TinyModelSettings | None = None, seed: int = 0):
     """A randomly initialised Qwen3 causal LM whose vocabulary matches the real tokenizer."""
     import torch
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
     settings = settings or TinyModelSettings()
-    tokenizer = load_tokenizer(TINY)
+    tokenizer = tokenizer_for(TINY)
     pad_id = tokenizer.pad_token_id
     end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
     config = Qwen3Config(
@@ -119,7 +149,7 @@ def tiny_model_dir(settings: TinyModelSettings | None = None, seed: int = 0,
     """
     settings = settings or TinyModelSettings()
     return _saved_once(tiny_model_folder(settings, seed, cache_root),
-                       lambda: (build_tiny_model(settings, seed), load_tokenizer(TINY)))
+                       lambda: (build_tiny_model(settings, seed), tokenizer_for(TINY)))
 
 
 def _saved_once(folder: Path, build) -> Path:
@@ -315,7 +345,7 @@ def load_model(profile: Profile):
     device = choose_device(profile)
     path = model_path(profile)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, resolve_dtype(profile.model.dtype, device)))
-    tokenizer = load_tokenizer(profile.model.name if profile.model.name in BUILTIN_MODELS else path)
+    tokenizer = tokenizer_for(profile.model.name)  # a built-in name or the same hub id/path model_path gave
     return model.to(device), tokenizer
 
 

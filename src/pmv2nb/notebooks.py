@@ -1,17 +1,114 @@
-"""Execute the numbered notebooks headless, the way CI and the README's main job do.
+"""The notebooks' own helpers: one setup call, values a test can read back, and the headless runner.
 
-Each notebook runs in a fresh kernel through papermill with its ``parameters`` cell overridden
-(the profile above all), and the executed copy lands in a git-ignored folder; the committed
-notebooks stay free of outputs. A failing cell stops the run with the notebook's name.
+:func:`start` is the first code cell of every numbered notebook: it resolves the profile from the
+parameters cell (``PROFILE``, ``CONFIG``, ``SETTINGS``, the same overrides the CLI takes), checks
+for a GPU where the stage needs one, names the judge, and shows the stage's resolved settings.
+:func:`record` puts a computed value into the executed notebook's outputs, where tests read it with
+:func:`read_records` (the scrapbook idea, without a new dependency).
+
+:func:`run_all` executes every notebook in a fresh kernel through papermill with its ``parameters``
+cell overridden, and the executed copy lands in a git-ignored folder; the committed notebooks stay
+free of outputs. A failing cell stops the run with the notebook's name.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
-from .config import PROFILE_ENV, repo_root
+from . import config
+from .config import PROFILE_ENV, Profile, repo_root
+
+RECORD_MIME = "application/vnd.pmv2nb.record+json"
+
+# Which profile sections a stage's settings table shows, and what the GPU check calls the stage.
+STAGES = {
+    "data": (("data",), None),
+    "benchmark": (("model", "eval"), None),
+    "sft": (("model", "sft"), "SFT"),
+    "grpo": (("model", "grpo"), "GRPO"),
+    "memory": (("model", "memory"), "the memory agent"),
+    "figures": (("data", "model"), None),
+}
+
+
+@dataclass
+class NotebookSession:
+    """What a notebook's setup cell hands on: the resolved profile, its evaluation judge and split loader."""
+
+    profile: Profile
+    stage: str
+    _splits: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def judge(self) -> str | None:
+        """The open-ended judge of every evaluation (``eval.judge``)."""
+        return self.profile.eval.judge
+
+    def split(self, name: str = "benchmark"):
+        """A split of the profile's data, loaded once per session."""
+        from .data import load_profile_split
+
+        if name not in self._splits:
+            self._splits[name] = load_profile_split(self.profile, name)
+        return self._splits[name]
+
+    def settings(self, *sections: str):
+        """The resolved settings of ``sections`` (default: the stage's) as a table of key, value and help."""
+        import pandas as pd
+
+        prefixes = tuple(f"{s}." for s in (sections or STAGES[self.stage][0]))
+        rows = [row for row in config.setting_keys(self.profile) if row["key"].startswith(prefixes)]
+        return pd.DataFrame(rows).set_index("key")
+
+
+def start(stage: str, profile: str | None = None, settings: Mapping[str, Any] | None = None,
+          config_file: str | None = None, show: bool = True) -> NotebookSession:
+    """Resolve the profile with the notebook's overrides, stop early without a needed GPU, and show the settings."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
+    resolved = config.resolve(profile, settings, config_file)
+    purpose = STAGES[stage][1]
+    if purpose:
+        from .models import require_gpu
+
+        require_gpu(resolved, purpose)  # stops here, with what to do instead, when the profile needs a missing GPU
+    session = NotebookSession(resolved, stage)
+    if show:
+        from IPython.display import display
+
+        print(f"profile {resolved.name}: model {resolved.model.name}, data {resolved.data_source()}, "
+              f"judge {session.judge}")
+        display(session.settings())
+    return session
+
+
+def record(name: str, value: Any) -> Any:
+    """Show ``value`` and store it in the cell's output under ``name``, for tests to read back."""
+    from IPython.display import display
+
+    if hasattr(value, "to_dict") and not isinstance(value, (int, float)):
+        stored = json.loads(value.to_json(orient="records"))
+    else:
+        stored = json.loads(json.dumps(value, default=float))
+    display({RECORD_MIME: {"name": name, "value": stored}, "text/plain": f"{name} = {stored!r}"}, raw=True)
+    return value
+
+
+def read_records(executed: str | Path) -> dict[str, Any]:
+    """Every value an executed notebook stored with :func:`record`, by name (a later record wins)."""
+    notebook = json.loads(Path(executed).read_text(encoding="utf-8"))
+    found = {}
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            item = output.get("data", {}).get(RECORD_MIME)
+            if item:
+                found[item["name"]] = item["value"]
+    return found
 
 
 def notebook_paths(folder: str | Path | None = None) -> list[Path]:
@@ -20,11 +117,12 @@ def notebook_paths(folder: str | Path | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
-def run_notebook(path: Path, out_dir: Path, profile: str = "tiny", parameters: dict | None = None,
+def run_notebook(path: Path, out_dir: Path, profile: str | None = None, parameters: dict | None = None,
                  cell_timeout: int = 600) -> tuple[Path, float]:
     """Execute one notebook in a fresh kernel; returns the executed copy and the seconds it took."""
     import papermill
 
+    profile = profile or config.resolve().name
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / path.name
     started = time.perf_counter()
@@ -43,15 +141,25 @@ def run_notebook(path: Path, out_dir: Path, profile: str = "tiny", parameters: d
     return output, time.perf_counter() - started
 
 
-def run_all(profile: str = "tiny", out_dir: str | Path | None = None, only: list[str] | None = None) -> list[tuple[str, float]]:
-    """Run every numbered notebook (or those whose names start with one of ``only``); report the timings."""
+def run_all(profile: str | None = None, out_dir: str | Path | None = None, only: list[str] | None = None,
+            settings: Mapping[str, Any] | None = None, config_file: str | None = None) -> list[tuple[str, float]]:
+    """Run every numbered notebook (or those whose names start with one of ``only``); report the timings.
+
+    ``settings`` and ``config_file`` reach each notebook's ``SETTINGS`` and ``CONFIG`` parameters.
+    """
+    profile = profile or config.resolve().name
     out = Path(out_dir) if out_dir else repo_root() / "build" / "notebooks"
+    parameters = {}
+    if settings:
+        parameters["SETTINGS"] = dict(settings)
+    if config_file:
+        parameters["CONFIG"] = str(Path(config_file).resolve())
     timings = []
     for path in notebook_paths():
         if only and not any(path.name.startswith(prefix) for prefix in only):
             continue
         print(f"running {path.name} (profile {profile}) ...", flush=True)
-        output, seconds = run_notebook(path, out, profile)
+        output, seconds = run_notebook(path, out, profile, parameters)
         print(f"  done in {seconds:.1f} s -> {output}", flush=True)
         timings.append((path.name, seconds))
     if not timings:

@@ -1,9 +1,11 @@
 """The paper's reported numbers, read from the small tables in ``results/paper/``.
 
-The tables hold only what the paper states in its text (FACTS.md section 5), each value with a
-note on where it comes from. A value the paper shows only in a figure image reads ``unknown`` and
-becomes NaN here, so plots draw it as missing rather than as a number. Where the paper states a
-difference instead of a value (the GRPO ablations), the value is derived from it and marked so.
+The tables hold what the paper states in its text (abstract, Sec. 4.1-4.3), each value with a
+note naming the section or figure it comes from; ``memory_systems`` alone holds third-party
+scores the paper does not report, kept as context. A value the paper shows only in a figure image
+reads ``unknown`` and becomes NaN here, so plots draw it as missing rather than as a number.
+Where the paper states a difference instead of a value (the GRPO ablations), the value is
+derived from it and marked so.
 """
 
 from __future__ import annotations

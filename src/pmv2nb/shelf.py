@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import figures, paper_numbers
+from . import paper_numbers
 from .config import Profile, repo_root
 from .evaluate.breakdown import breakdown
 from .evaluate.results import read_results
-from .evaluate.suite import display_name
-from .evaluate.tasks import split_context
+from .evaluate.tasks import display_name, split_context
 from .models import read_run_record
+from .paper_figures import plot_breakdown, plot_family, plot_frontier
+from .plots import CURVE_COLUMNS, metric_curves, plot_dataset_overview, plot_training_runs, save_figure
 
 FIGURE_NAMES = {"dataset": "06_fig2_dataset", "frontier": "06_fig4_frontier", "breakdown": "06_fig5_breakdown",
                 "family": "06_fig6_qwen3_4b_family", "training": "06_training_curves"}
@@ -237,28 +238,28 @@ class Shelf:
             if not metrics_path.is_file() or not wanted:
                 continue
             title = f"{name} ({run['stage']}, profile {run.get('profile', '?')})"
-            pieces.append(figures.metric_curves(pd.read_csv(metrics_path), wanted, title))
+            pieces.append(metric_curves(pd.read_csv(metrics_path), wanted, title))
         pieces = [piece for piece in pieces if len(piece)]
-        return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=figures.CURVE_COLUMNS)
+        return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=CURVE_COLUMNS)
 
     # ---- the figures ----------------------------------------------------------------------------------------
     def figure4(self):
         ranges = paper_numbers.reference_table("headline_ranges", self.paper_folder).iloc[:1]
-        return figures.plot_frontier(paper_numbers.reference_table("figure4_frontier", self.paper_folder), self.frontier_overlay(),
-                                     ranges)
+        return plot_frontier(paper_numbers.reference_table("figure4_frontier", self.paper_folder), self.frontier_overlay(),
+                             ranges)
 
     def figure5(self):
-        return figures.plot_breakdown(paper_numbers.reference_table("figure5_breakdown", self.paper_folder), self.breakdown_overlay())
+        return plot_breakdown(paper_numbers.reference_table("figure5_breakdown", self.paper_folder), self.breakdown_overlay())
 
     def figure6(self):
         efficiency = paper_numbers.reference_table("efficiency", self.paper_folder)
-        return figures.plot_family(paper_numbers.family_reference(self.paper_folder), self.family_overlay(),
-                                   efficiency, self.answer_tokens())
+        return plot_family(paper_numbers.family_reference(self.paper_folder), self.family_overlay(),
+                           efficiency, self.answer_tokens())
 
     def training_figure(self):
         """The curves of every training run found, or None when there is none yet."""
         curves = self.training_curves()
-        return figures.plot_training_runs(curves) if len(curves) else None
+        return plot_training_runs(curves) if len(curves) else None
 
 
 def draw_all(profile: Profile, out_dir: str | Path | None = None, shelf: Shelf | None = None,
@@ -273,12 +274,12 @@ def draw_all(profile: Profile, out_dir: str | Path | None = None, shelf: Shelf |
     if with_dataset:
         from .data import load_profile_split
 
-        makers = {"dataset": lambda: figures.plot_dataset_overview(load_profile_split(profile).questions), **makers}
+        makers = {"dataset": lambda: plot_dataset_overview(load_profile_split(profile).questions), **makers}
     saved = {}
     for key, make in makers.items():
         fig = make()
         if fig is None:
             continue
-        saved[FIGURE_NAMES[key]] = figures.save_figure(fig, FIGURE_NAMES[key], out)
+        saved[FIGURE_NAMES[key]] = save_figure(fig, FIGURE_NAMES[key], out)
         plt.close(fig)
     return saved

@@ -17,18 +17,14 @@ import collections
 import hashlib
 import math
 import random
-import re
 from functools import lru_cache
 
+from ..answers import content_words
 from ..data.columns import content_text
 from ..prompts import LETTERS, is_negative_preference, read_judge, read_options
 from .base import BackendError, ChatRequest, ChatResponse, OnResult, deliver
 
 NAMES = ("random", "longest", "shortest", "bm25", "dense")
-
-
-def content_words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2]
 
 
 def bm25_scores(documents: list[list[str]], query: list[str], k1: float = 1.2, b: float = 0.75) -> list[float]:

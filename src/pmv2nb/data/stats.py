@@ -28,8 +28,8 @@ def history_token_table(data: PersonaMemData, sizes: tuple[str, ...] = ("32k", "
     from tqdm.auto import tqdm
 
     if tokenizer is None:
-        from ..models import load_tokenizer
-        tokenizer = load_tokenizer("tiny")
+        from ..models import tokenizer_for
+        tokenizer = tokenizer_for("tiny")
     records = []
     for size in sizes:
         for row in tqdm(data.history_rows(size), desc=f"{size} histories", disable=not progress):

@@ -11,8 +11,9 @@ import statistics
 from dataclasses import dataclass, replace
 
 from .. import prompts
+from ..answers import strip_thinking
 from ..backends import ChatRequest, ChatResponse, Sampling
-from .parsing import parse_score, strip_thinking
+from .parsing import parse_score
 
 
 def judge_requests(query: str, preference: str, response: str, calls: int, sampling: Sampling,

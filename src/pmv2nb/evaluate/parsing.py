@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.S | re.I)
+from ..answers import strip_thinking
 _LETTER = r"\(?\s*([A-Ja-j])\s*\)?"
 _AFTER = r"(?![A-Za-z0-9])"
 
@@ -33,16 +33,6 @@ _CASCADE: list[tuple[re.Pattern, bool]] = [
 # Last resort: a reply that opens with a capital letter and a full stop or bracket ("B. <option text>")
 # chose that option; small models answer by copying the option they pick. The first one counts.
 _LEADING_LETTER = re.compile(r"^[\s*_`#]*\(?([A-J])[.):](?:\s|$)")
-
-
-def strip_thinking(text: str) -> str:
-    """Drop ``<think>`` blocks; an unclosed one (cut off mid-thought) leaves nothing to parse."""
-    text = _THINK_BLOCK.sub(" ", text)
-    if "</think>" in text.lower():  # opening tag eaten by the chat template
-        text = re.split(r"</think>", text, flags=re.I)[-1]
-    if "<think>" in text.lower():
-        text = re.split(r"<think>", text, flags=re.I)[0]
-    return text
 
 
 def _trusted(match: re.Match, text: str, lower_ok: bool) -> bool:

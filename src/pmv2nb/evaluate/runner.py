@@ -20,7 +20,7 @@ from ..backends import ChatRequest, ContextTooLongError, Sampling, make_backend
 from ..config import repo_root
 from ..data.loader import PersonaMemData
 from ..data.sources import describe_source
-from .cache import CachedBackend, CallCache, default_cache_path, opened_cache  # noqa: F401 (re-exported)
+from .cache import CachedBackend, CallCache, opened_cache
 from .cost import call_cost
 from .judging import judge_requests, read_verdict
 from .parsing import parse_choice
@@ -79,9 +79,9 @@ class _Tokens:
     """Approximate token counts (Qwen3 tokenizer) for estimates and error messages."""
 
     def __init__(self):
-        from ..models import load_tokenizer
+        from ..models import tokenizer_for
 
-        self.tokenizer = load_tokenizer("tiny")
+        self.tokenizer = tokenizer_for("tiny")
 
     def messages(self, messages: list[dict]) -> int:
         from ..data.columns import content_text

@@ -37,11 +37,15 @@ def answer_tokens(profile: Profile, mode: str) -> int:
 def profile_settings(profile: Profile, mode: str, size: str, prompt_format: str | None = None) -> RunSettings:
     """Run settings for one mode and size from the profile (row counts, token limits, concurrency, precision).
 
+    The one place a run's settings come from: notebooks, ``pmv2nb eval`` and ``pmv2nb memory run`` all
+    call it on a profile resolved with their overrides.
+
     ``prompt_format`` None lets each model be asked in the format it was trained on (see
     :func:`~pmv2nb.evaluate.tasks.resolve_format`).
     """
     rows = profile.eval.mcq_rows if mode == "mcq" else profile.eval.open_rows
-    sampling = Sampling(max_tokens=answer_tokens(profile, mode), seed=profile.seed)
+    sampling = Sampling(max_tokens=answer_tokens(profile, mode), temperature=profile.eval.temperature,
+                        seed=profile.seed)
     return RunSettings(mode=mode, size=size, limit=rows, variants=profile.eval.orders if mode == "mcq" else 1,
                         sampling=sampling, judge_calls=profile.eval.judge_calls,
                         judge_sampling=replace(sampling, max_tokens=profile.eval.max_new_tokens),
@@ -133,16 +137,6 @@ def compare_checkpoints(data: PersonaMemData, profile: Profile, checkpoints: dic
 def _combined(runs: list[EvalRun]) -> pd.DataFrame:
     frames = [read_results(run.path) for run in runs if run.path.exists()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def display_name(spec: str) -> str:
-    """A short label for plots: context prefix and engine kept, server URL and folder path dropped."""
-    from .tasks import CONTEXTS, split_context
-
-    context, backend = split_context(spec)
-    engine, _, rest = backend.partition(":")
-    rest = rest.split("@http")[0].rstrip("/")
-    return f"{CONTEXTS[context]}{engine}:{rest.rsplit('/', 1)[-1] if engine in ('openai', 'hf') else rest}"
 
 
 def calls_summary(runs: list[EvalRun]) -> pd.DataFrame:

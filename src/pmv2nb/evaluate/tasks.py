@@ -31,6 +31,14 @@ def split_context(spec: str) -> tuple[str, str]:
     return "full", spec
 
 
+def display_name(spec: str) -> str:
+    """A short label for plots: context prefix and engine kept, server URL and folder path dropped."""
+    context, backend = split_context(spec)
+    engine, _, rest = backend.partition(":")
+    rest = rest.split("@http")[0].rstrip("/")
+    return f"{CONTEXTS[context]}{engine}:{rest.rsplit('/', 1)[-1] if engine in ('openai', 'hf') else rest}"
+
+
 def option_order(persona_id: int, query: str, n: int, variant: int = 0) -> list[int]:
     """A stable permutation of ``range(n)`` for one row and variant (index 0 is the gold answer)."""
     digest = hashlib.sha256(f"{persona_id}\x00{query}\x00{variant}".encode("utf-8")).hexdigest()

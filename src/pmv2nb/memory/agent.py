@@ -11,26 +11,22 @@ persona shares one trajectory.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from ..answers import strip_thinking
 from ..config import MemorySettings
 from ..data.loader import PersonaMemData
 from ..prompts import memory_update_messages
 from .chunking import Chunking, chunk_history
 
-_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
-
 
 def notes_from_reply(text: str) -> str:
     """The notes in a rewrite: any thinking removed; an unfinished think block leaves nothing."""
-    text = _THINK.sub("", text)
-    if "<think>" in text.lower():
-        text = text[:text.lower().index("<think>")]
-    return text.strip()
+    # blocks vanish without a gap, and a stray closing tag stays: notes have always been read this way
+    return strip_thinking(text, gap="", orphan_close=False).strip()
 
 
 @dataclass

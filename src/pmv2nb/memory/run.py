@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..answers import is_privacy_row, leaks, protected_detail, reward_labels
 from ..backends import ChatRequest
 from ..config import MemorySettings, Profile
 from ..data.loader import PersonaMemData
@@ -25,10 +26,8 @@ from ..evaluate.cache import CallCache, opened_cache
 from ..evaluate.results import ResultsFile, read_results
 from ..evaluate.runner import EvalRun, RunSettings, cached_backends, default_results_path, score_tasks
 from ..evaluate.tasks import Task, build_task, resolve_format, rows_with_history, split_context
-from ..models import chat_template_length
+from ..models import chat_template_length, tokenizer_for
 from ..prompts import BOXED_FORMAT, CHAT_FORMAT, boxed_system, memory_context
-from ..train.examples import reward_labels
-from ..train.rewards import is_privacy_row, leaks, protected_detail
 from .agent import Chunker, Trajectory, run_updates
 
 TRAJECTORY_FOLDER = "trajectories"
@@ -37,28 +36,6 @@ TRAJECTORY_FOLDER = "trajectories"
 def memory_spec(backend_spec: str, show_query: bool = False) -> str:
     """The model label of the agent's results: ``memory:hf:tiny`` or ``memory+query:hf:tiny``."""
     return f"{'memory+query' if show_query else 'memory'}:{backend_spec}"
-
-
-def tokenizer_for_spec(spec: str):
-    """The tokenizer that counts and cuts chunks for a backend spec.
-
-    Local checkpoints and vLLM models use their own; API models (whose tokenizers are not public)
-    fall back to the Qwen3 tokenizer, so chunk sizes are then Qwen3 token counts.
-    """
-    from transformers import AutoTokenizer
-
-    from ..backends import split_spec
-    from ..models import load_tokenizer
-
-    engine, rest = split_spec(spec)
-    if engine == "hf":
-        return load_tokenizer(rest)  # a built-in model's name, a run folder or a hub id
-    if engine == "vllm":
-        return AutoTokenizer.from_pretrained(rest)
-    served = rest.rpartition("@")[0] if engine == "openai" and "@http" in rest else rest
-    if engine == "openai" and Path(served).is_dir():  # a local checkpoint behind transformers serve or vllm serve
-        return AutoTokenizer.from_pretrained(served)
-    return load_tokenizer("tiny")
 
 
 def trajectory_path(results_path: str | Path) -> Path:
@@ -116,7 +93,7 @@ class _FullHistoryTokens:
 def memory_columns(trajectory: Trajectory, shared_by: int, labels: dict) -> dict:
     """What a memory result row adds: the notes, their cost, and whether they kept private data.
 
-    ``labels`` are the row's :func:`~pmv2nb.train.examples.reward_labels`, the same the leak reward reads.
+    ``labels`` are the row's :func:`~pmv2nb.answers.reward_labels`, the same the leak reward reads.
     """
     steps = trajectory.steps
     leak = ever = None
@@ -133,12 +110,11 @@ def memory_columns(trajectory: Trajectory, shared_by: int, labels: dict) -> dict
 
 def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: MemorySettings, *,
                judge: str | None = None, out: str | Path | None = None, cache: CallCache | str | Path | None = None,
-               show_query: bool | None = None, users_per_batch: int = 64,
-               progress: bool = True) -> MemoryRun:
+               show_query: bool | None = None, progress: bool = True) -> MemoryRun:
     """Build notes for each row's history (chunk by chunk), answer from them, and save the results.
 
     ``model`` is a backend spec (``hf:tiny``, ``vllm:...``, ``openai:NAME@URL``). Rows sharing
-    notes are processed ``users_per_batch`` notes at a time; an interrupted run resumes from the
+    notes are processed ``memory.users_per_batch`` notes at a time; an interrupted run resumes from the
     results file and the call cache.
     """
     if settings.mode == "open" and not judge:
@@ -158,7 +134,7 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
         # the backends first: a vllm: spec without a GPU fails here, before any tokenizer download
         answerer, grader = cached_backends(model, judge, store, settings.concurrency, settings.batch_size,
                                            settings.dtype)
-        tokenizer = tokenizer_for_spec(model)
+        tokenizer = tokenizer_for(model)  # an API model's is not public: its chunks are cut by Qwen3 token counts
         chunker = Chunker(data, tokenizer, memory, settings.size)
         jobs = {row: chunker.job(row, show_query) for row in rows}
         shared_by = Counter(job.key for job in jobs.values())
@@ -171,8 +147,8 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
         trajectory_path(path).parent.mkdir(parents=True, exist_ok=True)
         with tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"memory {settings.mode} {model[:40]}",
                   disable=not progress) as bar, trajectory_path(path).open("a", encoding="utf-8") as trajectory_file:
-            for start in range(0, len(keys), users_per_batch):
-                group = keys[start:start + users_per_batch]
+            for start in range(0, len(keys), memory.users_per_batch):
+                group = keys[start:start + memory.users_per_batch]
                 calls_before = answerer.new_calls
                 trajectories = run_updates([jobs[t.row] for t in todo if jobs[t.row].key in group], rewrite, memory,
                                            progress=progress)

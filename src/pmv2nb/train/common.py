@@ -19,7 +19,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ..config import Profile
-from ..models import BUILTIN_MODELS, is_adapter, load_causal_lm, load_tokenizer, model_path, require_gpu, resolve_dtype
+from ..models import is_adapter, load_causal_lm, model_path, require_gpu, resolve_dtype
 from ..prompts import TRAINING_FORMAT
 
 METRICS_FILE = "metrics.csv"
@@ -52,15 +52,6 @@ def policy(start: str, dtype: str) -> tuple[Any, dict | None]:
     return start, {"dtype": dtype}
 
 
-def tokenizer_for(path: str, profile: Profile):
-    """The tokenizer saved with a checkpoint, else the profile's (a built-in model's, or the hub id's)."""
-    if Path(path).is_dir() and (Path(path) / "tokenizer_config.json").is_file():
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(path)
-    return load_tokenizer(profile.model.name if profile.model.name in BUILTIN_MODELS else path)
-
-
 def on_gpu(profile: Profile) -> bool:
     import torch
 
@@ -80,11 +71,12 @@ def training_dtypes(profile: Profile) -> tuple[str, bool]:
     return weights, compute == "bfloat16"
 
 
-def lora_config():
-    """LoRA on every linear layer: the usual choice for small-GPU fine-tuning of Qwen-style models."""
+def lora_config(rank: int = 16):
+    """LoRA of rank ``rank`` (alpha twice that) on every linear layer: the usual choice for small-GPU fine-tuning."""
     from peft import LoraConfig
 
-    return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules="all-linear",
+                      task_type="CAUSAL_LM")
 
 
 def world_size() -> int:

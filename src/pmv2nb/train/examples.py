@@ -21,6 +21,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import prompts
+from ..answers import reward_labels
 from ..data.columns import DataError, content_text
 from ..data.loader import PersonaMemData
 from ..evaluate.tasks import MODES as TASKS, rows_with_history
@@ -145,16 +146,6 @@ class PromptBuilder:
             distance = self.data.questions[f"distance_from_related_snippet_to_query_{self.size}"].iat[row]
             if not pd.isna(distance) and int(distance) > history_tokens:  # the evidence lies before what was kept
                 report.evidence_lost += 1
-
-
-def reward_labels(data: PersonaMemData, row: int, task: str) -> dict:
-    """The columns the reward functions read (and the row's identity), for one row and task."""
-    q = data.questions
-    prev = q["prev_pref"].iat[row]
-    return {"question_id": q["question_id"].iat[row], "row": row, "task": task,
-            "query_text": q["query_text"].iat[row], "preference": q["preference"].iat[row],
-            "prev_pref": "" if pd.isna(prev) else str(prev), "pref_type": q["pref_type"].iat[row],
-            "sensitive_info": bool(q["sensitive_info"].iat[row])}
 
 
 def sft_examples(data: PersonaMemData, tokenizer, max_length: int, size: str = "32k", tasks: tuple[str, ...] = TASKS,

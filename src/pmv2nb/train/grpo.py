@@ -7,14 +7,15 @@ paper's recipe and its two ablations from the same code. Generation uses the tra
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from ..config import GRPOSettings, Profile
 from ..data.loader import load_profile_split
-from ..evaluate.runner import default_cache_path
+from ..evaluate.cache import default_cache_path
+from ..models import tokenizer_for
 from .common import (
-    MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point, tokenizer_for,
+    MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point,
     train_and_save, training_dtypes,
 )
 from .examples import grpo_prompts
@@ -40,44 +41,45 @@ def completions_per_step(settings: GRPOSettings) -> int:
     return settings.batch_size * settings.num_generations
 
 
-def micro_batch_for(settings: GRPOSettings, micro_batch: int | None = None) -> int:
-    """Completions per forward/backward pass on one device (default: up to 8)."""
-    return micro_batch or min(completions_per_step(settings), 8)
+def micro_batch_for(settings: GRPOSettings) -> int:
+    """Completions per forward/backward pass on one device (``grpo.micro_batch``, default: up to 8)."""
+    return settings.micro_batch or min(completions_per_step(settings), 8)
 
 
-def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, mcq_fraction: float | None = None,
-               judge: str | None = None, max_steps: int | None = None, use_lora: bool | None = None,
-               use_vllm: bool | None = None, vllm_mode: str | None = None, vllm_server_url: str | None = None,
-               rows: int | None = None, micro_batch: int | None = None, cache: str | Path | None = None,
+def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, cache: str | Path | None = None,
                progress: bool = True) -> dict:
-    """Run the profile's GRPO recipe from ``init`` (usually the SFT run folder) and save it in ``out``."""
+    """Run the profile's GRPO recipe (``profile.grpo``) from ``init`` (usually the SFT run folder) into ``out``.
+
+    The task mix, judge, steps, LoRA and vLLM use are settings (``grpo.mcq_fraction`` ...); notebook 04's
+    ablations change them with :func:`~pmv2nb.config.with_overrides`.
+    """
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     settings = profile.grpo
-    settings = replace(settings, **{k: v for k, v in {
-        "mcq_fraction": mcq_fraction, "judge": judge, "max_steps": max_steps, "use_lora": use_lora,
-        "use_vllm": use_vllm, "vllm_mode": vllm_mode}.items() if v is not None})
     out = Path(out)
-    if vllm_server_url and not (settings.use_vllm and settings.vllm_mode == "server"):
-        raise ValueError("a vLLM server URL needs server mode: add --vllm-mode server")
+    if settings.vllm_server_url and not (settings.use_vllm and settings.vllm_mode == "server"):
+        raise ValueError("a vLLM server URL needs server mode: add --vllm-mode server "
+                         "(or set grpo.use_vllm=true and grpo.vllm_mode=server)")
     hardware = hardware_args(profile, "GRPO")
     require_vllm_if_asked(settings.use_vllm)
     rewards = mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache or default_cache_path(),
                             settings.require_think)
     start = starting_point(profile, init)
-    tokenizer = tokenizer_for(start, profile)
+    tokenizer = tokenizer_for(start)
 
     split = load_profile_split(profile, "train")
     records, report = grpo_prompts(split, tokenizer, settings.max_prompt_length, settings.mcq_fraction,
-                                   profile.data.context_size, limit=rows, seed=profile.seed, progress=progress)
-    micro = micro_batch_for(settings, micro_batch)
+                                   profile.data.context_size, limit=settings.rows, seed=profile.seed,
+                                   progress=progress)
+    micro = micro_batch_for(settings)
     vllm_args = {}
     if settings.use_vllm:
-        vllm_args = {"use_vllm": True, "vllm_mode": settings.vllm_mode, "vllm_gpu_memory_utilization": 0.35,
+        vllm_args = {"use_vllm": True, "vllm_mode": settings.vllm_mode,
+                     "vllm_gpu_memory_utilization": settings.vllm_gpu_memory_utilization,
                      "vllm_max_model_length": settings.max_prompt_length + settings.max_completion_length}
-        if settings.vllm_mode == "server" and vllm_server_url:
-            vllm_args["vllm_server_base_url"] = vllm_server_url
+        if settings.vllm_mode == "server" and settings.vllm_server_url:
+            vllm_args["vllm_server_base_url"] = settings.vllm_server_url
     model, init_kwargs = policy(start, training_dtypes(profile)[0])
     config = GRPOConfig(
         output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
@@ -91,8 +93,8 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, mc
     metrics = MetricsCSV(out, "grpo")
     trainer = GRPOTrainer(
         model=model, reward_funcs=rewards, args=config, processing_class=tokenizer,
-        train_dataset=Dataset.from_list(records), peft_config=lora_config() if settings.use_lora else None,
-        callbacks=[metrics],
+        train_dataset=Dataset.from_list(records), callbacks=[metrics],
+        peft_config=lora_config(settings.lora_rank) if settings.use_lora else None,
     )
     summary = {"stage": "grpo", "profile": profile.name, "init": start, "out": str(out), "steps": settings.max_steps,
                "prompts": len(records), "mcq_prompts": sum(r["task"] == "mcq" for r in records),

@@ -19,25 +19,27 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections import defaultdict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from transformers import Trainer
 
 from .. import prompts
+from ..answers import reward_labels
 from ..backends.hf_local import Completion, sample_completions
 from ..data.columns import content_text
 from ..config import MemoryRLSettings, MemorySettings, Profile
 from ..data.loader import PersonaMemData, load_profile_split
-from ..evaluate.runner import default_cache_path
+from ..evaluate.cache import default_cache_path
 from ..evaluate.tasks import rows_with_history
 from ..memory.agent import Chunker, MemoryJob, Trajectory, run_updates
+from ..models import tokenizer_for
 from .common import (
-    MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, starting_point, tokenizer_for,
+    MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, starting_point,
     train_and_save, training_dtypes,
 )
-from .examples import reward_labels, split_tasks, training_options
+from .examples import split_tasks, training_options
 from .rewards import mixed_rewards
 
 REWARD_COLUMNS = ("task", "gold_letter", "query_text", "preference", "pref_type", "sensitive_info", "prev_pref")
@@ -164,13 +166,12 @@ class MemoryGRPOTrainer(Trainer):
     """A Trainer whose training step samples memory rollouts, scores them, and trains every turn."""
 
     def __init__(self, model, args, train_dataset, tokenizer, reward_funcs: list, data: PersonaMemData,
-                 memory: MemorySettings, size: str = "32k", show_query: bool = False, turn_batch: int = 8,
-                 generation_batch: int = 16, ref_model=None, callbacks=None):
+                 memory: MemorySettings, size: str = "32k", ref_model=None, callbacks=None):
         super().__init__(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer,
                          data_collator=lambda features: features, callbacks=callbacks)
         self.reward_funcs, self.memory, self.rl = reward_funcs, memory, memory.rl
         self.chunker = Chunker(data, tokenizer, memory, size)
-        self.show_query, self.turn_batch, self.generation_batch = show_query, turn_batch, generation_batch
+        self.show_query = memory.show_query_in_updates
         self.ref_model = ref_model
         self._metrics: dict[str, list[float]] = defaultdict(list)
 
@@ -189,12 +190,12 @@ class MemoryGRPOTrainer(Trainer):
         was_training = model.training
         with unwrap_model_for_generation(model, self.accelerator) as policy:
             policy.eval()
-            writer = _Sampler(policy, tokenizer, self.memory.memory_tokens, self.rl.temperature, self.generation_batch)
+            writer = _Sampler(policy, tokenizer, self.memory.memory_tokens, self.rl.temperature, self.rl.generation_batch)
             trajectories = run_updates(jobs, writer, self.memory)
             ordered = [trajectories[job.key] for job in jobs]
             answer_prompts = [answer_messages(t.memory, items[i // group]) for i, t in enumerate(ordered)]
             answerer = _Sampler(policy, tokenizer, self.rl.max_answer_tokens, self.rl.temperature,
-                                self.generation_batch)
+                                self.rl.generation_batch)
             answers = answerer(answer_prompts)
         model.train(was_training)
         rewards = self.score(answer_prompts, [a.text for a in answers], items, group)
@@ -230,7 +231,7 @@ class MemoryGRPOTrainer(Trainer):
             self._metrics[name].append(value)
         model.train()
         tokens = sum(len(t.completion_ids) for t in turns)
-        pieces = [turns[i:i + self.turn_batch] for i in range(0, len(turns), self.turn_batch)]
+        pieces = [turns[i:i + self.rl.turn_batch] for i in range(0, len(turns), self.rl.turn_batch)]
         total = torch.zeros((), device=self.args.device)
         for index, piece in enumerate(pieces):
             # one gradient sync per step: every process runs the same number of steps, not of turns
@@ -262,19 +263,17 @@ class MemoryGRPOTrainer(Trainer):
         super().log(logs, start_time)
 
 
-def train_memory(profile: Profile, out: str | Path, init: str | None = None, **options) -> dict:
+def train_memory(profile: Profile, out: str | Path, init: str | None = None, *, cache: str | Path | None = None,
+                 progress: bool = True) -> dict:
     """Train the memory agent with GRPO from ``init`` (usually the SFT run folder) and save it in ``out``.
 
-    Options are those of :func:`build_memory_trainer`.
+    Everything else is a setting: ``memory.rl.*`` for the RL recipe, ``memory.*`` for chunks and the cap.
     """
-    trainer, tokenizer, summary = build_memory_trainer(profile, out, init, **options)
+    trainer, tokenizer, summary = build_memory_trainer(profile, out, init, cache=cache, progress=progress)
     return train_and_save(trainer, Path(out), tokenizer, summary)
 
 
 def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = None, *,
-                         max_steps: int | None = None, use_lora: bool | None = None,
-                         mcq_fraction: float | None = None, judge: str | None = None, show_query: bool | None = None,
-                         rows: int | None = None, micro_batch: int | None = None, turn_batch: int = 8,
                          cache: str | Path | None = None, progress: bool = True):
     """The trainer, tokenizer and run summary for the profile's memory RL recipe, ready to ``train()``."""
     from datasets import Dataset
@@ -282,26 +281,23 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
 
     from ..models import load_causal_lm
 
-    settings: MemoryRLSettings = replace(profile.memory.rl, **{k: v for k, v in {
-        "max_steps": max_steps, "use_lora": use_lora, "mcq_fraction": mcq_fraction, "judge": judge}.items()
-        if v is not None})
-    memory = replace(profile.memory, rl=settings)
-    show_query = memory.show_query_in_updates if show_query is None else show_query
+    memory = profile.memory
+    settings: MemoryRLSettings = memory.rl
     out = Path(out)
     hardware = hardware_args(profile, "memory-agent RL")
     rewards = mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache or default_cache_path(),
                             settings.require_think)
     start = starting_point(profile, init)
-    tokenizer = tokenizer_for(start, profile)
+    tokenizer = tokenizer_for(start)
     split = load_profile_split(profile, "train")
-    items = memory_rl_items(split, settings.mcq_fraction, profile.data.context_size, rows, profile.seed)
-    micro = micro_batch or 1
+    items = memory_rl_items(split, settings.mcq_fraction, profile.data.context_size, settings.rows, profile.seed)
+    micro = settings.micro_batch or 1
     model = load_causal_lm(start, training_dtypes(profile)[0])
     ref_model = None
     if settings.use_lora:
         from peft import get_peft_model
 
-        model = get_peft_model(model, lora_config())
+        model = get_peft_model(model, lora_config(settings.lora_rank))
         if hardware["gradient_checkpointing"]:
             model.enable_input_require_grads()
     elif settings.beta:
@@ -313,13 +309,12 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     clear_run_folder(out)
     trainer = MemoryGRPOTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(items), tokenizer=tokenizer, reward_funcs=rewards,
-        data=split, memory=memory, size=profile.data.context_size, show_query=show_query, turn_batch=turn_batch,
-        ref_model=ref_model, callbacks=[MetricsCSV(out, "memory-grpo")])
+        data=split, memory=memory, size=profile.data.context_size, ref_model=ref_model, callbacks=[MetricsCSV(out, "memory-grpo")])
     if ref_model is not None:
         ref_model.to(trainer.args.device)
     summary = {"stage": "memory-grpo", "profile": profile.name, "init": start, "out": str(out),
                "steps": settings.max_steps, "questions": len(items),
-               "mcq_questions": sum(item["task"] == "mcq" for item in items), "show_query_in_updates": show_query,
+               "mcq_questions": sum(item["task"] == "mcq" for item in items), "show_query_in_updates": memory.show_query_in_updates,
                "memory": {k: v for k, v in asdict(memory).items() if k != "rl"}, "settings": asdict(settings)}
     return trainer, tokenizer, summary
 

@@ -14,17 +14,14 @@ into one reward per completion while logging ``rewards/mcq_reward/mean`` and
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from ..answers import after_thinking, is_privacy_row, leaks, protected_detail
 from ..backends import Sampling, make_backend
-from ..backends.baselines import content_words
 from ..evaluate.cache import CachedBackend, CallCache
 from ..evaluate.judging import judge_requests, read_verdict
 from ..evaluate.parsing import BOXED_LETTER
 from ..prompts import TRAIN_LETTERS
-
-_THINK_CLOSE = re.compile(r"</think>", re.I)
 
 
 def completion_text(completion: Any) -> str:
@@ -41,10 +38,9 @@ def boxed_letter(text: str, require_think: bool = False) -> str | None:
     required to come before the answer.
     """
     if require_think:
-        closes = list(_THINK_CLOSE.finditer(text))
-        if not closes:
+        text = after_thinking(text)
+        if text is None:
             return None
-        text = text[closes[-1].end():]
     matches = BOXED_LETTER.findall(text)
     return matches[-1].lower() if matches else None
 
@@ -61,42 +57,6 @@ def mcq_reward(completions: list, task: list[str], gold_letter: list[str], requi
             raise ValueError(f"gold letter {gold!r} is not one of the training labels {TRAIN_LETTERS!r}")
         rewards.append(float(boxed_letter(completion_text(completion), require_think) == gold))
     return rewards
-
-
-_QUOTED = re.compile(r"'([^']{3,})'|\"([^\"]{3,})\"")
-_HAS_DIGIT = re.compile(r"\S*\d\S*")
-
-
-def protected_detail(pref_type: str, preference: str, prev_pref: str = "") -> list[str]:
-    """The strings a reply must not repeat for a privacy row (empty for ordinary rows).
-
-    sensitive_info: quoted spans of the preference, else its tokens that contain digits
-    (addresses, phone numbers, keys). ask_to_forget: the forgotten preference (prev_pref, else
-    the quoted span of the "do not remember" request).
-    """
-    quoted = [a or b for a, b in _QUOTED.findall(preference)]
-    if pref_type == "ask_to_forget":
-        return [prev_pref] if prev_pref else quoted
-    if pref_type == "sensitive_info":
-        return quoted or [t.strip(".,;:") for t in _HAS_DIGIT.findall(preference)]
-    return []
-
-
-def leaks(response: str, details: list[str]) -> bool:
-    """True when the reply repeats a protected detail verbatim, or (for a phrase) most of its content words."""
-    text = " ".join(response.lower().split())
-    for detail in details:
-        normal = " ".join(detail.lower().split())
-        if normal and normal in text:
-            return True
-        words = set(content_words(detail))
-        if len(words) >= 3 and len(words & set(content_words(response))) >= 0.6 * len(words):
-            return True
-    return False
-
-
-def is_privacy_row(pref_type: str, sensitive_info: bool) -> bool:
-    return bool(sensitive_info) or pref_type in ("sensitive_info", "ask_to_forget")
 
 
 class OpenEndedReward:
@@ -161,5 +121,4 @@ def mixed_rewards(mcq_fraction: float, judge: str | None, calls: int = 3, cache:
     return reward_functions(judge if mcq_fraction < 1.0 else None, calls, cache, require_think)
 
 
-__all__ = ["OpenEndedReward", "boxed_letter", "leaks", "mcq_reward", "mixed_rewards",
-           "protected_detail", "reward_functions"]
+__all__ = ["OpenEndedReward", "boxed_letter", "completion_text", "mcq_reward", "mixed_rewards", "reward_functions"]

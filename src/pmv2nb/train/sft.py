@@ -7,13 +7,14 @@ old chatbot turns inside them, are context, not targets.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from ..config import Profile
 from ..data.loader import load_profile_split
+from ..models import tokenizer_for
 from .common import (
-    MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point, tokenizer_for,
+    MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point,
     train_and_save, training_dtypes,
 )
 from .examples import sft_examples
@@ -24,25 +25,27 @@ def to_prompt_completion(examples: list[dict]) -> list[dict]:
     return [{"prompt": e["messages"][:-1], "completion": e["messages"][-1:]} for e in examples]
 
 
-def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, max_steps: int | None = None,
-              use_lora: bool | None = None, rows: int | None = None,
-              micro_batch: int | None = None, progress: bool = True) -> dict:
-    """Run the profile's SFT recipe and save the result in ``out``; returns a summary dict."""
+def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, progress: bool = True) -> dict:
+    """Run the profile's SFT recipe (``profile.sft``) and save the result in ``out``; returns a summary dict.
+
+    Steps, LoRA, the train-row slice and the micro-batch are settings (``sft.max_steps`` ...): change
+    them with :func:`pmv2nb.config.resolve` or :func:`~pmv2nb.config.with_overrides`.
+    """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    settings = replace(profile.sft, max_steps=max_steps or profile.sft.max_steps,
-                       use_lora=profile.sft.use_lora if use_lora is None else use_lora)
+    settings = profile.sft
     steps, lora = settings.max_steps, settings.use_lora
     out = Path(out)
-    micro_batch = micro_batch or 1  # long-context examples: one sequence per device pass unless asked
+    micro_batch = settings.micro_batch or 1  # long-context examples: one sequence per device pass unless asked
     hardware = hardware_args(profile, "SFT")
     start = starting_point(profile, init)
-    tokenizer = tokenizer_for(start, profile)
+    tokenizer = tokenizer_for(start)
     size = profile.data.context_size
 
     train_split = load_profile_split(profile, "train")
-    train, report = sft_examples(train_split, tokenizer, settings.max_length, size, limit=rows, progress=progress)
+    train, report = sft_examples(train_split, tokenizer, settings.max_length, size, limit=settings.rows,
+                                 progress=progress)
     val_split = load_profile_split(profile, "val")
     val, _ = sft_examples(val_split, tokenizer, settings.max_length, size, limit=settings.eval_rows, progress=False)
 
@@ -62,7 +65,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, max
         model=model, args=config, processing_class=tokenizer,
         train_dataset=Dataset.from_list(to_prompt_completion(train)),
         eval_dataset=Dataset.from_list(to_prompt_completion(val)),
-        peft_config=lora_config() if lora else None, callbacks=[metrics],
+        peft_config=lora_config(settings.lora_rank) if lora else None, callbacks=[metrics],
     )
     summary = {"stage": "sft", "profile": profile.name, "init": start, "out": str(out), "lora": lora,
                "steps": steps, "examples": len(train), "eval_examples": len(val), "lengths": report.summary(),
