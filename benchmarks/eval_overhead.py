@@ -92,7 +92,8 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         per_row_ms = timings["first run"] / args.rows * 1000
         print(f"\nharness overhead per row (first run): {per_row_ms:.2f} ms   (target < 5 ms)")
-        print(f"cached re-run of {args.rows} rows: {timings['re-run, fresh results file (all calls from cache)']:.2f} s "
+        print(f"cached re-run of {args.rows} rows: "
+              f"{timings['re-run, fresh results file (all calls from cache)']:.2f} s "
               f"(target < 10 s)")
         print(f"peak memory (max RSS of this process): {peak_mb:.0f} MB   (target < 2048 MB)")
         print(f"cache size on disk: {cache.stat().st_size / 1e6:.1f} MB")

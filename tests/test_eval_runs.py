@@ -142,7 +142,8 @@ def test_a_killed_run_resumes_with_every_row_once_and_no_repeated_calls(benchmar
     out, cache = tmp_path / "r.jsonl", tmp_path / "c.sqlite"
     with FakeOpenAI(delay_s=0.05) as fake:
         env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.url}
-        command = [sys.executable, "-m", "pmv2nb.cli", "eval", "--source", "data/mini", "--model", "openai:gpt-4.1-mini",
+        command = [sys.executable, "-m", "pmv2nb.cli", "eval", "--source", "data/mini",
+                   "--model", "openai:gpt-4.1-mini",
                    "--limit", "48", "--concurrency", "2", "--out", str(out), "--cache", str(cache)]
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120

@@ -21,6 +21,8 @@ from pmv2nb.memory.chunking import Chunking
 from pmv2nb.memory.run import backend_rewriter, memory_columns
 from pmv2nb.models import tokenizer_for
 
+pytestmark = pytest.mark.slow  # generates notes with a local model; `make test-fast` leaves it out
+
 TINY = config.resolve("tiny")
 
 

@@ -14,6 +14,8 @@ from pmv2nb.train.memory_rl import (
     train_memory,
 )
 
+pytestmark = pytest.mark.slow  # runs memory RL; `make test-fast` leaves it out
+
 # two chunks per history keep each step to a few seconds on two cores
 TINY = config.resolve("tiny", {"memory.max_chunks": 2})
 

@@ -61,7 +61,8 @@ def test_128k_histories_are_several_times_longer(splits):
     bench = splits["benchmark"].questions.dropna(subset=["chat_history_128k_link"])
     ratio = bench["total_tokens_in_chat_history_128k"] / bench["total_tokens_in_chat_history_32k"]
     assert 1000 < bench["total_tokens_in_chat_history_32k"].min() and ratio.min() > 3
-    assert (bench["num_persona_irrelevant_tokens_32k"] == 0).all() and (bench["num_persona_irrelevant_tokens_128k"] > 0).all()
+    assert ((bench["num_persona_irrelevant_tokens_32k"] == 0).all()
+            and (bench["num_persona_irrelevant_tokens_128k"] > 0).all())
 
 
 def test_evidence_precedes_the_query_and_updates_follow_the_old_preference(splits):
@@ -76,7 +77,8 @@ def test_evidence_precedes_the_query_and_updates_follow_the_old_preference(split
         assert 0 <= q["distance_from_related_snippet_to_query_32k"] < q["total_tokens_in_chat_history_32k"]
         if q["updated"] or q["pref_type"] == "ask_to_forget":
             # the earlier preference (or the one later asked to be forgotten) is revealed before the evidence
-            earlier = [i for i, m in enumerate(history) if m["role"] == "user" and detail_of[q["prev_pref"]] in m["content"]]
+            earlier = [i for i, m in enumerate(history)
+                       if m["role"] == "user" and detail_of[q["prev_pref"]] in m["content"]]
             assert earlier and min(earlier) < starts[0], f"row {row}: old preference not revealed first"
             checked += 1
     assert checked >= 20
@@ -94,7 +96,8 @@ def test_gold_is_recoverable_from_the_history_but_not_from_option_length(splits)
     hits = 0
     for row in data.questions.index:
         q = data.questions.loc[row]
-        users = [content_words(m["content"]) for m in data.history(row, keep_persona=False, text_only=True) if m["role"] == "user"]
+        users = [content_words(m["content"])
+                 for m in data.history(row, keep_persona=False, text_only=True) if m["role"] == "user"]
         hits += _bm25_pick(users, [q["correct_answer"]] + q["incorrect_answers"]) == 0
     chance = (1 / data.questions["n_options"]).mean()
     assert hits / len(data) > chance + 0.08

@@ -1,10 +1,15 @@
-"""Committed notebooks are clean, parameterised, and run headless in the tiny profile."""
+"""Committed notebooks are clean, parameterised, and run headless in the tiny profile.
+
+The checks read what each notebook records (``pmv2nb.notebooks.record``) from the executed copy.
+"""
 
 import json
+import re
 
 import pytest
 
-from pmv2nb.notebooks import notebook_paths, run_notebook
+from pmv2nb import config
+from pmv2nb.notebooks import notebook_paths, read_records, run_notebook
 
 NOTEBOOKS = notebook_paths()
 
@@ -19,7 +24,20 @@ def test_committed_notebooks_have_no_outputs_and_one_parameters_cell(path):
     code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     assert not [c for c in code if c.get("outputs") or c.get("execution_count")], f"{path.name}: strip outputs"
     tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
-    assert len(tagged) == 1 and "PROFILE" in "".join(tagged[0]["source"])
+    assert len(tagged) == 1
+    parameters = "".join(tagged[0]["source"])
+    for name in ("PROFILE = None", "CONFIG = None", "SETTINGS = {}"):
+        assert name in parameters, f"{path.name}: the parameters cell needs {name}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_take_settings_through_one_setup_call_and_never_branch_on_a_profile_name(path):
+    notebook = json.loads(path.read_text())
+    code = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
+    assert re.search(r"start\(\"\w+\", PROFILE, SETTINGS, CONFIG", code), f"{path.name}: call start(...) once"
+    assert len(re.findall(r"(?<![.\w])start\(", code)) == 1 and "config.resolve" not in code
+    quoted = re.findall(r"[\"'](" + "|".join(config.PROFILES) + r")[\"']", code)
+    assert not quoted, f"{path.name} names a profile in its code: {quoted}"
 
 
 @pytest.mark.notebook
@@ -30,8 +48,10 @@ def test_notebook_01_runs_headless_and_saves_its_figures(tmp_path):
     executed = json.loads(output.read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    overview = {row["split"]: row for row in read_records(output)["split_overview"]}
+    assert overview["benchmark"]["rows"] == 112 and set(overview) == {"benchmark", "train", "val"}
     for name in ("01_dataset_overview", "01_history_lengths", "01_evidence_distance", "01_length_shortcut"):
-        assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
+        assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file()
 
 
 @pytest.mark.notebook
@@ -47,7 +67,9 @@ def test_notebook_02_benchmarks_through_a_real_server_and_cleans_up(tmp_path):
     before = servers()
     path = next(p for p in NOTEBOOKS if p.name.startswith("02_"))
     results, figures = tmp_path / "results", tmp_path / "figures"
-    parameters = {"RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)}
+    # a setting override in the parameters cell reaches the run, as `pmv2nb eval --set eval.mcq_rows=12` would
+    parameters = {"RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"),
+                  "FIGURES_DIR": str(figures), "SETTINGS": {"eval.mcq_rows": 12}}
     output, _ = run_notebook(path, tmp_path / "executed", "tiny", parameters)
     executed = json.loads(output.read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -55,12 +77,20 @@ def test_notebook_02_benchmarks_through_a_real_server_and_cleans_up(tmp_path):
     rows = read_results(*sorted(results.glob("*.jsonl")))
     served = rows[rows["model"].str.startswith("openai:")]
     assert set(served["mode"]) == {"mcq", "open"}
-    assert served.groupby("mode").size().to_dict() == {"mcq": 24, "open": 8}
+    assert served.groupby("mode").size().to_dict() == {"mcq": 12, "open": 8}
+    records = read_records(output)
+    overall = {(r["model"], r["mode"]): r for r in records["overall"]}
+    served_label = next(label for label, mode in overall if label.startswith("openai:") and mode == "open")
+    assert overall[(served_label, "mcq")]["n"] == 12 and overall[(served_label, "open")]["n"] == 8
+    assert overall[(served_label, "mcq")]["invalid_rate"] == 1.0  # the random model never writes a letter
+    bias = records["position_bias"]  # probe_rows questions in four orders, so the gold sits under every letter
+    assert {r["letter"] for r in bias} == set("ABCD") and {r["answers"] for r in bias} == {4 * 8}
+    assert abs(sum(r["gold_here"] for r in bias) - 1.0) < 1e-9 and {r["invalid_rate"] for r in bias} == {1.0}
     assert served["model"].str.contains("@http://127.0.0.1:").all()
     assert {"baseline:bm25", "baseline:dense"} <= set(rows["model"])
     assert rows["model"].str.startswith("nohistory:openai:").any() and rows["model"].str.startswith("oracle:").any()
     for name in ("02_overall_accuracy", "02_accuracy_by_pref_type"):
-        assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
+        assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file()
     assert servers() <= before  # the notebook's server is gone
 
 
@@ -75,13 +105,14 @@ def tiny_sft_run(tmp_path_factory):
     return sft
 
 
-def _run_clean(prefix: str, tmp_path, parameters: dict) -> dict:
+def _run_clean(prefix: str, tmp_path, parameters: dict) -> tuple[dict, dict]:
+    """Run a notebook in the tiny profile; its executed JSON and the values it recorded."""
     path = next(p for p in NOTEBOOKS if p.name.startswith(prefix))
     output, _ = run_notebook(path, tmp_path / "executed", "tiny", parameters)
     executed = json.loads(output.read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    return executed
+    return executed, read_records(output)
 
 
 @pytest.mark.notebook
@@ -89,11 +120,16 @@ def test_notebook_03_trains_sft_plots_the_loss_and_compares_with_the_base_model(
     from pmv2nb.evaluate import read_results
 
     results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "sft"
-    _run_clean("03_", tmp_path, {"OUT_DIR": str(run), "EVAL_ROWS": [6, 2], "RESULTS_DIR": str(results),
-                                 "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)})
+    _, records = _run_clean("03_", tmp_path, {
+        "OUT_DIR": str(run), "SETTINGS": {"eval.mcq_rows": 6, "eval.open_rows": 2}, "RESULTS_DIR": str(results),
+        "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)})
     assert (run / "model.safetensors").is_file() and (run / "metrics.csv").is_file()
     for name in ("03_sft_loss", "03_sft_vs_base"):
-        assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
+        assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file()
+    compared = {(r["checkpoint"], r["mode"]): r for r in records["sft_vs_base"]}
+    assert set(compared) == {(c, m) for c in ("base", "SFT") for m in ("mcq", "open")}
+    assert {r["prompt_format"] for r in compared.values()} == {"boxed"}
+    assert compared[("SFT", "mcq")]["n"] == 6 and compared[("base", "open")]["n"] == 2
     rows = read_results(*sorted(results.glob("*.jsonl")))
     assert set(rows["prompt_format"]) == {"boxed"}  # base and SFT, both asked in the format SFT trained on
     assert rows.groupby(["model", "mode"]).size().to_dict() == {
@@ -108,13 +144,16 @@ def test_notebook_04_trains_grpo_and_the_ablations_from_an_sft_run(tmp_path, tin
 
     sft = tiny_sft_run
     results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "grpo"
-    _run_clean("04_", tmp_path, {"SFT_DIR": str(sft), "OUT_DIR": str(run), "EVAL_ROWS": [4, 2],
-                                 "RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"),
-                                 "FIGURES_DIR": str(figures)})
+    _, records = _run_clean("04_", tmp_path, {
+        "SFT_DIR": str(sft), "OUT_DIR": str(run), "SETTINGS": {"eval.mcq_rows": 4, "eval.open_rows": 2},
+        "RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)})
     metrics = read_metrics(run)
     assert "rewards/mcq_reward/mean" in metrics and metrics["loss"].notna().sum() == 2
     for name in ("04_grpo_rewards", "04_grpo_ablations"):
-        assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
+        assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file()
+    assert records["weight_change"]["tensors"] > 0  # measured against the SFT init
+    assert {r["checkpoint"] for r in records["ablations"]} == {"GRPO mixed", "GRPO mcq-only", "GRPO open-only"}
+    assert {r["checkpoint"] for r in records["sft_vs_grpo"]} == {"SFT", "GRPO mixed"}
     rows = read_results(*sorted(results.glob("*.jsonl")))
     assert rows["model"].nunique() == 4  # SFT, mixed, MCQ-only and open-only checkpoints
 
@@ -127,9 +166,10 @@ def test_notebook_05_runs_the_memory_agent_audits_it_and_trains_it(tmp_path, tin
 
     sft = tiny_sft_run
     results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "memory"
-    _run_clean("05_", tmp_path, {"SFT_DIR": str(sft), "RL_DIR": str(run), "EVAL_ROWS": [4, 2],
-                                 "QUERY_VARIANT_ROWS": 2, "RL_STEPS": 1, "RESULTS_DIR": str(results),
-                                 "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)})
+    settings = {"eval.mcq_rows": 4, "eval.open_rows": 2, "memory.compare_rows": 2, "memory.rl.max_steps": 1}
+    _, records = _run_clean("05_", tmp_path, {"SFT_DIR": str(sft), "RL_DIR": str(run), "SETTINGS": settings,
+                                              "RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"),
+                                              "FIGURES_DIR": str(figures)})
     rows = read_results(*sorted(results.glob("*.jsonl")))
     counts = rows.groupby(["model", "mode"]).size().to_dict()
     assert counts[("memory:hf:tiny", "mcq")] == 4 and counts[("memory:hf:tiny", "open")] == 2
@@ -140,7 +180,10 @@ def test_notebook_05_runs_the_memory_agent_audits_it_and_trains_it(tmp_path, tin
     assert memory_files and all(read_trajectories(p) for p in memory_files)
     assert read_metrics(run)["memory/capped_rate"].notna().any()
     for name in ("05_memory_vs_long_context", "05_memory_rl"):
-        assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
+        assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file()
+    assert 0.0 <= records["cap_rate"] <= 1.0
+    assert {(r["mode"], r["n"]) for r in records["agent"]} == {("mcq", 4), ("open", 2)}
+    assert {r["model"] for r in records["sft_vs_rl_agent"]} == {f"memory:hf:{run}", f"memory:hf:{sft}"}
 
 
 @pytest.mark.notebook
@@ -154,12 +197,14 @@ def test_notebook_06_redraws_the_paper_figures_with_labelled_runs_of_yours(tmp_p
                          "variant": 0, "profile": "tiny", "data_source": "mini (synthetic)", "who": who,
                          "pref_type": "neutral_preferences", "updated": False, "valid": True, "score": score,
                          "tokens_in": 10})
-    executed = _run_clean("06_", tmp_path, {"RESULTS_DIR": str(results), "RUNS_DIR": str(runs),
-                                            "FIGURES_DIR": str(figures)})
+    executed, records = _run_clean("06_", tmp_path, {"RESULTS_DIR": str(results), "RUNS_DIR": str(runs),
+                                                     "FIGURES_DIR": str(figures)})
     shown = json.dumps([c.get("outputs", []) for c in executed["cells"]])
-    assert "openai:my-model" in shown and "mini (synthetic)" in shown and "no training runs" in shown
+    assert "no training runs" in shown
+    (mine,) = records["inventory"]
+    assert mine["model"] == "openai:my-model" and mine["rows"] == 3 and "mini (synthetic)" in mine["provenance"]
     for name in ("06_fig2_dataset", "06_fig4_frontier", "06_fig5_breakdown", "06_fig6_qwen3_4b_family"):
-        assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.pdf").is_file()
+        assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file()
     assert not (figures / "06_training_curves.png").exists()  # nothing was trained, so nothing is drawn
 
 

@@ -68,7 +68,8 @@ def test_figure6_marks_derived_values_and_shows_the_token_saving():
                            "label": ["same questions", "memory:hf:tiny"]})
     fig = paper_figures.plot_family(paper, ours, efficiency, tokens)
     derived = _bars(fig, "derived|")
-    assert list(derived) == ["derived|paper|GRPO MCQ-only|mcq"] and derived[list(derived)[0]].get_linestyle() in ("--", "dashed")
+    assert (list(derived) == ["derived|paper|GRPO MCQ-only|mcq"]
+            and derived[list(derived)[0]].get_linestyle() in ("--", "dashed"))
     assert "missing|paper|Qwen3-4B-SFT|mcq" in _bars(fig, "missing|")
     assert _bars(fig, "yours|")["yours|Agentic memory|mcq"].get_height() == 25.0
     token_axis = fig.axes[2]

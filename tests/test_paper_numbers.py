@@ -1,4 +1,5 @@
-"""The paper's GRPO numbers: reported values kept, derived ones computed from the stated differences, gaps left empty."""
+"""The paper's GRPO numbers: reported values kept, derived ones computed from the stated differences, gaps left
+empty."""
 
 import math
 

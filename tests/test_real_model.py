@@ -17,6 +17,8 @@ from pmv2nb.backends import ChatRequest, Sampling
 from pmv2nb.backends.hf_local import HFBackend, plan_batches
 from pmv2nb.evaluate.tasks import build_task
 
+pytestmark = pytest.mark.slow  # loads and trains the real SmolLM2; `make test-fast` leaves it out
+
 LAPTOP = config.resolve("laptop")
 
 
@@ -29,7 +31,8 @@ def test_the_default_profile_is_the_real_model_offline():
 
 def test_smollm2_is_converted_once_into_a_plain_checkpoint_that_stops_at_end_of_turn():
     folder = models.smollm2_model_dir()
-    assert (folder / "model.safetensors").is_file() and "quantization_config" not in (folder / "config.json").read_text()
+    assert ((folder / "model.safetensors").is_file()
+            and "quantization_config" not in (folder / "config.json").read_text())
     assert models.smollm2_model_dir() == folder
     tokenizer = models.tokenizer_for(models.SMOLLM2)
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -72,7 +75,8 @@ def test_prompts_of_one_history_are_batched_together_and_share_their_prefix():
 
 def test_reusing_a_history_prefix_gives_the_same_tokens_as_recomputing_it(benchmark_data):
     rows = [0, 1, 2, 14, 15]  # two personas: two shared histories and prompts of different lengths
-    requests = [ChatRequest(build_task(benchmark_data, row, "mcq", "32k").messages, Sampling(max_tokens=6, temperature=0))
+    requests = [ChatRequest(build_task(benchmark_data, row, "mcq", "32k").messages,
+                            Sampling(max_tokens=6, temperature=0))
                 for row in rows]
     reused = HFBackend(models.SMOLLM2, dtype="float32", batch_size=3)
     recomputed = HFBackend(models.SMOLLM2, dtype="float32", batch_size=3, min_shared_prefix=10 ** 9)
@@ -87,7 +91,8 @@ def test_the_boxed_format_is_the_training_prompt_with_upper_case_gold(benchmark_
     boxed = build_task(benchmark_data, 3, "mcq", "32k", prompt_format="boxed")
     assert boxed.messages[0] == prompts.boxed_system() and boxed.messages[1:-1] == chat.messages[:-2]
     assert "(a) " in boxed.messages[-1]["content"] and "\\boxed{x}" in boxed.messages[-1]["content"]
-    assert chat.messages[-1]["content"].startswith(prompts.MCQ_INSTRUCTIONS[:40]) and "A. " in chat.messages[-1]["content"]
+    assert (chat.messages[-1]["content"].startswith(prompts.MCQ_INSTRUCTIONS[:40])
+            and "A. " in chat.messages[-1]["content"])
     assert boxed.gold_letter == chat.gold_letter and boxed.gold_letter.isupper() and boxed.order == chat.order
     with pytest.raises(ValueError, match="prompt format"):
         build_task(benchmark_data, 3, "mcq", "32k", prompt_format="fancy")

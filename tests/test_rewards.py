@@ -66,7 +66,8 @@ def test_protected_details_and_leaks_on_mini_rows(train_split):
 def _open_batch(q, rows, responses):
     return dict(prompts=[[]] * len(rows), completions=responses, task=["open"] * len(rows),
                 query_text=[q.query_text.iat[r] for r in rows], preference=[q.preference.iat[r] for r in rows],
-                pref_type=[q.pref_type.iat[r] for r in rows], sensitive_info=[bool(q.sensitive_info.iat[r]) for r in rows],
+                pref_type=[q.pref_type.iat[r] for r in rows],
+                sensitive_info=[bool(q.sensitive_info.iat[r]) for r in rows],
                 prev_pref=["" if not isinstance(q.prev_pref.iat[r], str) else q.prev_pref.iat[r] for r in rows])
 
 

@@ -5,6 +5,8 @@ import pytest
 from pmv2nb.backends import Sampling
 from pmv2nb.evaluate import RunSettings, run_eval
 
+pytestmark = pytest.mark.slow  # starts transformers serve; `make test-fast` leaves it out
+
 
 @pytest.fixture(scope="module")
 def short():

@@ -16,6 +16,8 @@ from pmv2nb.train.common import read_metrics
 from pmv2nb.train.grpo import train_grpo
 from pmv2nb.train.sft import train_sft
 
+pytestmark = pytest.mark.slow  # runs TRL's trainers; `make test-fast` leaves it out
+
 TINY = config.resolve("tiny")
 
 

@@ -67,7 +67,8 @@ def qwen3_tokenizer_dir() -> Path:
 
 @lru_cache(maxsize=4)
 def _named_tokenizer(name: str):
-    """A built-in model's tokenizer or a hub id's, loaded once per process (folders are not cached: they get retrained)."""
+    """A built-in model's tokenizer or a hub id's, loaded once per process (folders are not cached: they
+    get retrained)."""
     from transformers import AutoTokenizer
 
     if name == TINY:

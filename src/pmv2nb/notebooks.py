@@ -91,8 +91,11 @@ def record(name: str, value: Any) -> Any:
     """Show ``value`` and store it in the cell's output under ``name``, for tests to read back."""
     from IPython.display import display
 
-    if hasattr(value, "to_dict") and not isinstance(value, (int, float)):
-        stored = json.loads(value.to_json(orient="records"))
+    if hasattr(value, "to_json"):  # a DataFrame: one dict per row, a named index kept as a column
+        import pandas as pd
+
+        frame = value if isinstance(value.index, pd.RangeIndex) else value.reset_index()
+        stored = json.loads(frame.to_json(orient="records"))
     else:
         stored = json.loads(json.dumps(value, default=float))
     display({RECORD_MIME: {"name": name, "value": stored}, "text/plain": f"{name} = {stored!r}"}, raw=True)

@@ -90,7 +90,8 @@ def plot_frontier(paper: pd.DataFrame, ours: pd.DataFrame | None = None, ranges:
     """Figure 4: accuracy (%) per model at 32k and 128k, MCQ and open-ended, paper first, then your runs.
 
     ``paper``: model, size, mode, accuracy (NaN = unknown). ``ours``: label, size, mode, accuracy, ci_low,
-    ci_high and optionally provenance (listed under the plot). ``ranges``: claim, low, high, drawn as a light band (the paper's overall range).
+    ci_high and optionally provenance (listed under the plot). ``ranges``: claim, low, high, drawn as a light band
+    (the paper's overall range).
     """
     use_style()
     models = list(dict.fromkeys(paper["model"]))
@@ -220,7 +221,8 @@ def plot_family(paper: pd.DataFrame, ours: pd.DataFrame | None = None, efficienc
     _plot_answer_tokens(axes[2], efficiency, tokens)
     fig.suptitle("Figure 6: Qwen3-4B trained with SFT, GRPO and as a memory agent, against GPT-5-Chat")
     fig.tight_layout()
-    handles = [_patch(color=_GRPO_COLOUR), _patch(facecolor=_lighter(_GRPO_COLOUR), linestyle="dashed", edgecolor="0.1"),
+    handles = [_patch(color=_GRPO_COLOUR),
+               _patch(facecolor=_lighter(_GRPO_COLOUR), linestyle="dashed", edgecolor="0.1"),
                _patch(**MISSING_PATCH)]
     labels = ["paper (one colour per model)", "derived from a stated difference", "unknown (figure image only)"]
     if has_ours:

@@ -137,8 +137,20 @@ def plot_accuracy(table: pd.DataFrame, group: str = "model", hue: str = "mode", 
 CURVE_COLUMNS = ["title", "metric", "step", "value"]
 
 
+# The headline curves of each training stage (run.json's "stage"), with their labels: notebooks 03-05 and the
+# shelf's training figure draw the same ones.
+STAGE_METRICS = {
+    "sft": {"loss": "training loss", "eval_loss": "validation loss"},
+    "grpo": {"reward": "mean reward", "rewards/mcq_reward/mean": "MCQ reward",
+             "rewards/open_reward/mean": "open-ended reward"},
+    "memory-grpo": {"reward": "mean reward", "rewards/mcq_reward/mean": "MCQ reward",
+                    "rewards/open_reward/mean": "open-ended reward", "memory/capped_rate": "rewrites cut by the cap"},
+}
+
+
 def metric_curves(metrics: pd.DataFrame, columns: dict[str, str], title: str) -> pd.DataFrame:
-    """A run's logged ``{column: label}`` metrics as a long (title, metric, step, value) frame; unlogged ones skipped."""
+    """A run's logged ``{column: label}`` metrics as a long (title, metric, step, value) frame; unlogged ones
+    skipped."""
     pieces = [metrics[["step", column]].dropna().rename(columns={column: "value"}).assign(title=title, metric=label)
               for column, label in columns.items() if column in metrics and metrics[column].notna().any()]
     return pd.concat(pieces, ignore_index=True)[CURVE_COLUMNS] if pieces else pd.DataFrame(columns=CURVE_COLUMNS)

@@ -23,16 +23,10 @@ from .evaluate.results import read_results
 from .evaluate.tasks import display_name, split_context
 from .models import read_run_record
 from .paper_figures import plot_breakdown, plot_family, plot_frontier
-from .plots import CURVE_COLUMNS, metric_curves, plot_dataset_overview, plot_training_runs, save_figure
+from .plots import CURVE_COLUMNS, STAGE_METRICS, metric_curves, plot_dataset_overview, plot_training_runs, save_figure
 
 FIGURE_NAMES = {"dataset": "06_fig2_dataset", "frontier": "06_fig4_frontier", "breakdown": "06_fig5_breakdown",
                 "family": "06_fig6_qwen3_4b_family", "training": "06_training_curves"}
-STAGE_METRICS = {
-    "sft": {"loss": "training loss", "eval_loss": "eval loss"},
-    "grpo": {"reward": "mean reward", "rewards/mcq_reward/mean": "MCQ reward",
-             "rewards/open_reward/mean": "open-ended reward"},
-    "memory-grpo": {"reward": "mean reward", "memory/capped_rate": "capped rewrites"},
-}
 FRONTIER, BASELINE, OTHER = "frontier", "baseline", "other"
 BASE = "Qwen3-4B base"
 RESULT_COLUMNS = ("question_id", "model", "mode", "size", "valid", "score")
@@ -231,7 +225,8 @@ class Shelf:
         pieces = []
         stages = list(STAGE_METRICS)
         ordered = sorted(self.runs.items(), key=lambda item: (stages.index(item[1]["stage"])
-                                                              if item[1].get("stage") in stages else len(stages), item[0]))
+                                                              if item[1].get("stage") in stages else len(stages),
+                                                              item[0]))
         for name, run in ordered:
             metrics_path = Path(run["path"]) / "metrics.csv"
             wanted = STAGE_METRICS.get(run.get("stage", ""), {})
@@ -245,11 +240,12 @@ class Shelf:
     # ---- the figures ----------------------------------------------------------------------------------------
     def figure4(self):
         ranges = paper_numbers.reference_table("headline_ranges", self.paper_folder).iloc[:1]
-        return plot_frontier(paper_numbers.reference_table("figure4_frontier", self.paper_folder), self.frontier_overlay(),
-                             ranges)
+        return plot_frontier(paper_numbers.reference_table("figure4_frontier", self.paper_folder),
+                             self.frontier_overlay(), ranges)
 
     def figure5(self):
-        return plot_breakdown(paper_numbers.reference_table("figure5_breakdown", self.paper_folder), self.breakdown_overlay())
+        return plot_breakdown(paper_numbers.reference_table("figure5_breakdown", self.paper_folder),
+                              self.breakdown_overlay())
 
     def figure6(self):
         efficiency = paper_numbers.reference_table("efficiency", self.paper_folder)

@@ -38,7 +38,8 @@ def bm25_scores(documents: list[list[str]], query: list[str], k1: float = 1.2, b
     for doc in documents:
         tf = collections.Counter(doc)
         norm = k1 * (1 - b + b * len(doc) / mean_len)
-        scores.append(sum(math.log(1 + (n - doc_freq[w] + 0.5) / (doc_freq[w] + 0.5)) * tf[w] * (k1 + 1) / (tf[w] + norm)
+        scores.append(sum(math.log(1 + (n - doc_freq[w] + 0.5) / (doc_freq[w] + 0.5))
+                          * tf[w] * (k1 + 1) / (tf[w] + norm)
                           for w in set(query) if tf[w]))
     return scores
 

@@ -77,7 +77,8 @@ class TransformersServer:
             except OSError:
                 time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"transformers serve did not answer within {self.startup_timeout_s:.0f} s:\n{self.log_tail()}")
+        raise RuntimeError(f"transformers serve did not answer within {self.startup_timeout_s:.0f} s:\n"
+                           f"{self.log_tail()}")
 
     def log_tail(self, lines: int = 20) -> str:
         if self._log is None:

@@ -38,7 +38,8 @@ class VLLMBackend:
                  tensor_parallel_size: int = 1):
         require_vllm()
         self.spec, self.model = f"vllm:{model}", model
-        self.engine_args = {"model": model, "max_model_len": max_model_len, "tensor_parallel_size": tensor_parallel_size,
+        self.engine_args = {"model": model, "max_model_len": max_model_len,
+                            "tensor_parallel_size": tensor_parallel_size,
                             "gpu_memory_utilization": gpu_memory_utilization}
         self.priced_as = None
         self._engine = None
@@ -48,7 +49,8 @@ class VLLMBackend:
         from pathlib import Path
 
         folder = Path(self.model)
-        return {"engine": "vllm", "path": self.model, "weights": weights_fingerprint(folder) if folder.is_dir() else "hub"}
+        return {"engine": "vllm", "path": self.model,
+                "weights": weights_fingerprint(folder) if folder.is_dir() else "hub"}
 
     def generate(self, requests: list[ChatRequest], on_result: OnResult | None = None,
                  progress: bool = False) -> list[ChatResponse]:

@@ -139,7 +139,8 @@ def _plan_persona(persona: Persona, rng: random.Random, scenario_cycle: list[str
         specs.append({"pref_type": "ask_to_forget", "facet": facet, "choice": rng.choice(facet.choices)})
     for kind in ("therapy", "health"):
         for facet in (f for f in FACETS if f.kind == kind):
-            specs.append({"pref_type": {"therapy": "therapy_background", "health": "health_and_medical_conditions"}[kind],
+            specs.append({"pref_type": {"therapy": "therapy_background",
+                                        "health": "health_and_medical_conditions"}[kind],
                           "facet": facet, "choice": rng.choice(facet.choices)})
     for kind in rng.sample(sorted(SENSITIVE_KINDS), 2):
         specs.append({"pref_type": "sensitive_info", "kind": kind})
@@ -187,7 +188,8 @@ def _question_row(persona: Persona, spec: dict, scenario: str, rng: random.Rando
                 "topic_preference": f"privacy: {kind['label']}",
                 "preference": f"Keeps their {kind['label']} private; {value} must not be repeated in responses",
                 "correct": kind["answer"].format(value=kind["mask"]),
-                "wrong": [kind["answer"].format(value=v) for v in [value] + _wrong_values(spec["kind"], rng, persona, value)]}
+                "wrong": [kind["answer"].format(value=v)
+                          for v in [value] + _wrong_values(spec["kind"], rng, persona, value)]}
         return row, Session(_task_session(rng, scenario, _statement("I", detail)), "persona")
 
     facet, choice = spec["facet"], spec["choice"]
@@ -336,7 +338,7 @@ def build_mini_dataset(seed: int = 0, tokenizer=None) -> dict[str, bytes]:
         from ..models import tokenizer_for
         tokenizer = tokenizer_for("tiny")
     rng = random.Random(f"pmv2nb-mini-{seed}")
-    names = rng.sample([f"{f} {l}" for f in FIRST_NAMES for l in LAST_NAMES], N_PERSONAS)
+    names = rng.sample([f"{f} {last}" for f in FIRST_NAMES for last in LAST_NAMES], N_PERSONAS)
     pids = rng.sample(range(N_PERSONAS * 10), N_PERSONAS)
     splits = [s for s, n in SPLIT_SIZES.items() for _ in range(n)]
     scenario_cycle = list(SCENARIOS)

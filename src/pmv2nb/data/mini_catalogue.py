@@ -111,8 +111,8 @@ FACETS: tuple[Facet, ...] = (
           "Sunday to keep perspective without endless scrolling.",
           (Choice("short_video", "follows news through short videos",
                   "watched the whole election recap as a string of ninety-second explainer clips on the bus",
-                  "Follow a couple of reliable explainer accounts that post short news videos; ten clips on the commute "
-                  "cover the big stories, and the comments point you to longer reads.", "young"),
+                  "Follow a couple of reliable explainer accounts that post short news videos; ten clips on the "
+                  "commute cover the big stories, and the comments point you to longer reads.", "young"),
            Choice("print_paper", "reads the printed morning newspaper",
                   "did the crossword in the printed morning paper before anyone else in the house was awake",
                   "Keep the printed morning paper delivered and read it with breakfast; the front section covers what "
@@ -133,12 +133,12 @@ FACETS: tuple[Facet, ...] = (
           "enjoy sharing, and let your family choose.",
           (Choice("gadget", "wants tech gadgets",
                   "spent the evening comparing mechanical keyboard switches and ended up rebuilding the home server",
-                  "Ask for a gadget you would actually use, like a mechanical keyboard with hot-swap switches or a small "
-                  "single-board computer for home projects and tinkering.", "techie"),
+                  "Ask for a gadget you would actually use, like a mechanical keyboard with hot-swap switches or a "
+                  "small single-board computer for home projects and tinkering.", "techie"),
            Choice("craft_kit", "wants handmade craft supplies",
                   "stayed late at the pottery studio glazing a set of mugs for the winter market",
-                  "Ask for craft supplies you would love, like a good set of glazes, a new loom, or a voucher for extra "
-                  "studio hours, so you can keep making things by hand.", "crafty"),
+                  "Ask for craft supplies you would love, like a good set of glazes, a new loom, or a voucher for "
+                  "extra studio hours, so you can keep making things by hand.", "crafty"),
            Choice("gear", "wants sports gear",
                   "wore through another pair of trail shoes training for the half marathon in the hills",
                   "Ask for sports gear you will wear out, like new trail running shoes, a hydration vest, or an entry "
@@ -158,8 +158,8 @@ FACETS: tuple[Facet, ...] = (
                   "each weekend ends with something that moves or blinks.", "techie"),
            Choice("woodwork", "enjoys woodworking and handcrafts",
                   "carved a set of wooden spoons from cherry offcuts and oiled them on the back porch",
-                  "Try green woodworking, starting with spoons and bowls; a knife and a few blanks are enough to begin, "
-                  "and the work is quiet and satisfying by hand.", "crafty"),
+                  "Try green woodworking, starting with spoons and bowls; a knife and a few blanks are enough to "
+                  "begin, and the work is quiet and satisfying by hand.", "crafty"),
            Choice("climbing", "enjoys climbing and outdoor sports",
                   "spent three evenings at the bouldering gym working on the same overhang problem",
                   "Try indoor bouldering through the winter; a day pass and rented shoes are enough, routes are graded "
@@ -205,8 +205,8 @@ FACETS: tuple[Facet, ...] = (
                   "about their techniques, and maybe pick up supplies for your next piece.", "crafty"),
            Choice("long_ride", "spends weekends on long bike rides",
                   "rode ninety kilometres with the cycling club and still went for a swim afterwards",
-                  "Plan a long bike ride with a café stop halfway; pick a route with a good climb, set off early before "
-                  "the traffic, and finish with a swim to loosen up.", "active"),
+                  "Plan a long bike ride with a café stop halfway; pick a route with a good climb, set off early "
+                  "before the traffic, and finish with a swim to loosen up.", "active"),
            Choice("baking_day", "spends weekends baking at home",
                   "spent a slow Saturday at home baking bread and watching old films with the cat",
                   "Keep Saturday slow at home: bake a loaf of bread in the morning, put on a couple of old films in "
@@ -293,8 +293,8 @@ FACETS: tuple[Facet, ...] = (
                   "the room warmth and character that new furniture rarely has."),
            Choice("colorful", "likes bold colours and patterns",
                   "painted the hallway tangerine and hung a patterned rug on the wall as art",
-                  "Go bold: paint one wall a bright colour, add a patterned rug and colourful prints, and choose a desk "
-                  "chair in a strong shade so the room feels energetic."))),
+                  "Go bold: paint one wall a bright colour, add a patterned rug and colourful prints, and choose a "
+                  "desk chair in a strong shade so the room feels energetic."))),
     Facet("coping", "therapy", "therapy and coping", "stress relief",
           ("I've had a stressful day and can't switch off. What should I do tonight?",
            "My head is still racing after work. How can I unwind tonight?"),
@@ -356,8 +356,8 @@ FACETS: tuple[Facet, ...] = (
                   "check every packet for traces, and label it clearly as nut-free."),
            Choice("diabetes", "manages type 2 diabetes and limits sugar",
                   "started logging blood sugar after every meal since the type 2 diabetes diagnosis",
-                  "Bring a low-sugar berry and yogurt tart sweetened lightly with fruit; it keeps blood sugar steadier, "
-                  "and a small slice still feels like a proper dessert at the table."))),
+                  "Bring a low-sugar berry and yogurt tart sweetened lightly with fruit; it keeps blood sugar "
+                  "steadier, and a small slice still feels like a proper dessert at the table."))),
     Facet("mobility", "health", "physical health", "exercise plan",
           ("Can you suggest a way for me to stay active this week?",
            "What kind of exercise should I do this week?"),
@@ -526,5 +526,6 @@ CAPITALS = (("France", "Paris", "Seine"), ("Hungary", "Budapest", "Danube"), ("E
             ("England", "London", "Thames"), ("Austria", "Vienna", "Danube"), ("Iraq", "Baghdad", "Tigris"),
             ("Italy", "Rome", "Tiber"), ("Russia", "Moscow", "Moskva"), ("Germany", "Berlin", "Spree"),
             ("Portugal", "Lisbon", "Tagus"))
-ELEMENTS = (("neon", "noble gas"), ("argon", "noble gas"), ("sodium", "alkali metal"), ("potassium", "alkali metal"),
-            ("chlorine", "halogen"), ("iodine", "halogen"), ("iron", "transition metal"), ("copper", "transition metal"))
+ELEMENTS = (("neon", "noble gas"), ("argon", "noble gas"), ("sodium", "alkali metal"),
+            ("potassium", "alkali metal"), ("chlorine", "halogen"), ("iodine", "halogen"),
+            ("iron", "transition metal"), ("copper", "transition metal"))

@@ -98,7 +98,8 @@ def render_example(data: PersonaMemData, row: int, size: str = "32k", context: i
             parts.append("<div style='color:#888'>&hellip;</div>")
         style = "background:#fff3b0;border-left:4px solid #e69f00;" if i in evidence else ""
         text = html.escape(content_text(history[i]["content"]))
-        parts.append(f"<div style='{style}padding:2px 6px;margin:2px 0'><b>[{i}] {history[i]['role']}:</b> {text}</div>")
+        parts.append(f"<div style='{style}padding:2px 6px;margin:2px 0'>"
+                     f"<b>[{i}] {history[i]['role']}:</b> {text}</div>")
         previous = i
     return "\n".join(parts)
 

@@ -13,6 +13,6 @@ from .runner import EvalRun, RunSettings, estimate, run_eval
 from .tasks import build_task, option_order
 
 __all__ = ["BREAKDOWNS", "CachedBackend", "CallCache", "EvalRun", "RunSettings", "bootstrap_ci", "breakdown",
-           "build_task", "estimate", "option_order", "order_consistency", "parse_choice", "parse_score", "position_bias",
-           "read_results",
+           "build_task", "estimate", "option_order", "order_consistency", "parse_choice", "parse_score",
+           "position_bias", "read_results",
            "report_tables", "run_eval"]

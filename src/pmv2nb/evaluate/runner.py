@@ -163,7 +163,8 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
         answerer, grader = cached_backends(split_context(model)[1], judge, store, settings.concurrency,
                                            settings.batch_size, settings.dtype)
         todo = [t for t in tasks
-                if (t.question_id, model, settings.mode, settings.size, t.variant, settings.prompt_format) not in results]
+                if (t.question_id, model, settings.mode, settings.size, t.variant,
+                    settings.prompt_format) not in results]
         per_task_estimate = None
         if settings.budget_usd is not None and todo:
             plan = estimate(data, model, settings, judge, todo[:min(len(todo), 8)])
@@ -172,7 +173,8 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
                   desc=f"{settings.mode} {settings.size} {model[:40]}") as bar:
             for start in range(0, len(todo), settings.chunk_rows):
                 chunk = todo[start:start + settings.chunk_rows]
-                if per_task_estimate is not None and run.spent_usd + per_task_estimate * len(chunk) > settings.budget_usd:
+                if (per_task_estimate is not None
+                        and run.spent_usd + per_task_estimate * len(chunk) > settings.budget_usd):
                     run.stopped = (f"budget of ${settings.budget_usd:.2f} reached after ${run.spent_usd:.4f}; "
                                    f"{len(todo) - start} task(s) left. Re-run with a higher --budget to continue "
                                    f"(finished rows and cached calls are not paid again).")
@@ -239,7 +241,8 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
             parsed = parse_choice(answer.text)
             valid = parsed is not None and parsed in prompts.LETTERS[:task.n_options]
             row.update(order=task.order, gold_letter=task.gold_letter, parsed=parsed, valid=valid,
-                       correct=bool(valid and parsed == task.gold_letter), score=float(valid and parsed == task.gold_letter))
+                       correct=bool(valid and parsed == task.gold_letter),
+                       score=float(valid and parsed == task.gold_letter))
         else:
             verdict = read_verdict(verdicts)
             judge_cost = sum(call_cost(grader.priced_as, v.tokens_in, v.tokens_out) for v in verdicts if not v.cached)

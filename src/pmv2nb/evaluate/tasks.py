@@ -83,7 +83,8 @@ def rows_with_history(data: PersonaMemData, size: str, limit: int | None = None)
 
 def build_task(data: PersonaMemData, row: int, mode: str, size: str, context: str = "full",
                variant: int = 0, prompt_format: str = prompts.CHAT_FORMAT) -> Task:
-    """One prompt in one of :data:`prompts.PROMPT_FORMATS`: the evaluation's ``chat`` format or the training's ``boxed``.
+    """One prompt in one of :data:`prompts.PROMPT_FORMATS`: the evaluation's ``chat`` format or the
+    training's ``boxed``.
 
     Options are in the same stable per-row order in both formats; the gold letter is upper case
     either way, as :func:`~pmv2nb.evaluate.parsing.parse_choice` returns.

@@ -7,4 +7,5 @@ from .run import memory_spec, read_trajectories, reanswer, run_memory, run_profi
 
 __all__ = ["Chunking", "MemoryJob", "Rewrite", "Trajectory", "cap_rate", "chunk_history", "chunk_text", "memory_diff",
            "memory_spec", "notes_from_reply", "privacy_audit", "read_trajectories", "reanswer", "run_memory",
-           "run_profile_memory", "run_updates", "token_accounting", "token_spans", "trajectory_html", "trajectory_table"]
+           "run_profile_memory", "run_updates", "token_accounting", "token_spans", "trajectory_html",
+           "trajectory_table"]

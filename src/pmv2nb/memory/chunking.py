@@ -38,7 +38,8 @@ def token_spans(total: int, chunk_tokens: int, max_chunks: int) -> list[tuple[in
     else:
         head = math.ceil(max_chunks / 2) * chunk_tokens
         pieces = [(0, head), (total - (budget - head), total)]
-    return [(start, min(start + chunk_tokens, end)) for begin, end in pieces for start in range(begin, end, chunk_tokens)]
+    return [(start, min(start + chunk_tokens, end))
+            for begin, end in pieces for start in range(begin, end, chunk_tokens)]
 
 
 def chunk_text(text: str, tokenizer, chunk_tokens: int, max_chunks: int) -> Chunking:

@@ -191,5 +191,6 @@ def weight_change(before: str | Path, after: str | Path) -> dict:
         squared += float(delta.pow(2).sum())
         base += float(tensor.float().pow(2).sum())
         largest = max(largest, float(delta.abs().max()) if delta.numel() else 0.0)
-    return {"tensors": len(first), "tensors_changed": changed, "relative_change": (squared / base) ** 0.5 if base else 0.0,
+    return {"tensors": len(first), "tensors_changed": changed,
+            "relative_change": (squared / base) ** 0.5 if base else 0.0,
             "max_abs_change": largest}

@@ -83,7 +83,8 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     model, init_kwargs = policy(start, training_dtypes(profile)[0])
     config = GRPOConfig(
         output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
-        per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation(completions_per_step(settings), micro),
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=accumulation(completions_per_step(settings), micro),
         num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
         temperature=settings.temperature, beta=settings.beta, disable_tqdm=not progress,
         model_init_kwargs=init_kwargs,

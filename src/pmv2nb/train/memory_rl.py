@@ -190,7 +190,8 @@ class MemoryGRPOTrainer(Trainer):
         was_training = model.training
         with unwrap_model_for_generation(model, self.accelerator) as policy:
             policy.eval()
-            writer = _Sampler(policy, tokenizer, self.memory.memory_tokens, self.rl.temperature, self.rl.generation_batch)
+            writer = _Sampler(policy, tokenizer, self.memory.memory_tokens, self.rl.temperature,
+                              self.rl.generation_batch)
             trajectories = run_updates(jobs, writer, self.memory)
             ordered = [trajectories[job.key] for job in jobs]
             answer_prompts = [answer_messages(t.memory, items[i // group]) for i, t in enumerate(ordered)]
@@ -309,15 +310,17 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     clear_run_folder(out)
     trainer = MemoryGRPOTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(items), tokenizer=tokenizer, reward_funcs=rewards,
-        data=split, memory=memory, size=profile.data.context_size, ref_model=ref_model, callbacks=[MetricsCSV(out, "memory-grpo")])
+        data=split, memory=memory, size=profile.data.context_size, ref_model=ref_model,
+        callbacks=[MetricsCSV(out, "memory-grpo")])
     if ref_model is not None:
         ref_model.to(trainer.args.device)
     summary = {"stage": "memory-grpo", "profile": profile.name, "init": start, "out": str(out),
                "steps": settings.max_steps, "questions": len(items),
-               "mcq_questions": sum(item["task"] == "mcq" for item in items), "show_query_in_updates": memory.show_query_in_updates,
+               "mcq_questions": sum(item["task"] == "mcq" for item in items),
+               "show_query_in_updates": memory.show_query_in_updates,
                "memory": {k: v for k, v in asdict(memory).items() if k != "rl"}, "settings": asdict(settings)}
     return trainer, tokenizer, summary
 
 
-__all__ = ["MemoryGRPOTrainer", "Turn", "answer_messages", "build_memory_trainer", "completion_logps", "group_advantages",
-           "memory_rl_items", "pack_turns", "policy_loss", "rollout_turns", "train_memory"]
+__all__ = ["MemoryGRPOTrainer", "Turn", "answer_messages", "build_memory_trainer", "completion_logps",
+           "group_advantages", "memory_rl_items", "pack_turns", "policy_loss", "rollout_turns", "train_memory"]

@@ -55,7 +55,8 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
         per_device_train_batch_size=micro_batch, per_device_eval_batch_size=micro_batch,
         gradient_accumulation_steps=accumulation(settings.batch_size, micro_batch),
         max_length=settings.max_length, truncation_mode="keep_start", completion_only_loss=True,
-        eval_strategy="steps", eval_steps=min(settings.eval_every, steps), lr_scheduler_type="cosine", warmup_steps=0.05,
+        eval_strategy="steps", eval_steps=min(settings.eval_every, steps), lr_scheduler_type="cosine",
+        warmup_steps=0.05,
         disable_tqdm=not progress, **hardware,
         model_init_kwargs=init_kwargs,
     )
