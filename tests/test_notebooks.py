@@ -28,6 +28,11 @@ def test_committed_notebooks_have_no_outputs_and_one_parameters_cell(path):
     parameters = "".join(tagged[0]["source"])
     for name in ("PROFILE = None", "CONFIG = None", "SETTINGS = {}"):
         assert name in parameters, f"{path.name}: the parameters cell needs {name}"
+    import papermill
+
+    assigned = [line.split("=")[0].strip() for line in parameters.splitlines() if re.match(r"^[A-Z_]+ = ", line)]
+    # papermill reads every parameter, with its comment as help (a "=" in a comment would hide it)
+    assert list(papermill.inspect_notebook(str(path))) == assigned
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
