@@ -33,7 +33,7 @@ def users(profile: config.Profile, model: str, count: int, max_chunks: int | Non
     for split in ("benchmark", "train", "val"):
         data = load_profile_split(profile, split)
         chunker = Chunker(data, tokenizer, settings)
-        jobs += [chunker.job(row, show_query=True) for row in rows_with_history(data, "32k")]
+        jobs += [chunker.job(row, data.questions["query_text"].iat[row]) for row in rows_with_history(data, "32k")]
         if len(jobs) >= count:
             break
     if len(jobs) < count:

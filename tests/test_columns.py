@@ -58,3 +58,20 @@ def test_data_error_names_file_row_and_column():
     err = columns.DataError("bad cell", file="benchmark.csv", row=7, column="user_query")
     assert str(err) == "benchmark.csv, row 7, column 'user_query': bad cell"
     assert (err.file, err.row, err.column) == ("benchmark.csv", 7, "user_query")
+
+
+def test_short_persona_is_a_dict_literal_in_benchmark_rows_and_a_plain_string_in_val_rows():
+    assert columns.parse_short_persona("{'persona': 'A chef'}") == "A chef"
+    assert columns.parse_short_persona("A 28-year-old chef in Lyon.") == "A 28-year-old chef in Lyon."
+    assert columns.parse_short_persona("'A quoted chef'") == "'A quoted chef'"  # parses as Python, stays text
+    with pytest.raises(ValueError, match="'persona' string"):
+        columns.parse_short_persona("{'name': 'A chef'}")
+    with pytest.raises(ValueError, match="not a Python literal"):
+        columns.parse_short_persona("{'persona': 'unterminated}")
+    with pytest.raises(ValueError, match="empty"):
+        columns.parse_short_persona("  ")
+
+
+def test_topic_keys_ignore_case_and_separators_of_real_labels():
+    assert {columns.topic_key(label) for label in ("health", "Health", " HEALTH ")} == {"health"}
+    assert columns.topic_key("health_and_medical") == columns.topic_key("Health and  medical") == "health and medical"

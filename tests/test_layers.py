@@ -14,12 +14,12 @@ PACKAGE = "pmv2nb"
 SOURCE = repo_root() / "src" / PACKAGE
 # the first name under pmv2nb -> its layer (0 at the bottom); a new module must be placed here
 LAYERS = {
-    **dict.fromkeys(("config", "prompts", "models", "data", "answers"), 0),
+    **dict.fromkeys(("config", "protocol", "prompts", "models", "data", "answers"), 0),
     "backends": 1,
     "evaluate": 2,
     "memory": 3,
     "train": 4,
-    **dict.fromkeys(("shelf", "figures", "plots", "paper_figures", "paper_numbers", "cli", "notebooks", "__init__"), 5),
+    **dict.fromkeys(("shelf", "plots", "paper_figures", "paper_numbers", "cli", "notebooks", "__init__"), 5),
 }
 
 

@@ -2,7 +2,10 @@
 
 import csv
 import json
+import re
+from pathlib import PurePosixPath
 
+import pandas as pd
 import pytest
 
 from pmv2nb import cli
@@ -49,8 +52,8 @@ def test_rows_without_a_128k_history_say_so(mini_root):
     assert err.value.row == int(missing[0]) and err.value.column == "chat_history_128k_link"
 
 
-def _rewrite(mirror, edit):
-    path = mirror / "benchmark" / "text" / "benchmark.csv"
+def _rewrite(mirror, edit, split="benchmark"):
+    path = mirror / "benchmark" / "text" / f"{split}.csv"
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     fieldnames = edit(rows) or list(rows[0])
@@ -68,13 +71,15 @@ def test_missing_column_is_named(mini_copy):
     assert err.value.file == str(path) and err.value.column == "who"
 
 
-def test_malformed_literal_names_row_and_column(mini_copy):
+@pytest.mark.parametrize("row, column, cell", [(5, "user_query", "{'role': 'user', 'content': 'unterminated}"),
+                                               (4, "short_persona", "{'persona': 'unterminated}")])
+def test_malformed_literal_names_row_and_column(mini_copy, row, column, cell):
     def edit(rows):
-        rows[5]["user_query"] = "{'role': 'user', 'content': 'unterminated}"
+        rows[row][column] = cell
     path = _rewrite(mini_copy, edit)
     with pytest.raises(DataError) as err:
         load_split(mini_copy, "benchmark")
-    assert (err.value.file, err.value.row, err.value.column) == (str(path), 5, "user_query")
+    assert (err.value.file, err.value.row, err.value.column) == (str(path), row, column)
 
 
 def test_malformed_json_names_row_and_column(mini_copy):
@@ -128,3 +133,106 @@ def test_data_check_cli_prints_a_summary_and_fails_on_bad_data(mini_root, mini_c
 def test_hub_source_offline_fails_with_advice(capsys):
     assert cli.main(["data", "check", "--source", "hub"]) == 1
     assert "data/mini" in capsys.readouterr().err
+
+
+# Quirks of real rows (FACTS.md section 2), one test each.
+
+def _raw(mirror, split):
+    return pd.read_csv(mirror / "benchmark" / "text" / f"{split}.csv", dtype=str, keep_default_na=False)
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_plain_string_short_persona_of_val_and_train_rows_loads(mini_root, split):
+    raw = _raw(mini_root, split)
+    assert not raw["short_persona"].str.startswith("{").any()
+    assert load_split(mini_root, split).questions["short_persona"].tolist() == raw["short_persona"].tolist()
+    assert _raw(mini_root, "benchmark")["short_persona"].str.startswith("{'persona': ").all()
+    assert not load_split(mini_root, "benchmark").questions["short_persona"].str.startswith("{").any()
+
+
+def test_short_persona_forms_can_mix_within_one_table(mini_copy):
+    def plain(rows):
+        rows[1]["short_persona"] = "A plain sentence about a chef."
+    _rewrite(mini_copy, plain)
+    personas = load_split(mini_copy, "benchmark").questions["short_persona"]
+    assert personas.iat[1] == "A plain sentence about a chef." and not personas.iat[0].startswith("{")
+
+
+@pytest.mark.parametrize("split", ["benchmark", "train", "val"])
+def test_data_check_passes_on_a_mirror_copy_of_every_split(mini_copy, split, capsys):
+    assert cli.main(["data", "check", "--source", str(mini_copy), "--split", split]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == {"benchmark": 112, "train": 84, "val": 28}[split]
+
+
+def test_128k_link_is_read_from_its_own_cell_not_derived_from_the_32k_one(mini_copy):
+    q = load_split(mini_copy, "benchmark").questions.dropna(subset=["chat_history_128k_link"])
+    stamp = re.compile(r"chat_history_(\d{6}_\d{6})_persona\d+\.json")
+    for short, long in zip(q["chat_history_32k_link"], q["chat_history_128k_link"]):
+        assert stamp.fullmatch(PurePosixPath(long).name)[1] != stamp.fullmatch(PurePosixPath(short).name)[1]
+    row = int(q.index[0])
+    old = q.at[row, "chat_history_128k_link"]
+    new = str(PurePosixPath(old).with_name("chat_history_991231_235959_persona0.json"))
+    (mini_copy / old).rename(mini_copy / new)
+
+    def edit(rows):
+        for r in rows:
+            r["chat_history_128k_link"] = new if r["chat_history_128k_link"] == old else r["chat_history_128k_link"]
+    _rewrite(mini_copy, edit)
+    data = load_split(mini_copy, "benchmark")
+    assert data.chat_history(row, "128k").link == new
+    assert data.chat_history(row, "32k").link == q.at[row, "chat_history_32k_link"]
+
+
+def test_topic_labels_keep_their_case_and_group_case_insensitively(mini_copy):
+    labels = ["health", "Health", "HEALTH ", "health_and_medical", "Health and medical"]
+
+    def edit(rows):
+        for row, label in zip(rows, labels):
+            row["topic_preference"] = label
+    _rewrite(mini_copy, edit)
+    q = load_split(mini_copy, "benchmark").questions
+    assert q["topic_preference"].iloc[:5].tolist() == labels
+    assert q["topic_preference_key"].iloc[:5].tolist() == ["health"] * 3 + ["health and medical"] * 2
+    assert q["topic_query_key"].tolist() == q["topic_query"].str.casefold().tolist()
+
+
+def test_flags_written_as_strings_load_as_booleans(mini_root):
+    raw, q = _raw(mini_root, "val"), load_split(mini_root, "val").questions
+    for column in ("updated", "sensitive_info"):
+        assert set(raw[column]) == {"True", "False"}
+        assert q[column].tolist() == (raw[column] == "True").tolist()
+
+
+def test_ask_to_forget_rows_quote_prev_pref_and_are_marked_updated(mini_root):
+    q = load_split(mini_root, "benchmark").questions
+    forget = q[q["pref_type"] == "ask_to_forget"]
+    assert len(forget) and forget["updated"].all()
+    assert (forget["preference"] == "Do not remember '" + forget["prev_pref"] + "' in memory").all()
+
+
+def test_ask_to_forget_rows_with_four_distractors_load_as_five_options(mini_root):
+    q = load_split(mini_root, "benchmark").questions
+    five = q[q["n_options"] == 5]
+    assert len(five) and set(five["pref_type"]) == {"ask_to_forget"}
+    assert five["incorrect_answers"].map(len).eq(4).all()
+
+
+def test_distance_zero_on_sensitive_rows_is_a_count_with_the_evidence_at_the_end(mini_root):
+    data = load_split(mini_root, "benchmark")
+    q = data.questions
+    zero = q.index[q["sensitive_info"] & q["distance_from_related_snippet_to_query_32k"].eq(0)]
+    assert len(zero)
+    for row in zero:
+        snippet = q.at[row, "related_conversation_snippet"]
+        assert list(data.chat_history(int(row)).messages[-len(snippet):]) == snippet
+
+
+def test_shuffled_val_rows_share_one_history_per_persona(mini_root):
+    data = load_split(mini_root, "val")
+    ids = data.questions["persona_id"].tolist()
+    assert 1 + sum(a != b for a, b in zip(ids, ids[1:])) > len(set(ids))  # not grouped by persona
+    assert len(data.history_rows()) == len(set(ids))
+    for row, pid in enumerate(ids):
+        assert data.chat_history(row).metadata["persona_id"] == pid
+    assert len(data.histories) == len(set(ids))
+    assert load_split(mini_root, "val", limit=5).questions["persona_id"].tolist() == ids[:5]

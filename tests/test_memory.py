@@ -72,7 +72,7 @@ def test_notes_from_reply_drops_thinking():
 def _jobs(data, tokenizer, rows, show_query=False, chunk_tokens=400):
     settings = TINY.memory.__class__(**{**TINY.memory.__dict__, "chunk_tokens": chunk_tokens})
     chunker = Chunker(data, tokenizer, settings, "32k")
-    return [chunker.job(row, show_query) for row in rows], settings
+    return [chunker.job(row, data.questions["query_text"].iat[row] if show_query else None) for row in rows], settings
 
 
 def test_each_step_sends_every_active_user_in_one_batch(benchmark_data, tokenizer, tmp_path):

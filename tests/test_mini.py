@@ -1,5 +1,9 @@
 """The embedded mini dataset: deterministic, committed as generated, and shaped like the real data."""
 
+import csv
+import io
+import json
+import re
 
 import pytest
 
@@ -104,3 +108,37 @@ def test_gold_is_recoverable_from_the_history_but_not_from_option_length(splits)
     rates = length_shortcut_rates(data.questions)
     assert rates.loc["all", "gold_longest"] <= 0.45  # the real benchmark's rate
     assert rates.loc["all", "gold_shortest"] <= 0.45
+
+
+def _tables(generated, modality="text"):
+    return {split: list(csv.DictReader(io.StringIO(generated[f"benchmark/{modality}/{split}.csv"].decode())))
+            for split in ("benchmark", "train", "val")}
+
+
+def test_generator_reproduces_the_quirks_of_real_rows(generated):
+    tables = _tables(generated)
+    assert {split: len(rows) for split, rows in tables.items()} == {"benchmark": 112, "train": 84, "val": 28}
+    assert all(r["short_persona"].startswith("{'persona': ") for r in tables["benchmark"])
+    assert not any(r["short_persona"].startswith("{") for split in ("train", "val") for r in tables[split])
+    for split, rows in tables.items():
+        labels = {r["topic_query"] for r in rows} | {r["topic_preference"] for r in rows}
+        assert any(label != label.lower() and label.lower() in labels for label in labels), split
+        assert "health_and_medical" in {r["topic_preference"].lower() for r in rows}
+        forget = [r for r in rows if r["pref_type"] == "ask_to_forget"]
+        assert all(r["preference"] == f"Do not remember '{r['prev_pref']}' in memory" and r["updated"] == "True"
+                   for r in forget)
+        assert any(len(json.loads(r["incorrect_answers"])) == 4 for r in forget), split
+        assert any(r["pref_type"] == "sensitive_info" and r["distance_from_related_snippet_to_query_32k"] == "0"
+                   for r in rows), split
+
+
+def test_history_names_carry_their_own_time_stamps_and_val_is_shuffled(generated):
+    stamp = re.compile(r"data/chat_history_(?:multimodal_)?(32k|128k)/chat_history_(\d{6}_\d{6})_persona(\d+)\.json")
+    for rows in _tables(generated).values():
+        for r in rows:
+            if r["chat_history_128k_link"]:
+                short, long = stamp.fullmatch(r["chat_history_32k_link"]), stamp.fullmatch(r["chat_history_128k_link"])
+                assert short[3] == long[3] == r["persona_id"] and short[2] != long[2]
+    ids = [r["persona_id"] for r in _tables(generated)["val"]]
+    assert 1 + sum(a != b for a, b in zip(ids, ids[1:])) > len(set(ids))
+    assert [r["persona_id"] for r in _tables(generated, "multimodal")["val"]] == ids

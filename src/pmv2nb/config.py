@@ -106,6 +106,9 @@ class SFTSettings(TrainingSettings):
     """SFT cold start: the token budget of prompt plus reply, and how often validation loss is measured."""
 
     max_length: int = setting(help="tokens of prompt plus reply; longer histories keep their newest part")
+    think_instruction: bool = setting(False, "SFT prompts keep the 'think inside <think>' sentence (the targets have "
+                                             "no think block, so the default strips it, as the authors do)")
+    max_grad_norm: float = setting(1.0, "gradient clipping (the authors' SFT: 0.5)")
     eval_every: int = setting(50, "steps between validation-loss measurements")
     eval_rows: int | None = setting(200, "val rows used for that loss (each gives an MCQ and an open example)")
 
@@ -120,7 +123,9 @@ class RLSettings(TrainingSettings):
     mcq_fraction: float = setting(0.8, "share of MCQ prompts (paper 0.8; 1.0 and 0.0 are the ablations)")
     judges: int = setting(3, "judge calls averaged per open-ended rollout")
     judge: str | None = setting(None, "backend spec of the open-ended reward judge (None: open-ended rows need one)")
-    require_think: bool = setting(False, "the MCQ reward counts only after a closed <think> block")
+    require_think_mcq: bool = setting(False, "the MCQ reward counts only after a closed <think> block")
+    require_think_open: bool = setting(False, "the open-ended reward needs a closed <think> block with a reply after "
+                                              "it (else 0)")
 
 
 @settings_class
@@ -129,6 +134,10 @@ class GRPOSettings(RLSettings):
 
     max_prompt_length: int = setting(help="prompt tokens; longer histories keep their newest part")
     max_completion_length: int = setting(help="reply tokens per rollout")
+    lr_scheduler: str = setting("linear", "learning-rate schedule: 'linear' decay (TRL's default) or 'constant' "
+                                          "(the authors')")
+    updates_per_batch: int = setting(1, "optimizer updates per rollout batch: the batch is split into this many "
+                                        "mini-batches (the authors: 2)")
     use_vllm: bool = setting(False, "generate rollouts with vLLM (GPU)")
     vllm_mode: str = setting("colocate", "'colocate' (in the trainer) or 'server' (a separate `trl vllm-serve`)")
     vllm_server_url: str | None = setting(None, "with vllm_mode server: the server's URL, e.g. http://host:8000")
@@ -156,7 +165,12 @@ class MemorySettings:
     memory_tokens: int = setting(help="cap on each rewrite of the memory")
     rl: MemoryRLSettings = setting(help="memory RL")
     initial_memory: str = setting("No previous memory.", "the memory before the first chunk")
-    show_query_in_updates: bool = setting(False, "every update also sees the question (not causal; the authors' code)")
+    update_query: str = setting("none", "what each update sees of the question: 'none' (causal, the paper), 'query', "
+                                        "or 'query_options' (the query with its options and answer format: the "
+                                        "authors' code)")
+    privacy_instruction: bool = setting(True, "the update prompt tells the agent not to record private data")
+    raw_notes: bool = setting(False, "keep the raw reply, thinking included, as the notes (the authors' code); "
+                                     "else thinking is removed")
     compare_rows: int | None = setting(None, "rows of notebook 05's side comparisons (None: eval.mcq_rows)")
     users_per_batch: int = setting(64, "histories whose updates are sent together at each step")
 
@@ -168,6 +182,13 @@ class EvalSettings:
     mcq_rows: int | None = setting(help="multiple-choice rows per run (None: all)")
     open_rows: int | None = setting(help="open-ended rows per run (None: all)")
     judge_calls: int = setting(3, "judge calls averaged per open-ended answer")
+    judge_rubric: str = setting("graded", "'graded': a generic reply scores about 0.5; 'strict': generic advice "
+                                          "counts as poorly personalized (the authors' newest rubric)")
+    recall_sentence: str = setting("people", "the request appended to the query: 'people' (ours: recall what I said "
+                                             "about me and the people I mentioned) or 'preferences' (the authors': "
+                                             "recall my related preferences)")
+    parser: str = setting("lenient", "'lenient': our cascade plus a leading-letter fallback; 'strict': the "
+                                     "authors' first-match cascade, nothing else")
     max_new_tokens: int = setting(2048, "reply cap (and the judge's)")
     mcq_max_new_tokens: int | None = setting(None, "reply cap on multiple-choice rows (None: max_new_tokens)")
     temperature: float = setting(0.7, "sampling temperature of the answers")
@@ -187,6 +208,8 @@ class Profile:
     description: str = setting(help="what the profile is for")
     offline: bool = setting(help="runs without a network: no hub downloads are tried")
     seed: int = setting(help="seed of sampling, data order and the random model")
+    protocol: str = setting("paper", "'paper' (the paper's text, our named choices where it is silent) or "
+                                     "'official' (the authors' public code); sets the switches in docs/protocol.md")
     data: DataSettings = setting(help="the dataset")
     model: ModelSettings = setting(help="the model")
     sft: SFTSettings = setting(help="SFT")
@@ -275,11 +298,10 @@ def _paper() -> Profile:
         grpo=GRPOSettings(
             max_steps=500, batch_size=32, num_generations=8, learning_rate=5e-6,
             max_prompt_length=38912, max_completion_length=2048, use_vllm=True, judge="openai:gpt-4.1",
-            require_think=True,
         ),
         memory=MemorySettings(chunk_tokens=5000, max_chunks=8, memory_tokens=2048, rl=MemoryRLSettings(
             max_steps=500, batch_size=32, num_generations=8, learning_rate=1e-6, max_answer_tokens=2048,
-            judge="openai:gpt-4.1", require_think=True)),
+            judge="openai:gpt-4.1")),
         # Figure 4's six OpenAI models (section 4.1); the judge is our choice (the paper averages three judge calls)
         eval=EvalSettings(mcq_rows=None, open_rows=None, max_new_tokens=2048, concurrency=32, sizes=("32k", "128k"),
                           models=("openai:gpt-5-chat", "openai:gpt-5-mini", "openai:gpt-5-nano", "openai:gpt-4.1",
@@ -332,6 +354,41 @@ def _fields(obj_or_class) -> dict[str, tuple[dataclasses.Field, Any]]:
     cls = obj_or_class if isinstance(obj_or_class, type) else type(obj_or_class)
     hints = typing.get_type_hints(cls)
     return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def protocol_preset(name: str) -> dict[str, Any]:
+    """The switches a protocol sets (see :mod:`pmv2nb.protocol`)."""
+    from .protocol import PROTOCOLS
+
+    if name not in PROTOCOLS:
+        raise ProfileError(f"unknown protocol {name!r}; choose one of: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
+def setting_value(profile: Profile, key: str) -> Any:
+    """The value of one dotted key, e.g. ``setting_value(profile, "grpo.lr_scheduler")``."""
+    value: Any = profile
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def protocol_changes(profile: Profile) -> dict[str, Any]:
+    """The protocol switches this profile sets differently from its protocol: what a result was run with."""
+    return {key: setting_value(profile, key) for key, value in protocol_preset(profile.protocol).items()
+            if setting_value(profile, key) != value}
+
+
+def protocol_tag(profile: Profile) -> str:
+    """The protocol's name, marked with a short digest when some of its switches were changed."""
+    import hashlib
+    import json
+
+    changes = protocol_changes(profile)
+    if not changes:
+        return profile.protocol
+    digest = hashlib.sha256(json.dumps(changes, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return f"{profile.protocol}+{digest}"
 
 
 def setting_keys(profile: Profile | None = None) -> list[dict]:
@@ -468,7 +525,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 def resolve(name: str | None = None, overrides: Mapping[str, Any] | None = None,
             config_file: str | Path | None = None) -> Profile:
     """The profile called ``name`` (else the config file's ``profile``, else $PMV2NB_PROFILE, else laptop),
-    with the config file's overrides and then ``overrides`` applied.
+    with its protocol's switches, then the config file's overrides and then ``overrides`` applied.
 
     ``resolve("tiny", {"data.row_limit": 50})`` changes one setting and keeps the rest. Every command
     and every notebook builds its profile here.
@@ -478,7 +535,11 @@ def resolve(name: str | None = None, overrides: Mapping[str, Any] | None = None,
     chosen = str(name or named or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).strip().lower()
     if chosen not in PROFILES:
         raise ProfileError(f"unknown profile {chosen!r}; choose one of: {', '.join(PROFILES)}")
-    profile = with_overrides(with_overrides(PROFILES[chosen](), from_file), overrides)
+    merged = {**from_file, **(overrides or {})}
+    profile = PROFILES[chosen]()
+    protocol = str(merged.pop("protocol", profile.protocol)).strip().lower()
+    profile = with_overrides(dataclasses.replace(profile, protocol=protocol), protocol_preset(protocol))
+    profile = with_overrides(profile, merged)
     if profile.offline:
         # A stray hub id would otherwise retry for most of a minute before failing.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -62,7 +62,9 @@ def plot_dataset_overview(questions: pd.DataFrame, top_topics: int = 12) -> plt.
     _bar_counts(axes[0, 0], questions["pref_type"].value_counts(), "preference type")
     _bar_counts(axes[0, 1], questions["conversation_scenario"].value_counts(), "scenario revealing the preference",
                 PALETTE[2])
-    _bar_counts(axes[0, 2], questions["topic_preference"].value_counts().head(top_topics),
+    # real labels mix case ("Health", "health"): count them by the loader's normalised key
+    topics = questions["topic_preference_key"] if "topic_preference_key" in questions else questions["topic_preference"]
+    _bar_counts(axes[0, 2], topics.value_counts().head(top_topics),
                 f"preference topics (top {top_topics})", PALETTE[4])
     for ax, column, title in ((axes[1, 0], "who", "whose preference"), (axes[1, 1], "updated", "preference updated"),
                               (axes[1, 2], "sensitive_info", "carries private data")):

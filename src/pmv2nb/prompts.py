@@ -17,6 +17,13 @@ RECALL_NOTE = (
     "\n\n(Before replying, think back over everything I have told you in our earlier conversations "
     "and take what you learned about me and the people I mentioned into account.)"
 )
+# The request appended to the query, by ``eval.recall_sentence``: ours names the people the user mentioned,
+# which may pull who=others rows towards the third party's preference; the authors' asks only for the
+# user's own related preferences.
+RECALL_NOTES = {
+    "people": RECALL_NOTE,
+    "preferences": " Please recall my related preferences from our conversation history, so the answer fits me.",
+}
 
 MCQ_INSTRUCTIONS = (
     "Below are candidate replies to the user's latest message. Pick the one that suits this particular "
@@ -37,6 +44,18 @@ JUDGE_POSITIVE = (
     "Explain your reasoning in a few sentences, then give the score as \\boxed{{score}}, for example \\boxed{{0.7}}."
 )
 
+# The authors' newest rubric grades generic advice as poorly personalized; ``eval.judge_rubric = "strict"``.
+JUDGE_STRICT = (
+    "You are grading how well an assistant's reply is personalized to its user.\n\n"
+    "The user's request:\n{query}\n\n"
+    "What we know about the user (a preference stated earlier in their chats):\n{preference}\n\n"
+    "The assistant's reply:\n{response}\n\n"
+    "Score the reply from 0.0 to 1.0: 1.0 when it is clearly built around that preference, low when it gives "
+    "generic advice that would suit anyone (generic is not personalized, however helpful), 0.0 when it ignores "
+    "or contradicts the preference. "
+    "Explain your reasoning in a few sentences, then give the score as \\boxed{{score}}, for example \\boxed{{0.2}}."
+)
+
 JUDGE_NEGATIVE = (
     "You are grading whether an assistant respected a user's request to leave something out.\n\n"
     "The user's request:\n{query}\n\n"
@@ -48,12 +67,14 @@ JUDGE_NEGATIVE = (
 )
 
 
-def with_recall_note(query: dict) -> dict:
-    """The user's query message with the recall request appended (text or content-part lists)."""
-    content = query["content"]
+def with_recall_note(query: dict, recall: str = "people") -> dict:
+    """The user's query message with the recall request (:data:`RECALL_NOTES`) appended (text or part lists)."""
+    if recall not in RECALL_NOTES:
+        raise ValueError(f"recall sentence must be one of {tuple(RECALL_NOTES)}, got {recall!r}")
+    note, content = RECALL_NOTES[recall], query["content"]
     if isinstance(content, str):
-        return {"role": "user", "content": content + RECALL_NOTE}
-    return {"role": "user", "content": [*content, {"type": "text", "text": RECALL_NOTE.strip()}]}
+        return {"role": "user", "content": content + note}
+    return {"role": "user", "content": [*content, {"type": "text", "text": note.strip()}]}
 
 
 def format_options(options: list[str]) -> str:
@@ -79,9 +100,14 @@ def is_negative_preference(preference: str) -> bool:
     return preference.strip().strip("\"'").lower().startswith(("do not", "don't", "dont "))
 
 
-def judge_messages(query: str, preference: str, response: str) -> list[dict]:
-    """One judge request; the framing follows the preference's polarity."""
-    template = JUDGE_NEGATIVE if is_negative_preference(preference) else JUDGE_POSITIVE
+JUDGE_RUBRICS = {"graded": JUDGE_POSITIVE, "strict": JUDGE_STRICT}
+
+
+def judge_messages(query: str, preference: str, response: str, rubric: str = "graded") -> list[dict]:
+    """One judge request; the framing follows the preference's polarity, the positive rubric ``rubric``."""
+    if rubric not in JUDGE_RUBRICS:
+        raise ValueError(f"judge rubric must be one of {tuple(JUDGE_RUBRICS)}, got {rubric!r}")
+    template = JUDGE_NEGATIVE if is_negative_preference(preference) else JUDGE_RUBRICS[rubric]
     return [{"role": "user", "content": template.format(query=query, preference=preference, response=response)}]
 
 
@@ -120,15 +146,17 @@ CHAT_FORMAT, BOXED_FORMAT = "chat", "boxed"
 PROMPT_FORMATS = (CHAT_FORMAT, BOXED_FORMAT)
 TRAINING_FORMAT = BOXED_FORMAT
 
+THINK_SENTENCE = " Think it through inside <think> and </think> first, then reply."
 TRAIN_SYSTEM = (
     "You are a personal assistant who has talked with this user many times before. Earlier conversations "
     "follow, then the user's new request. Use what the user revealed about themselves, directly or in passing, "
-    "to make your reply fit them. Think it through inside <think> and </think> first, then reply."
+    "to make your reply fit them." + THINK_SENTENCE
 )
 
+MCQ_THINK = "Reason inside <think></think>, then give"
 TRAIN_MCQ_SUFFIX = (
     "\n\nWhich of these replies fits me best?\n{options}\n\n"
-    "Reason inside <think></think>, then give the letter of your choice as \\boxed{{x}}."
+    + MCQ_THINK + " the letter of your choice as \\boxed{{x}}."
 )
 
 
@@ -139,23 +167,27 @@ def format_training_options(options: list[str]) -> str:
     return "\n".join(f"({TRAIN_LETTERS[i]}) {option}" for i, option in enumerate(options))
 
 
-def training_query(query: dict, options: list[str] | None = None) -> dict:
-    """The final user turn of a training prompt: the query, the recall request and, for MCQ, the options."""
+def training_query(query: dict, options: list[str] | None = None, think: bool = True) -> dict:
+    """The final user turn of a training prompt: the query, the recall request and, for MCQ, the options.
+
+    Without ``think`` the request to reason inside <think> tags is left out (SFT targets have no think block).
+    """
     message = with_recall_note(query)
     if options is None:
         return message
     suffix = TRAIN_MCQ_SUFFIX.format(options=format_training_options(options))
+    if not think:
+        suffix = suffix.replace(MCQ_THINK, "Give")
     content = message["content"]
     if isinstance(content, str):
         return {"role": "user", "content": content + suffix}
     return {"role": "user", "content": [*content, {"type": "text", "text": suffix.strip()}]}
 
 
-def boxed_system(notes: str | None = None) -> dict:
+def boxed_system(notes: str | None = None, think: bool = True) -> dict:
     """The boxed format's system message: the training instruction, or with notes, the memory agent's."""
-    if notes is None:
-        return {"role": "system", "content": TRAIN_SYSTEM}
-    return {"role": "system", "content": TRAIN_MEMORY_SYSTEM + notes}
+    text = TRAIN_SYSTEM if notes is None else TRAIN_MEMORY_SYSTEM + notes
+    return {"role": "system", "content": text if think else text.replace(THINK_SENTENCE, "", 1)}
 
 
 def mcq_target(letter: str, answer: str) -> str:
@@ -167,7 +199,7 @@ def read_judge(message: str) -> tuple[str, str, str]:
     """(query, preference, response) back from a :func:`judge_messages` prompt (what proxy judges read)."""
     import re
 
-    for template in (JUDGE_POSITIVE, JUDGE_NEGATIVE):
+    for template in (JUDGE_POSITIVE, JUDGE_STRICT, JUDGE_NEGATIVE):
         pattern = re.escape(template).replace(r"\{\{", "{").replace(r"\}\}", "}")
         for field in ("query", "preference", "response"):
             pattern = pattern.replace(re.escape("{" + field + "}"), f"(?P<{field}>.*)", 1)
@@ -187,10 +219,11 @@ MEMORY_UPDATE = (
     "The next stretch of the user's conversations with the assistant:\n{chunk}\n\n"
     "Write the complete, updated notes. Keep what still holds, add what this stretch reveals about the user "
     "and the people they mention (including things only implied), and correct anything the user has since "
-    "changed. If the user asks for something to be forgotten, delete it. Never record private data such as "
-    "phone numbers, addresses, account numbers or passwords. Use short plain sentences and reply with the "
-    "notes only."
+    "changed. If the user asks for something to be forgotten, delete it.{privacy} Use short plain sentences and "
+    "reply with the notes only."
 )
+MEMORY_PRIVACY = (" Never record private data such as phone numbers, addresses, account numbers or "
+                  "passwords.")
 
 MEMORY_QUERY_BLOCK = "The request the user will make afterwards, which the notes should help with:\n{query}\n\n"
 
@@ -209,10 +242,15 @@ def render_history(messages: list[dict]) -> str:
                        for i, m in enumerate(messages, start=1))
 
 
-def memory_update_messages(memory: str, chunk: str, query: str | None = None) -> list[dict]:
-    """One rewrite request: previous notes plus the next chunk (plus the query in the non-causal variant)."""
+def memory_update_messages(memory: str, chunk: str, query: str | None = None, privacy: bool = True) -> list[dict]:
+    """One rewrite request: previous notes plus the next chunk (plus the query in the non-causal variants).
+
+    ``privacy`` keeps the instruction not to record private data (``memory.privacy_instruction``).
+    """
     block = MEMORY_QUERY_BLOCK.format(query=query) if query is not None else ""
-    return [{"role": "user", "content": MEMORY_UPDATE.format(memory=memory, chunk=chunk, query_block=block)}]
+    text = MEMORY_UPDATE.format(memory=memory, chunk=chunk, query_block=block,
+                                privacy=MEMORY_PRIVACY if privacy else "")
+    return [{"role": "user", "content": text}]
 
 
 def memory_context(memory: str) -> dict:

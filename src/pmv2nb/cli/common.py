@@ -20,6 +20,9 @@ def add_profile_options(parser: argparse.ArgumentParser) -> None:
                         help=f"{' | '.join(config.PROFILES)} (default: $PMV2NB_PROFILE, else {config.DEFAULT_PROFILE})")
     parser.add_argument("--config", default=None, metavar="FILE.yaml",
                         help="a YAML file of setting overrides, nested or dotted (a 'profile' key picks the profile)")
+    parser.add_argument("--protocol", default=None, choices=("paper", "official"),
+                        help="'paper' (the paper's text) or 'official' (the authors' code): the switches in "
+                             "docs/protocol.md (default: the profile's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting, e.g. eval.concurrency=4 (repeatable; `pmv2nb profile --keys` "
                              "lists every key with its help)")
@@ -37,6 +40,8 @@ def to(*keys: str) -> Callable[[Any, argparse.Namespace], dict[str, Any]]:
 def resolve_profile(args: argparse.Namespace, aliases: Aliases | None = None) -> config.Profile:
     """The profile with the config file, then the named flags that were given, then ``--set``, applied."""
     overrides: dict[str, Any] = {}
+    if getattr(args, "protocol", None):
+        overrides["protocol"] = args.protocol
     for dest, keys_for in (aliases or {}).items():
         value = getattr(args, dest, None)
         if value is not None and value is not False:

@@ -18,8 +18,8 @@ def add_parsers(commands) -> None:
                         help="backend spec (default: the profile's model: hf:<built-in model> offline, "
                              "or vllm:<model> on a GPU)")
     parser.add_argument("--show-query-in-updates", action="store_true", default=None,
-                        help="the official code's variant: every update also sees the query, not causal "
-                             "(memory.show_query_in_updates=true)")
+                        help="every update also sees the query, not causal (memory.update_query=query; "
+                             "the authors' code shows the options too: --set memory.update_query=query_options)")
     parser.add_argument("--chunk-tokens", type=int, default=None, help="history tokens per update "
                                                                        "(memory.chunk_tokens)")
     parser.add_argument("--max-chunks", type=int, default=None, help="updates per history (memory.max_chunks)")
@@ -31,7 +31,7 @@ def add_parsers(commands) -> None:
     add_memory_parser(memory)
 
 
-MEMORY_ALIASES = {"show_query_in_updates": to("memory.show_query_in_updates"),
+MEMORY_ALIASES = {"show_query_in_updates": lambda v, a: {"memory.update_query": "query"},
                   "chunk_tokens": to("memory.chunk_tokens"), "max_chunks": to("memory.max_chunks"),
                   "memory_tokens": to("memory.memory_tokens"), "users_per_batch": to("memory.users_per_batch")}
 

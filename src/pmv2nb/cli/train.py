@@ -41,7 +41,7 @@ def aliases(section: str) -> dict:
             "judge": to(f"{section}.judge"),
             "vllm_mode": lambda v, a: {"grpo.use_vllm": True, "grpo.vllm_mode": v},
             "vllm_server_url": to("grpo.vllm_server_url"),
-            "show_query_in_updates": to("memory.show_query_in_updates")}
+            "show_query_in_updates": lambda v, a: {"memory.update_query": "query"}}
 
 
 def add_parsers(commands) -> None:
@@ -63,8 +63,7 @@ def add_memory_parser(memory_commands) -> None:
                                                       "advantage)")
     add_training_options(parser, "runs/memory", SECTIONS["memory"], rewards=True)
     parser.add_argument("--show-query-in-updates", action="store_true", default=None,
-                        help="the official code's variant: every update also sees the query, not causal "
-                             "(memory.show_query_in_updates=true)")
+                        help="every update also sees the query, not causal (memory.update_query=query)")
     parser.set_defaults(func=train)
 
 

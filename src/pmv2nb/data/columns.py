@@ -1,8 +1,10 @@
 """The 27 columns of the PersonaMem-v2 question tables and how each one is encoded.
 
-The CSV mixes encodings: ``user_query`` and ``short_persona`` are Python literals (so a text
-with an apostrophe comes back in double quotes), ``incorrect_answers`` and the evidence
-snippet are JSON, booleans are the strings "True"/"False", and the 128k link may be empty.
+The CSV mixes encodings: ``user_query`` is a Python literal (so a text with an apostrophe comes
+back in double quotes), ``short_persona`` is a dict literal in benchmark rows but a plain string
+in real val/train rows, ``incorrect_answers`` and the evidence snippet are JSON, booleans are the
+strings "True"/"False", and the 128k link may be empty. Topic labels mix case, so grouping goes
+through :func:`topic_key`.
 Every parser here turns one cell into a typed value or raises :class:`DataError` naming the
 file, the row and the column, so a broken table never loads half-right.
 """
@@ -157,11 +159,24 @@ def parse_optional_int(text: str) -> int | None:
 
 
 def parse_short_persona(text: str) -> str:
-    """``short_persona``: a dict literal ``{'persona': '...'}``; returns the persona sentence."""
+    """``short_persona``: the persona sentence, from ``{'persona': '...'}`` or a plain string.
+
+    Real benchmark rows use the dict literal and real val rows the bare sentence. Only a cell that
+    starts with ``{`` is read as a literal, so a sentence that happens to parse as Python stays text.
+    """
+    if not text.strip():
+        raise ValueError("is empty")
+    if not text.lstrip().startswith("{"):
+        return text
     value = parse_python_literal(text)
     if isinstance(value, dict) and isinstance(value.get("persona"), str):
         return value["persona"]
-    raise ValueError(f"expected a dict literal with a 'persona' string, got {_preview(text)}")
+    raise ValueError(f"expected a plain string or a dict literal with a 'persona' string, got {_preview(text)}")
+
+
+def topic_key(label: str) -> str:
+    """A grouping key for topic labels, which mix case and separators (``Health``, ``health_and_medical``)."""
+    return " ".join(label.replace("_", " ").split()).casefold()
 
 
 def parse_optional_text(text: str) -> str | None:

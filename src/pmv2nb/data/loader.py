@@ -15,9 +15,12 @@ import pandas as pd
 from ..config import Profile
 from .columns import (
     COLUMNS, CONTEXT_SIZES, MODALITIES, PARSERS, SPLITS, DataError, content_text, parse_int, parse_optional_int,
+    topic_key,
 )
 from .histories import ChatHistory, HistoryStore
 from .sources import HubMirror, LocalMirror, _relative_parts, open_source, table_path
+
+TOPIC_COLUMNS = ("topic_query", "topic_preference")
 
 
 @dataclass
@@ -35,6 +38,7 @@ class PersonaMemData:
         return len(self.questions)
 
     def link_column(self, size: str = "32k") -> str:
+        """Each size has its own link column: real 32k and 128k file names carry different time stamps."""
         if size not in CONTEXT_SIZES:
             raise ValueError(f"context size must be one of {CONTEXT_SIZES}, got {size!r}")
         return f"chat_history_{size}_link"
@@ -98,6 +102,9 @@ def parse_table(frame: pd.DataFrame, table: str) -> pd.DataFrame:
             questions[column] = questions[column].astype("Int64")
     questions["query_text"] = [content_text(query["content"]) for query in questions["user_query"]]
     questions["n_options"] = [1 + len(wrong) for wrong in questions["incorrect_answers"]]
+    # Raw topic labels stay as written; group on these keys so "Health" and "health" count together.
+    for column in TOPIC_COLUMNS:
+        questions[f"{column}_key"] = [topic_key(label) for label in questions[column]]
     return questions
 
 

@@ -19,6 +19,7 @@ import shutil
 import struct
 import zlib
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from .columns import COLUMNS, SCENARIOS, content_text
@@ -204,7 +205,8 @@ def _question_row(persona: Persona, spec: dict, scenario: str, rng: random.Rando
         session = _task_session(rng, scenario, _statement(relation, choice.detail))
     elif pref_type == "ask_to_forget":
         n_wrong = rng.choice((3, 4))
-        row |= {"preference": f"Do not remember 'the user {choice.preference}' in memory", "prev_pref": preference,
+        # Real forget rows quote prev_pref exactly and are marked updated.
+        row |= {"preference": f"Do not remember '{preference}' in memory", "prev_pref": preference, "updated": True,
                 "correct": facet.generic, "wrong": [choice.answer] + [c.answer for c in others[:n_wrong - 1]]}
         session = [
             {"role": "user", "content": f"About something I mentioned before, that I {choice.detail}: please don't "
@@ -231,6 +233,34 @@ def _order_sessions(sessions: list[Session], rng: random.Random) -> list[Session
         if session.after is not None and keys[i] < keys[session.after]:
             keys[i], keys[session.after] = keys[session.after], keys[i]
     return [sessions[i] for i in sorted(range(len(sessions)), key=keys.__getitem__)]
+
+
+def _evidence_last(sessions: list[Session], rows: list[dict], pref_type: str) -> list[Session]:
+    """Move the first evidence session of a ``pref_type`` row to the end, so its distance to the query is 0.
+
+    About a tenth of the real benchmark's sensitive_info rows have distance 0; this reproduces them.
+    """
+    for i, session in enumerate(sessions):
+        if any(rows[q]["pref_type"] == pref_type for q in session.evidence_for):
+            return sessions[:i] + sessions[i + 1:] + [session]
+    return sessions
+
+
+def _history_stamps(seed: int, pid: int) -> dict[str, str]:
+    """Time stamps for a persona's history file names, one per size, a few minutes apart as in real names.
+
+    Real 32k and 128k files of one persona are named by their own creation time, so no link can be
+    derived from the other; a separate generator keeps the rest of the data independent of these.
+    """
+    rng = random.Random(f"pmv2nb-mini-{seed}-stamps-{pid}")
+    start = datetime(2025, 9, 13, 9, 0, 0) + timedelta(seconds=rng.randrange(8 * 3600))
+    later = start + timedelta(seconds=rng.randint(120, 900))
+    return {"32k": start.strftime("%y%m%d_%H%M%S"), "128k": later.strftime("%y%m%d_%H%M%S")}
+
+
+def _mixed_case(label: str, capitalise: bool) -> str:
+    """Real topic labels mix case (``health``, ``Health``); some mini rows capitalise theirs."""
+    return label[:1].upper() + label[1:] if capitalise else label
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,7 +373,6 @@ def build_mini_dataset(seed: int = 0, tokenizer=None) -> dict[str, bytes]:
     splits = [s for s, n in SPLIT_SIZES.items() for _ in range(n)]
     scenario_cycle = list(SCENARIOS)
     rng.shuffle(scenario_cycle)
-    stamp = f"mini{seed:04d}"
     files: dict[str, bytes] = {}
     table_rows: dict[tuple[str, str], list[dict]] = {(s, m): [] for s in SPLIT_SIZES for m in ("text", "multimodal")}
 
@@ -352,6 +381,9 @@ def build_mini_dataset(seed: int = 0, tokenizer=None) -> dict[str, bytes]:
         persona = _make_persona(pid, splits[position], names[position], prng)
         rows, sessions = _plan_persona(persona, prng, scenario_cycle)
         sessions = _order_sessions(sessions, prng)
+        if position % 3 == 0:  # in every split, a persona whose last session reveals a sensitive detail
+            sessions = _evidence_last(sessions, rows, "sensitive_info")
+        stamps = _history_stamps(seed, pid)
         has_128k = position % 7 != 3  # a few personas have no 128k history, as on the Hub
         n_persona_tokens = sum(len(m["content"]) for s in sessions for m in s.messages) // 4
         long_sessions = list(sessions)
@@ -377,7 +409,7 @@ def build_mini_dataset(seed: int = 0, tokenizer=None) -> dict[str, bytes]:
                     continue
                 adapted = [adapt(s) for s in chosen]
                 payload, stats[size] = _history_file(persona, adapted, size, seed, tokenizer)
-                links[size] = f"data/{folder}{size}/chat_history_{stamp}_persona{pid}.json"
+                links[size] = f"data/{folder}{size}/chat_history_{stamps[size]}_persona{pid}.json"
                 files[links[size]] = _json_bytes(payload)
             for index, row in enumerate(rows):
                 query_content = row["query"]
@@ -386,6 +418,11 @@ def build_mini_dataset(seed: int = 0, tokenizer=None) -> dict[str, bytes]:
                 table_rows[(persona.split, modality)].append(
                     _table_row(persona, row, index, links, stats, query_content, snippets[index]))
 
+    # Real val.csv is shuffled, not grouped by persona; both modalities share one order.
+    order = list(range(len(table_rows[("val", "text")])))
+    random.Random(f"pmv2nb-mini-{seed}-val-order").shuffle(order)
+    for modality in ("text", "multimodal"):
+        table_rows[("val", modality)] = [table_rows[("val", modality)][i] for i in order]
     for (split, modality), rows in table_rows.items():
         files[f"benchmark/{modality}/{split}.csv"] = _csv_bytes(rows)
     files[MARKER] = _readme(seed, table_rows).encode("utf-8")
@@ -402,14 +439,15 @@ def _table_row(persona: Persona, row: dict, index: int, links: dict, stats: dict
         "chat_history_32k_link": links["32k"],
         "chat_history_128k_link": links.get("128k", ""),
         "raw_persona_file": f"data/raw_personas/persona{persona.pid}.json",
-        "short_persona": repr({"persona": persona.short}),
+        # Real benchmark rows wrap the persona in a dict literal; val (and train) rows hold the bare sentence.
+        "short_persona": repr({"persona": persona.short}) if persona.split == "benchmark" else persona.short,
         "expanded_persona": json.dumps(persona.expanded),
         "user_query": repr({"role": "user", "content": query_content}),
         "correct_answer": row["correct"],
         "incorrect_answers": json.dumps(row["wrong"]),
-        "topic_query": row["topic_query"],
+        "topic_query": _mixed_case(row["topic_query"], (persona.pid + index) % 3 == 0),
         "preference": row["preference"],
-        "topic_preference": row["topic_preference"],
+        "topic_preference": _mixed_case(row["topic_preference"], (persona.pid + index) % 3 == 1),
         "conversation_scenario": row["conversation_scenario"],
         "pref_type": row["pref_type"],
         "related_conversation_snippet": json.dumps(snippet),
@@ -438,6 +476,11 @@ def _readme(seed: int, table_rows: dict) -> str:
         f"small enough for a laptop CPU: {N_PERSONAS} personas with disjoint train/val/benchmark splits ({counts}), "
         "text and multimodal variants, 32k-like histories of a few thousand tokens and 128k-like ones padded with "
         "unrelated maths, code and trivia sessions.\n\n"
+        "Quirks of the real rows, reproduced so that tests cover them: `short_persona` is a dict literal in "
+        "benchmark rows but a plain string in train and val rows; topic labels mix case; 32k and 128k history "
+        "files carry different time stamps in their names; val rows are shuffled; some personas have no 128k "
+        "history; ask_to_forget rows read `Do not remember '<prev_pref>' in memory` with `updated` True and can "
+        "have 5 options; some sensitive_info rows have a 32k distance of 0.\n\n"
         "Differences from the real data, on purpose:\n"
         "- token columns and metadata counts use the Qwen3 tokenizer (the real data used GPT-4o's);\n"
         "- `distance_from_related_snippet_to_query_*` counts the tokens after the evidence session;\n"

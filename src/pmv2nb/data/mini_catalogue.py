@@ -358,7 +358,7 @@ FACETS: tuple[Facet, ...] = (
                   "started logging blood sugar after every meal since the type 2 diabetes diagnosis",
                   "Bring a low-sugar berry and yogurt tart sweetened lightly with fruit; it keeps blood sugar "
                   "steadier, and a small slice still feels like a proper dessert at the table."))),
-    Facet("mobility", "health", "physical health", "exercise plan",
+    Facet("mobility", "health", "health_and_medical", "exercise plan",  # a snake_case label, as in real rows
           ("Can you suggest a way for me to stay active this week?",
            "What kind of exercise should I do this week?"),
           "Aim for thirty minutes of movement most days, mix a little cardio with stretching, and if you have "

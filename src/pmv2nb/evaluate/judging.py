@@ -17,9 +17,9 @@ from .parsing import parse_score
 
 
 def judge_requests(query: str, preference: str, response: str, calls: int, sampling: Sampling,
-                   tag: str) -> list[ChatRequest]:
+                   tag: str, rubric: str = "graded") -> list[ChatRequest]:
     """``calls`` requests grading one reply (its think block removed) against one preference."""
-    frame = prompts.judge_messages(query, preference, strip_thinking(response).strip())
+    frame = prompts.judge_messages(query, preference, strip_thinking(response).strip(), rubric)
     return [ChatRequest(frame, replace(sampling, seed=j), f"{tag} judge {j}") for j in range(calls)]
 
 

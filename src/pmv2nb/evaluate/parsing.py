@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from ..answers import strip_thinking
+
 _LETTER = r"\(?\s*([A-Ja-j])\s*\)?"
 _AFTER = r"(?![A-Za-z0-9])"
 
@@ -45,8 +46,37 @@ def _trusted(match: re.Match, text: str, lower_ok: bool) -> bool:
     return before.endswith("(") or after[:1] in {".", ")", ":", ""} or after.startswith("\n")
 
 
-def parse_choice(text: str | None) -> str | None:
-    """The option letter a model chose, upper-cased, or ``None`` when no form of the cascade matches."""
+# The authors' own cascade (``eval.parser = "strict"``): the first pattern that matches anywhere wins, with
+# its first occurrence, case ignored, every line an end of line for the last rule. Their code (inference.py
+# @8d4fbef) does not remove think blocks before it, and finds nothing else.
+_STRICT_CASCADE = [re.compile(pattern, re.I | re.M) for pattern in (
+    r"\$?\\boxed\{([A-Z])\}\$?",
+    r"final answer:\s*([A-Z])",
+    r"answer:\s*([A-Z])",
+    r"final answer is\s*\$?\\boxed\{([A-Z])\}\$?",
+    r"final answer is\s*([A-Z])",
+    r"the answer is\s*\$?\\boxed\{([A-Z])\}\$?",
+    r"the answer is\s*([A-Z])",
+    r"\b([A-Z])\.\s*$",
+)]
+
+
+def parse_choice_strict(text: str | None) -> str | None:
+    """The letter by the authors' first-match cascade, upper-cased, or ``None``."""
+    for pattern in _STRICT_CASCADE:
+        match = pattern.search(text or "")
+        if match:
+            return match.group(1).upper()
+    return None
+
+
+def parse_choice(text: str | None, strict: bool = False) -> str | None:
+    """The option letter a model chose, upper-cased, or ``None`` when no form of the cascade matches.
+
+    ``strict`` uses the authors' cascade alone (:func:`parse_choice_strict`).
+    """
+    if strict:
+        return parse_choice_strict(text)
     if not text:
         return None
     body = strip_thinking(text).strip()

@@ -32,7 +32,7 @@ JUDGE_FRAME_TOKENS = 250
 
 
 def default_results_path(data: PersonaMemData, model: str, mode: str, size: str,
-                         prompt_format: str = prompts.CHAT_FORMAT) -> Path:
+                         prompt_format: str = prompts.CHAT_FORMAT, protocol: str = "paper") -> Path:
     """``results/eval/<split>-<modality>-<size>-<mode>[-<format>]-<model>.jsonl`` (server URLs left out).
 
     The evaluation's own ``chat`` format is the unmarked default; another format is named, so the
@@ -42,6 +42,7 @@ def default_results_path(data: PersonaMemData, model: str, mode: str, size: str,
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-")
     slug = slug if len(slug) <= 80 else slug[:20] + "--" + slug[-58:]
     marked = mode if prompt_format == prompts.CHAT_FORMAT else f"{mode}-{prompt_format}"
+    marked = marked if protocol == "paper" else f"{marked}-{protocol.replace('+', '-')}"
     return repo_root() / "results" / "eval" / f"{data.split}-{data.modality}-{size}-{marked}-{slug}.jsonl"
 
 
@@ -63,6 +64,10 @@ class RunSettings:
     prompt_format: str | None = None  # "chat" or "boxed"; None: the checkpoint's training format, else "chat"
     dtype: str = "auto"  # precision of local (hf:) models
     batch_size: int = 4  # prompts per local generation batch
+    protocol: str = "paper"  # the protocol tag (config.protocol_tag), recorded in each row and part of its key
+    recall_sentence: str = "people"  # eval.recall_sentence
+    parser: str = "lenient"  # eval.parser
+    judge_rubric: str = "graded"  # eval.judge_rubric
 
 @dataclass
 class EvalRun:
@@ -100,7 +105,7 @@ def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple
     rows = rows[:settings.limit] if settings.limit is not None else rows
     variants = range(settings.variants if settings.mode == "mcq" else 1)
     prompt_format = resolve_format(model, settings.prompt_format)
-    tasks = [build_task(data, row, settings.mode, settings.size, context, v, prompt_format)
+    tasks = [build_task(data, row, settings.mode, settings.size, context, v, prompt_format, settings.recall_sentence)
              for row in rows for v in variants]
     return tasks, skipped
 
@@ -157,14 +162,15 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
         raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
     settings = replace(settings, prompt_format=resolve_format(model, settings.prompt_format))
     tasks, skipped = plan_tasks(data, model, settings)
-    path = Path(out) if out else default_results_path(data, model, settings.mode, settings.size, settings.prompt_format)
+    path = Path(out) if out else default_results_path(data, model, settings.mode, settings.size, settings.prompt_format,
+                                                      settings.protocol)
     run = EvalRun(path=path, results=pd.DataFrame(), skipped_rows=skipped)
     with opened_cache(cache) as store, ResultsFile(path) as results:
         answerer, grader = cached_backends(split_context(model)[1], judge, store, settings.concurrency,
                                            settings.batch_size, settings.dtype)
         todo = [t for t in tasks
                 if (t.question_id, model, settings.mode, settings.size, t.variant,
-                    settings.prompt_format) not in results]
+                    settings.prompt_format, settings.protocol) not in results]
         per_task_estimate = None
         if settings.budget_usd is not None and todo:
             plan = estimate(data, model, settings, judge, todo[:min(len(todo), 8)])
@@ -222,7 +228,7 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
         grading = []
         for t, tag, answer in zip(chunk, tags, answers):
             grading += judge_requests(q["query_text"].iat[t.row], q["preference"].iat[t.row], answer.text,
-                                      settings.judge_calls, settings.judge_sampling, tag)
+                                      settings.judge_calls, settings.judge_sampling, tag, settings.judge_rubric)
         verdicts = grader.generate(grading)
         for i in range(len(chunk)):
             judged[i] = verdicts[i * settings.judge_calls:(i + 1) * settings.judge_calls]
@@ -232,13 +238,14 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
         row = {"question_id": task.question_id, "model": model, "mode": settings.mode, "size": settings.size,
                "variant": task.variant, "row": task.row, "split": data.split, "modality": data.modality,
                "context": split_context(model)[0], "prompt_format": settings.prompt_format or prompts.CHAT_FORMAT,
-               "profile": settings.profile, "data_source": describe_source(data.source),
+               "profile": settings.profile, "protocol": settings.protocol,
+               "data_source": describe_source(data.source),
                **row_facts(q, task.row, settings.size),
                "response": answer.text, "finish_reason": answer.finish_reason, "tokens_in": answer.tokens_in,
                "tokens_out": answer.tokens_out, "latency_s": round(answer.latency_s, 4), "cost_usd": cost,
                "cached": answer.cached}
         if settings.mode == "mcq":
-            parsed = parse_choice(answer.text)
+            parsed = parse_choice(answer.text, strict=settings.parser == "strict")
             valid = parsed is not None and parsed in prompts.LETTERS[:task.n_options]
             row.update(order=task.order, gold_letter=task.gold_letter, parsed=parsed, valid=valid,
                        correct=bool(valid and parsed == task.gold_letter),

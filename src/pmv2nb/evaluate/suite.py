@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..backends import Sampling
-from ..config import Profile
+from ..config import Profile, protocol_tag
 from ..data.loader import PersonaMemData
 from .cache import CallCache
 from .results import read_results
@@ -50,7 +50,9 @@ def profile_settings(profile: Profile, mode: str, size: str, prompt_format: str 
                         sampling=sampling, judge_calls=profile.eval.judge_calls,
                         judge_sampling=replace(sampling, max_tokens=profile.eval.max_new_tokens),
                         concurrency=profile.eval.concurrency, profile=profile.name, prompt_format=prompt_format,
-                        dtype=profile.model.dtype, batch_size=profile.eval.batch_size)
+                        dtype=profile.model.dtype, batch_size=profile.eval.batch_size, protocol=protocol_tag(profile),
+                        recall_sentence=profile.eval.recall_sentence, parser=profile.eval.parser,
+                        judge_rubric=profile.eval.judge_rubric)
 
 
 def plan(data: PersonaMemData, profile: Profile, models: list[str], judge: str | None,
@@ -81,7 +83,8 @@ def run_suite(data: PersonaMemData, profile: Profile, models: list[str], judge: 
                 for mode in modes:
                     settings = replace(profile_settings(profile, mode, size, prompt_format), budget_usd=left,
                                        **overrides)
-                    name = default_results_path(data, model, mode, size, resolve_format(model, prompt_format)).name
+                    name = default_results_path(data, model, mode, size, resolve_format(model, prompt_format),
+                                                settings.protocol).name
                     out = Path(results_dir) / name if results_dir else None
                     run = run_eval(data, model, settings, judge=judge if mode == "open" else None, out=out,
                                    cache=store, progress=progress)

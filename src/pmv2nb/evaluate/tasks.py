@@ -82,11 +82,12 @@ def rows_with_history(data: PersonaMemData, size: str, limit: int | None = None)
 
 
 def build_task(data: PersonaMemData, row: int, mode: str, size: str, context: str = "full",
-               variant: int = 0, prompt_format: str = prompts.CHAT_FORMAT) -> Task:
+               variant: int = 0, prompt_format: str = prompts.CHAT_FORMAT, recall: str = "people") -> Task:
     """One prompt in one of :data:`prompts.PROMPT_FORMATS`: the evaluation's ``chat`` format or the
     training's ``boxed``.
 
-    Options are in the same stable per-row order in both formats; the gold letter is upper case
+    ``recall`` picks the chat format's recall sentence (``eval.recall_sentence``). Options are in the same
+    stable per-row order in both formats; the gold letter is upper case
     either way, as :func:`~pmv2nb.evaluate.parsing.parse_choice` returns.
     """
     if mode not in MODES:
@@ -106,7 +107,7 @@ def build_task(data: PersonaMemData, row: int, mode: str, size: str, context: st
     if prompt_format == prompts.BOXED_FORMAT:
         task.messages = [prompts.boxed_system(), *context_part, prompts.training_query(q["user_query"].iat[row], shown)]
     else:
-        task.messages = [*context_part, prompts.with_recall_note(q["user_query"].iat[row])]
+        task.messages = [*context_part, prompts.with_recall_note(q["user_query"].iat[row], recall)]
         if shown is not None:
             task.messages.append(prompts.mcq_message(shown))
     return task

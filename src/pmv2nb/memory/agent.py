@@ -23,8 +23,13 @@ from ..prompts import memory_update_messages
 from .chunking import Chunking, chunk_history
 
 
-def notes_from_reply(text: str) -> str:
-    """The notes in a rewrite: any thinking removed; an unfinished think block leaves nothing."""
+def notes_from_reply(text: str, raw: bool = False) -> str:
+    """The notes in a rewrite: any thinking removed; an unfinished think block leaves nothing.
+
+    ``raw`` keeps the reply as it is, thinking included (``memory.raw_notes``, the authors' code).
+    """
+    if raw:
+        return text.strip()
     # blocks vanish without a gap, and a stray closing tag stays: notes have always been read this way
     return strip_thinking(text, gap="", orphan_close=False).strip()
 
@@ -119,8 +124,8 @@ class Chunker:
                                              self.settings.max_chunks)
         return self._done[link]
 
-    def job(self, row: int, show_query: bool) -> MemoryJob:
-        query = self.data.questions["query_text"].iat[row] if show_query else None
+    def job(self, row: int, query: str | None = None) -> MemoryJob:
+        """The notes job for ``row``; ``query`` is what each update sees of the question (None: causal)."""
         link = self.link(row)
         return MemoryJob(key=memory_key(link, query), link=link, chunking=self(row), query=query)
 
@@ -134,11 +139,11 @@ def run_updates(jobs: list[MemoryJob], rewrite: Rewriter, settings: MemorySettin
     steps = max((len(job.chunking) for job in unique), default=0)
     for step in tqdm(range(steps), desc="memory updates", disable=not progress, leave=False):
         active = [job for job in unique if step < len(job.chunking)]
-        conversations = [memory_update_messages(trajectories[job.key].memory, job.chunking.chunks[step], job.query)
-                         for job in active]
+        conversations = [memory_update_messages(trajectories[job.key].memory, job.chunking.chunks[step], job.query,
+                                                settings.privacy_instruction) for job in active]
         replies = rewrite(conversations, [f"{job.key} chunk {step + 1}" for job in active])
         for job, reply in zip(active, replies):
-            notes = notes_from_reply(reply.text)
+            notes = notes_from_reply(reply.text, settings.raw_notes)
             previous = trajectories[job.key].memory
             trajectories[job.key].steps.append(Rewrite(
                 memory=notes or previous, tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..answers import is_privacy_row, leaks, protected_detail, reward_labels
 from ..backends import ChatRequest
 from ..config import MemorySettings, Profile
+from ..data.columns import content_text
 from ..data.loader import PersonaMemData
 from ..evaluate.cache import CallCache, opened_cache
 from ..evaluate.results import ResultsFile, read_results
@@ -33,9 +34,23 @@ from .agent import Chunker, Trajectory, run_updates
 TRAJECTORY_FOLDER = "trajectories"
 
 
-def memory_spec(backend_spec: str, show_query: bool = False) -> str:
-    """The model label of the agent's results: ``memory:hf:tiny`` or ``memory+query:hf:tiny``."""
-    return f"{'memory+query' if show_query else 'memory'}:{backend_spec}"
+UPDATE_QUERY_LABELS = {"none": "memory", "query": "memory+query", "query_options": "memory+options"}
+
+
+def update_query_text(data: PersonaMemData, row: int, mode: str, size: str, update_query: str) -> str | None:
+    """What each update sees of row's question: nothing, the query, or the query with options and answer format."""
+    if update_query not in UPDATE_QUERY_LABELS:
+        raise ValueError(f"memory.update_query must be one of {tuple(UPDATE_QUERY_LABELS)}, got {update_query!r}")
+    if update_query == "none":
+        return None
+    if update_query == "query":
+        return data.questions["query_text"].iat[row]
+    return content_text(build_task(data, row, mode, size, "none", 0, BOXED_FORMAT).messages[-1]["content"])
+
+
+def memory_spec(backend_spec: str, update_query: str = "none") -> str:
+    """The model label of the agent's results: ``memory:hf:tiny``, ``memory+query:...`` or ``memory+options:...``."""
+    return f"{UPDATE_QUERY_LABELS[update_query]}:{backend_spec}"
 
 
 def trajectory_path(results_path: str | Path) -> Path:
@@ -110,24 +125,27 @@ def memory_columns(trajectory: Trajectory, shared_by: int, labels: dict) -> dict
 
 def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: MemorySettings, *,
                judge: str | None = None, out: str | Path | None = None, cache: CallCache | str | Path | None = None,
-               show_query: bool | None = None, progress: bool = True) -> MemoryRun:
+               update_query: str | None = None, progress: bool = True) -> MemoryRun:
     """Build notes for each row's history (chunk by chunk), answer from them, and save the results.
 
     ``model`` is a backend spec (``hf:tiny``, ``vllm:...``, ``openai:NAME@URL``). Rows sharing
     notes are processed ``memory.users_per_batch`` notes at a time; an interrupted run resumes from the
-    results file and the call cache.
+    results file and the call cache. ``update_query`` (default ``memory.update_query``) is what each
+    update sees of the question.
     """
     if settings.mode == "open" and not judge:
         raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
     if split_context(model)[0] != "full":
         raise ValueError(f"{model!r}: give the memory agent a plain backend spec, without a context prefix")
-    show_query = memory.show_query_in_updates if show_query is None else show_query
-    label = memory_spec(model, show_query)
+    update_query = update_query or memory.update_query
+    label = memory_spec(model, update_query)
     settings = replace(settings, prompt_format=resolve_format(model, settings.prompt_format))
-    path = Path(out) if out else default_results_path(data, label, settings.mode, settings.size, settings.prompt_format)
+    path = Path(out) if out else default_results_path(data, label, settings.mode, settings.size, settings.prompt_format,
+                                                      settings.protocol)
     rows = rows_with_history(data, settings.size, settings.limit)
     variants = range(settings.variants if settings.mode == "mcq" else 1)
-    tasks = [build_task(data, row, settings.mode, settings.size, "none", v, settings.prompt_format)
+    tasks = [build_task(data, row, settings.mode, settings.size, "none", v, settings.prompt_format,
+                        settings.recall_sentence)
              for row in rows for v in variants]
     run = MemoryRun(path=path, results=pd.DataFrame())
     with opened_cache(cache) as store, ResultsFile(path) as results:
@@ -136,13 +154,14 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
                                            settings.dtype)
         tokenizer = tokenizer_for(model)  # an API model's is not public: its chunks are cut by Qwen3 token counts
         chunker = Chunker(data, tokenizer, memory, settings.size)
-        jobs = {row: chunker.job(row, show_query) for row in rows}
+        jobs = {row: chunker.job(row, update_query_text(data, row, settings.mode, settings.size, update_query))
+                for row in rows}
         shared_by = Counter(job.key for job in jobs.values())
         rewrite = backend_rewriter(answerer, replace(settings.sampling, max_tokens=memory.memory_tokens))
         full_tokens = _FullHistoryTokens(data, tokenizer, settings.size)
         saved = set(read_trajectories(path))
         todo = [t for t in tasks if (t.question_id, label, settings.mode, settings.size, t.variant,
-                                     settings.prompt_format) not in results]
+                                     settings.prompt_format, settings.protocol) not in results]
         keys = list(dict.fromkeys(jobs[t.row].key for t in todo))
         trajectory_path(path).parent.mkdir(parents=True, exist_ok=True)
         with tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"memory {settings.mode} {model[:40]}",
@@ -174,7 +193,8 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
 
 
 def run_profile_memory(data: PersonaMemData, profile: Profile, model: str, mode: str, *, rows: int | None = None,
-                       show_query: bool = False, judge: str | None = None, results_dir: str | Path | None = None,
+                       update_query: str | None = None, judge: str | None = None,
+                       results_dir: str | Path | None = None,
                        cache: CallCache | str | Path | None = None, prompt_format: str | None = None,
                        progress: bool = True) -> MemoryRun:
     """``run_memory`` with the profile's sampling and row counts, writing into ``results_dir`` (default results/eval/).
@@ -186,10 +206,12 @@ def run_profile_memory(data: PersonaMemData, profile: Profile, model: str, mode:
 
     settings = profile_settings(profile, mode, "32k", resolve_format(model, prompt_format))
     settings = replace(settings, limit=rows or settings.limit)
-    path = default_results_path(data, memory_spec(model, show_query), mode, "32k", settings.prompt_format)
+    update_query = update_query or profile.memory.update_query
+    path = default_results_path(data, memory_spec(model, update_query), mode, "32k", settings.prompt_format,
+                                settings.protocol)
     out = Path(results_dir) / path.name if results_dir else path
     return run_memory(data, model, settings, profile.memory, judge=judge if mode == "open" else None, out=out,
-                      cache=cache, show_query=show_query, progress=progress)
+                      cache=cache, update_query=update_query, progress=progress)
 
 
 def _with_memory(task: Task, notes: str, prompt_format: str = CHAT_FORMAT) -> Task:
@@ -209,8 +231,8 @@ def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: R
         answerer, grader = cached_backends(model, judge, store, settings.concurrency, settings.batch_size,
                                            settings.dtype)
         prompt_format = resolve_format(model, settings.prompt_format)
-        task = _with_memory(build_task(data, row, settings.mode, settings.size, "none", 0, prompt_format), notes,
-                            prompt_format)
+        task = _with_memory(build_task(data, row, settings.mode, settings.size, "none", 0, prompt_format,
+                                       settings.recall_sentence), notes, prompt_format)
         scratch = EvalRun(path=Path("unsaved"), results=pd.DataFrame())
         result = score_tasks(data, [task], memory_spec(model), judge, answerer, grader, settings, scratch)[0]
     return {"memory": notes, **result}

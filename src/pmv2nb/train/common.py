@@ -71,6 +71,13 @@ def training_dtypes(profile: Profile) -> tuple[str, bool]:
     return weights, compute == "bfloat16"
 
 
+def protocol_record(profile: Profile) -> dict:
+    """What run.json records of the protocol: its tag and the switches changed from it."""
+    from ..config import protocol_changes, protocol_tag
+
+    return {"protocol": protocol_tag(profile), "protocol_changes": protocol_changes(profile)}
+
+
 def lora_config(rank: int = 16):
     """LoRA of rank ``rank`` (alpha twice that) on every linear layer: the usual choice for small-GPU fine-tuning."""
     from peft import LoraConfig

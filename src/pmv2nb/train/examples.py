@@ -77,8 +77,9 @@ class LengthReport:
 class PromptBuilder:
     """Builds length-checked training prompts for one split, size and tokenizer."""
 
-    def __init__(self, data: PersonaMemData, tokenizer, max_prompt_tokens: int, size: str = "32k"):
-        self.data, self.tokenizer, self.size = data, tokenizer, size
+    def __init__(self, data: PersonaMemData, tokenizer, max_prompt_tokens: int, size: str = "32k",
+                 think: bool = True):
+        self.data, self.tokenizer, self.size, self.think = data, tokenizer, size, think
         self.report = LengthReport(limit=max_prompt_tokens)
         self._message_tokens: dict[str, list[int]] = {}
 
@@ -99,7 +100,7 @@ class PromptBuilder:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         q = self.data.questions
         history = self.data.history(row, self.size, keep_persona=True, text_only=True)
-        head = [{"role": "system", "content": prompts.TRAIN_SYSTEM}]
+        head = [prompts.boxed_system(think=self.think)]
         if history and history[0]["role"] == "system":
             head.append(history[0])
             counts = self._history_counts(row, history)[1:]
@@ -107,7 +108,7 @@ class PromptBuilder:
         else:
             counts = self._history_counts(row, history)
         options, order, gold = training_options(self.data, row) if task == "mcq" else (None, None, "")
-        query = prompts.training_query(q["user_query"].iat[row], options)
+        query = prompts.training_query(q["user_query"].iat[row], options, think=self.think)
         query = {"role": "user", "content": content_text(query["content"])}
         kept, tokens, history_tokens = self._fit(row, head, history, counts, query)
         self._record(row, len(history) - len(kept), tokens, history_tokens)
@@ -149,15 +150,16 @@ class PromptBuilder:
 
 
 def sft_examples(data: PersonaMemData, tokenizer, max_length: int, size: str = "32k", tasks: tuple[str, ...] = TASKS,
-                 limit: int | None = None, target_reserve: int = 256,
+                 limit: int | None = None, target_reserve: int = 256, think: bool = False,
                  progress: bool = True) -> tuple[list[dict], LengthReport]:
     """SFT conversations: the prompt plus the gold reply as the final assistant message.
 
     MCQ rows teach ``\\boxed{letter} answer text``; open-ended rows teach the gold answer itself.
     Every row yields one example per task in ``tasks``. ``target_reserve`` tokens are kept free for
-    the reply, so prompt + reply fit in ``max_length``.
+    the reply, so prompt + reply fit in ``max_length``. The targets hold no think block, so by default
+    (``sft.think_instruction`` false) the prompts do not ask for one either.
     """
-    builder = PromptBuilder(data, tokenizer, max_length - target_reserve, size)
+    builder = PromptBuilder(data, tokenizer, max_length - target_reserve, size, think)
     rows = rows_with_history(data, size, limit)
     examples = []
     for row in tqdm(rows, desc=f"SFT examples ({data.split})", disable=not progress):

@@ -16,7 +16,7 @@ from ..evaluate.cache import default_cache_path
 from ..models import tokenizer_for
 from .common import (
     MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point,
-    train_and_save, training_dtypes,
+    protocol_record, train_and_save, training_dtypes,
 )
 from .examples import grpo_prompts
 from .rewards import mixed_rewards
@@ -41,9 +41,32 @@ def completions_per_step(settings: GRPOSettings) -> int:
     return settings.batch_size * settings.num_generations
 
 
+def completions_per_update(settings: GRPOSettings) -> int:
+    """Completions behind one optimizer update: a rollout batch split ``grpo.updates_per_batch`` ways."""
+    total, updates = completions_per_step(settings), settings.updates_per_batch
+    if updates < 1 or total % updates or (total // updates) % settings.num_generations:
+        raise ValueError(f"grpo.updates_per_batch {updates} must split the {settings.batch_size} prompts of a "
+                         f"rollout batch into equal mini-batches of whole prompt groups")
+    return total // updates
+
+
 def micro_batch_for(settings: GRPOSettings) -> int:
     """Completions per forward/backward pass on one device (``grpo.micro_batch``, default: up to 8)."""
-    return settings.micro_batch or min(completions_per_step(settings), 8)
+    return settings.micro_batch or min(completions_per_update(settings), 8)
+
+
+def schedule_args(settings: GRPOSettings) -> dict:
+    """GRPOConfig's step, batch and schedule arguments for ``grpo.*``.
+
+    ``grpo.updates_per_batch`` U: one rollout batch of ``batch_size`` prompts feeds U optimizer updates,
+    each on 1/U of it (the authors: 32 prompts in mini-batches of 16, so 2), so TRL counts U optimizer
+    steps per rollout batch; ``grpo.max_steps`` counts rollout batches, as the paper's "about 500 steps".
+    """
+    micro = micro_batch_for(settings)
+    per_update = accumulation(completions_per_update(settings), micro)
+    return {"max_steps": settings.max_steps * settings.updates_per_batch, "lr_scheduler_type": settings.lr_scheduler,
+            "per_device_train_batch_size": micro, "gradient_accumulation_steps": per_update,
+            "steps_per_generation": per_update * settings.updates_per_batch}
 
 
 def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, cache: str | Path | None = None,
@@ -64,7 +87,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     hardware = hardware_args(profile, "GRPO")
     require_vllm_if_asked(settings.use_vllm)
     rewards = mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache or default_cache_path(),
-                            settings.require_think)
+                            settings.require_think_mcq, settings.require_think_open, profile.eval.judge_rubric)
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
 
@@ -72,7 +95,6 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     records, report = grpo_prompts(split, tokenizer, settings.max_prompt_length, settings.mcq_fraction,
                                    profile.data.context_size, limit=settings.rows, seed=profile.seed,
                                    progress=progress)
-    micro = micro_batch_for(settings)
     vllm_args = {}
     if settings.use_vllm:
         vllm_args = {"use_vllm": True, "vllm_mode": settings.vllm_mode,
@@ -82,9 +104,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
             vllm_args["vllm_server_base_url"] = settings.vllm_server_url
     model, init_kwargs = policy(start, training_dtypes(profile)[0])
     config = GRPOConfig(
-        output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
-        per_device_train_batch_size=micro,
-        gradient_accumulation_steps=accumulation(completions_per_step(settings), micro),
+        output_dir=str(out), learning_rate=settings.learning_rate, **schedule_args(settings),
         num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
         temperature=settings.temperature, beta=settings.beta, disable_tqdm=not progress,
         model_init_kwargs=init_kwargs,
@@ -99,5 +119,5 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     )
     summary = {"stage": "grpo", "profile": profile.name, "init": start, "out": str(out), "steps": settings.max_steps,
                "prompts": len(records), "mcq_prompts": sum(r["task"] == "mcq" for r in records),
-               "lengths": report.summary(), "settings": asdict(settings)}
+               "lengths": report.summary(), "settings": asdict(settings), **protocol_record(profile)}
     return train_and_save(trainer, out, tokenizer, summary)

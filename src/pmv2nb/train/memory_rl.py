@@ -37,7 +37,7 @@ from ..memory.agent import Chunker, MemoryJob, Trajectory, run_updates
 from ..models import tokenizer_for
 from .common import (
     MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, starting_point,
-    train_and_save, training_dtypes,
+    protocol_record, train_and_save, training_dtypes,
 )
 from .examples import split_tasks, training_options
 from .rewards import mixed_rewards
@@ -171,9 +171,16 @@ class MemoryGRPOTrainer(Trainer):
                          data_collator=lambda features: features, callbacks=callbacks)
         self.reward_funcs, self.memory, self.rl = reward_funcs, memory, memory.rl
         self.chunker = Chunker(data, tokenizer, memory, size)
-        self.show_query = memory.show_query_in_updates
         self.ref_model = ref_model
         self._metrics: dict[str, list[float]] = defaultdict(list)
+
+    def update_query(self, item: dict) -> str | None:
+        """What each update sees of the item's question (``memory.update_query``)."""
+        if self.memory.update_query == "none":
+            return None
+        if self.memory.update_query == "query":
+            return item["query_text"]
+        return content_text(answer_messages(self.memory.initial_memory, item)[-1]["content"])  # query + options
 
     def rollouts(self, model, items: list[dict]) -> tuple[list[Turn], dict[str, float]]:
         """Sample num_generations rollouts per item, score the answers, and return every turn with its advantage."""
@@ -183,7 +190,7 @@ class MemoryGRPOTrainer(Trainer):
         jobs = []
         for i, item in enumerate(items):
             chunking = self.chunker(item["row"])
-            query = item["query_text"] if self.show_query else None
+            query = self.update_query(item)
             jobs += [MemoryJob(key=f"{i}/{g}", link=self.chunker.link(item["row"]), chunking=chunking, query=query)
                      for g in range(group)]
         tokenizer = self.processing_class
@@ -287,7 +294,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     out = Path(out)
     hardware = hardware_args(profile, "memory-agent RL")
     rewards = mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache or default_cache_path(),
-                            settings.require_think)
+                            settings.require_think_mcq, settings.require_think_open, profile.eval.judge_rubric)
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
     split = load_profile_split(profile, "train")
@@ -317,8 +324,9 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     summary = {"stage": "memory-grpo", "profile": profile.name, "init": start, "out": str(out),
                "steps": settings.max_steps, "questions": len(items),
                "mcq_questions": sum(item["task"] == "mcq" for item in items),
-               "show_query_in_updates": memory.show_query_in_updates,
-               "memory": {k: v for k, v in asdict(memory).items() if k != "rl"}, "settings": asdict(settings)}
+               "update_query": memory.update_query,
+               "memory": {k: v for k, v in asdict(memory).items() if k != "rl"}, "settings": asdict(settings),
+               **protocol_record(profile)}
     return trainer, tokenizer, summary
 
 

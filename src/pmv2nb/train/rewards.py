@@ -9,7 +9,9 @@ into one reward per completion while logging ``rewards/mcq_reward/mean`` and
   ``<think>...</think>`` block.
 * Open-ended: the mean of N judge calls made through the evaluation backends and call cache, so
   any judge spec works (an API model, a local server, the offline proxy). For sensitive_info and
-  ask_to_forget rows a leak check runs first and a leak scores 0 without asking the judge.
+  ask_to_forget rows a leak check runs first and a leak scores 0 without asking the judge. With
+  ``require_think`` (the authors' code) a reply without a closed think block and an answer after
+  it scores 0, and the judge reads only that answer.
 """
 
 from __future__ import annotations
@@ -65,10 +67,12 @@ class OpenEndedReward:
     __name__ = "open_reward"  # TRL names the logged metric after the function
 
     def __init__(self, judge: str, calls: int = 3, cache: CallCache | str | None = None,
-                 sampling: Sampling = Sampling(max_tokens=1024), concurrency: int = 8):
+                 sampling: Sampling = Sampling(max_tokens=1024), concurrency: int = 8, require_think: bool = False,
+                 rubric: str = "graded"):
         store = cache if isinstance(cache, CallCache) else CallCache(cache) if cache else None
         backend = make_backend(judge, concurrency=concurrency)
         self.judge, self.calls, self.sampling = judge, calls, sampling
+        self.require_think, self.rubric = require_think, rubric
         self.backend = CachedBackend(backend, store) if store is not None else backend
 
     def __call__(self, prompts: list, completions: list, task: list[str], query_text: list[str],
@@ -81,12 +85,19 @@ class OpenEndedReward:
             if kind != "open":
                 continue
             response = completion_text(completions[i])
+            if self.require_think:
+                answer = after_thinking(response) if "<think>" in response.lower() else None
+                if not (answer and answer.strip()):
+                    rewards[i] = 0.0
+                    continue
+                response = answer
             if is_privacy_row(pref_type[i], sensitive_info[i]) and leaks(
                     response, protected_detail(pref_type[i], preference[i], prev_pref[i])):
                 rewards[i] = 0.0
                 leaked += 1
                 continue
-            batch = judge_requests(query_text[i], preference[i], response, self.calls, self.sampling, f"rollout {i}")
+            batch = judge_requests(query_text[i], preference[i], response, self.calls, self.sampling, f"rollout {i}",
+                                   self.rubric)
             requests += batch
             owners.append((i, len(batch)))
         answers = self.backend.generate(requests) if requests else []
@@ -103,22 +114,28 @@ class OpenEndedReward:
 
 
 def reward_functions(judge: str | None, calls: int = 3, cache: CallCache | str | None = None,
-                     require_think: bool = False) -> list:
-    """The reward list for GRPOTrainer: the MCQ reward, plus the open-ended one when a judge is given."""
+                     require_think: bool = False, require_think_open: bool = False, rubric: str = "graded") -> list:
+    """The reward list for GRPOTrainer: the MCQ reward, plus the open-ended one when a judge is given.
+
+    ``require_think`` applies to MCQ rows, ``require_think_open`` to open-ended rows; ``rubric`` is the judge's.
+    """
     def mcq(completions, task, gold_letter, **kwargs):
         return mcq_reward(completions, task, gold_letter, require_think=require_think)
 
     mcq.__name__ = "mcq_reward"
-    return [mcq] + ([OpenEndedReward(judge, calls, cache)] if judge else [])
+    if not judge:
+        return [mcq]
+    return [mcq, OpenEndedReward(judge, calls, cache, require_think=require_think_open, rubric=rubric)]
 
 
 def mixed_rewards(mcq_fraction: float, judge: str | None, calls: int = 3, cache: CallCache | str | None = None,
-                  require_think: bool = False) -> list:
+                  require_think: bool = False, require_think_open: bool = False, rubric: str = "graded") -> list:
     """The reward list for a task mix; open-ended rows (any fraction below 1) need a judge, said early."""
     if mcq_fraction < 1.0 and not judge:
         raise ValueError("open-ended rows need a judge: pass --judge SPEC (for example openai:gpt-4.1, a local "
                          "server openai:NAME@URL, or baseline:dense offline), or use --mcq-fraction 1.0")
-    return reward_functions(judge if mcq_fraction < 1.0 else None, calls, cache, require_think)
+    return reward_functions(judge if mcq_fraction < 1.0 else None, calls, cache, require_think, require_think_open,
+                            rubric)
 
 
 __all__ = ["OpenEndedReward", "boxed_letter", "completion_text", "mcq_reward", "mixed_rewards", "reward_functions"]

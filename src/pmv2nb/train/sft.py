@@ -15,7 +15,7 @@ from ..data.loader import load_profile_split
 from ..models import tokenizer_for
 from .common import (
     MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point,
-    train_and_save, training_dtypes,
+    protocol_record, train_and_save, training_dtypes,
 )
 from .examples import sft_examples
 
@@ -45,9 +45,10 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
 
     train_split = load_profile_split(profile, "train")
     train, report = sft_examples(train_split, tokenizer, settings.max_length, size, limit=settings.rows,
-                                 progress=progress)
+                                 think=settings.think_instruction, progress=progress)
     val_split = load_profile_split(profile, "val")
-    val, _ = sft_examples(val_split, tokenizer, settings.max_length, size, limit=settings.eval_rows, progress=False)
+    val, _ = sft_examples(val_split, tokenizer, settings.max_length, size, limit=settings.eval_rows,
+                          think=settings.think_instruction, progress=False)
 
     model, init_kwargs = policy(start, training_dtypes(profile)[0])
     config = SFTConfig(
@@ -56,6 +57,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
         gradient_accumulation_steps=accumulation(settings.batch_size, micro_batch),
         max_length=settings.max_length, truncation_mode="keep_start", completion_only_loss=True,
         eval_strategy="steps", eval_steps=min(settings.eval_every, steps), lr_scheduler_type="cosine",
+        max_grad_norm=settings.max_grad_norm,
         warmup_steps=0.05,
         disable_tqdm=not progress, **hardware,
         model_init_kwargs=init_kwargs,
@@ -70,7 +72,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
     )
     summary = {"stage": "sft", "profile": profile.name, "init": start, "out": str(out), "lora": lora,
                "steps": steps, "examples": len(train), "eval_examples": len(val), "lengths": report.summary(),
-               "settings": asdict(settings)}
+               "settings": asdict(settings), **protocol_record(profile)}
     return train_and_save(trainer, out, tokenizer, summary)
 
 

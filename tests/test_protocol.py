@@ -1,0 +1,194 @@
+"""The two protocols: presets, the docs table, and what each switch changes (prompts, parsing, rewards, schedule,
+memory prompts, recorded results)."""
+
+import pytest
+
+from pmv2nb import config, prompts
+from pmv2nb.config import protocol_changes, protocol_tag, resolve, setting_value, with_overrides
+from pmv2nb.protocol import PROTOCOLS
+
+TINY = resolve("tiny")
+
+
+def _table() -> dict[str, dict[str, str]]:
+    text = (config.repo_root() / "docs" / "protocol.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0].startswith("`") and cells[0].endswith("`"):
+            rows[cells[0].strip("`")] = {"official": cells[3], "paper": cells[4], "code": cells[1], "why": cells[5]}
+    return rows
+
+
+def _as_text(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def test_the_docs_table_and_the_presets_agree_and_every_switch_is_a_setting():
+    table = _table()
+    assert set(PROTOCOLS["official"]) == set(PROTOCOLS["paper"]) == set(table)
+    for key, row in table.items():
+        setting_value(TINY, key)  # raises on a key that is not a setting
+        assert row["code"] and row["why"], key
+        for name in ("official", "paper"):
+            assert row[name] == _as_text(PROTOCOLS[name][key]), (key, name)
+
+
+def test_a_protocol_sets_its_switches_and_a_changed_switch_is_recorded():
+    official = resolve("tiny", {"protocol": "official"})
+    assert official.protocol == "official" and protocol_tag(official) == "official"
+    assert all(setting_value(official, k) == v for k, v in PROTOCOLS["official"].items())
+    assert TINY.protocol == "paper" and not protocol_changes(TINY)
+    mixed = resolve("tiny", {"protocol": "official", "eval.parser": "lenient"})
+    assert protocol_changes(mixed) == {"eval.parser": "lenient"} and protocol_tag(mixed).startswith("official+")
+    with pytest.raises(config.ProfileError, match="unknown protocol"):
+        resolve("tiny", {"protocol": "verbatim"})
+
+
+def test_the_command_line_takes_protocol(capsys):
+    from pmv2nb.cli import main
+
+    assert main(["profile", "tiny", "--keys", "--protocol", "official"]) == 0
+    assert "eval.parser = 'strict'" in capsys.readouterr().out
+
+
+def test_recall_sentence_switch_changes_the_chat_prompt(benchmark_data):
+    from pmv2nb.evaluate.tasks import build_task
+
+    ours = build_task(benchmark_data, 0, "mcq", "32k", recall="people").messages
+    theirs = build_task(benchmark_data, 0, "mcq", "32k", recall="preferences").messages
+    query_ours, query_theirs = ours[-2]["content"], theirs[-2]["content"]
+    assert "people I mentioned" in query_ours and "people" not in query_theirs.split("\n")[-1]
+    assert "related preferences" in query_theirs
+    assert ours[:-2] == theirs[:-2] and ours[-1] == theirs[-1]  # only the query's request differs
+
+
+def test_parser_switch():
+    from pmv2nb.evaluate.parsing import parse_choice
+
+    assert parse_choice("B. Book the quiet table", strict=False) == "B"  # ours: a leading letter is a choice
+    assert parse_choice("B. Book the quiet table", strict=True) is None  # theirs: nothing matched
+    assert parse_choice("Answer: the second one", strict=True) == "T"  # theirs reads any letter after "Answer:"
+    assert parse_choice("Answer: the second one", strict=False) is None
+    assert parse_choice("I weighed A. and B.\nFinal Answer: C", strict=True) == "C"
+
+
+def test_judge_rubric_switch():
+    graded = prompts.judge_messages("Plan my trip", "likes trains", "Take a train.", "graded")[0]["content"]
+    strict = prompts.judge_messages("Plan my trip", "likes trains", "Take a train.", "strict")[0]["content"]
+    assert "around 0.5 when it is helpful but generic" in graded and "generic is not personalized" in strict
+    assert prompts.read_judge(strict) == ("Plan my trip", "likes trains", "Take a train.")
+    negative = prompts.judge_messages("q", "Do not remember 'x' in memory", "r", "strict")[0]["content"]
+    assert negative == prompts.judge_messages("q", "Do not remember 'x' in memory", "r", "graded")[0]["content"]
+
+
+def test_sft_prompts_drop_the_think_request_and_grpo_prompts_keep_it(tmp_path):
+    from pmv2nb.data import load_profile_split
+    from pmv2nb.models import tokenizer_for
+    from pmv2nb.train.examples import grpo_prompts, sft_examples
+
+    train = load_profile_split(TINY, "train")
+    tokenizer = tokenizer_for("tiny")
+    plain, _ = sft_examples(train, tokenizer, 1536, limit=2, progress=False)
+    asked, _ = sft_examples(train, tokenizer, 1536, limit=2, think=True, progress=False)
+    rl, _ = grpo_prompts(train, tokenizer, 1536, mcq_fraction=1.0, limit=2, progress=False)
+
+    def text(messages):
+        return " ".join(m["content"] for m in messages if m["role"] != "assistant")
+
+    assert all("<think>" not in text(e["messages"]) for e in plain)
+    assert all("<think>" in text(e["messages"]) for e in asked)
+    assert all("<think>" in text(r["prompt"]) for r in rl)
+    assert all("\\boxed{" in e["messages"][-1]["content"] for e in plain if e["task"] == "mcq")
+
+
+def test_open_reward_think_switch_scores_a_reply_without_thinking_zero(tmp_path):
+    from pmv2nb.train.rewards import OpenEndedReward
+
+    columns = dict(task=["open"] * 3, query_text=["Plan a trip"] * 3, preference=["likes trains"] * 3,
+                   pref_type=["neutral_preferences"] * 3, sensitive_info=[False] * 3)
+    replies = ["Take the train along the coast.", "<think>They like trains.</think>",
+               "<think>They like trains.</think> Take the train along the coast."]
+    loose = OpenEndedReward("baseline:dense", calls=1)(None, replies, **columns)
+    strict = OpenEndedReward("baseline:dense", calls=1, require_think=True)(None, replies, **columns)
+    assert loose[0] > 0 and strict[:2] == [0.0, 0.0]
+    assert strict[2] == pytest.approx(loose[0])  # the judge reads only the reply after the thinking
+
+
+def test_grpo_schedule_switches_reach_the_trainer_config():
+    from pmv2nb.train.grpo import schedule_args
+
+    ours = schedule_args(TINY.grpo)
+    theirs = schedule_args(resolve("tiny", {"protocol": "official"}).grpo)
+    assert ours["lr_scheduler_type"] == "linear" and theirs["lr_scheduler_type"] == "constant"
+    assert ours["steps_per_generation"] == ours["gradient_accumulation_steps"]  # one update per rollout batch
+    assert theirs["steps_per_generation"] == 2 * theirs["gradient_accumulation_steps"]
+    assert theirs["max_steps"] == 2 * TINY.grpo.max_steps  # two optimizer updates per rollout batch
+    with pytest.raises(ValueError, match="updates_per_batch"):
+        schedule_args(with_overrides(TINY, {"grpo.updates_per_batch": 3}).grpo)
+
+
+def test_memory_prompt_switches(benchmark_data):
+    from pmv2nb.memory.agent import notes_from_reply
+    from pmv2nb.memory.run import memory_spec, update_query_text
+
+    with_options = update_query_text(benchmark_data, 0, "mcq", "32k", "query_options")
+    assert "(a)" in with_options and "\\boxed{" in with_options
+    assert update_query_text(benchmark_data, 0, "mcq", "32k", "query") == benchmark_data.questions["query_text"].iat[0]
+    assert update_query_text(benchmark_data, 0, "mcq", "32k", "none") is None
+    assert memory_spec("hf:tiny", "query_options") == "memory+options:hf:tiny"
+    careful = prompts.memory_update_messages("none", "chunk", privacy=True)[0]["content"]
+    careless = prompts.memory_update_messages("none", "chunk", privacy=False)[0]["content"]
+    assert "private data" in careful and "private data" not in careless
+    reply = "<think>Sorting it out.</think>- Likes trains."
+    assert notes_from_reply(reply) == "- Likes trains." and notes_from_reply(reply, raw=True) == reply
+
+
+def test_results_record_their_protocol_and_protocols_keep_separate_rows(benchmark_data, tmp_path):
+    from dataclasses import replace
+
+    from pmv2nb.evaluate import run_eval
+    from pmv2nb.evaluate.runner import default_results_path
+    from pmv2nb.evaluate.suite import profile_settings
+
+    official = profile_settings(resolve("tiny", {"protocol": "official"}), "mcq", "32k")
+    paper = profile_settings(TINY, "mcq", "32k")
+    assert official.protocol == "official" and paper.protocol == "paper"
+    name = default_results_path(benchmark_data, "baseline:bm25", "mcq", "32k", "chat", official.protocol).name
+    assert name == "benchmark-text-32k-mcq-official-baseline-bm25.jsonl"
+    assert "official" not in default_results_path(benchmark_data, "baseline:bm25", "mcq", "32k").name
+    cache, out = tmp_path / "c.sqlite", tmp_path / "both.jsonl"
+    first = run_eval(benchmark_data, "baseline:bm25", replace(official, limit=4), out=out, cache=cache, progress=False)
+    assert set(first.results["protocol"]) == {"official"}
+    both = run_eval(benchmark_data, "baseline:bm25", replace(paper, limit=4), out=out, cache=cache, progress=False)
+    assert both.results.groupby("protocol").size().to_dict() == {"official": 4, "paper": 4}
+
+
+@pytest.mark.slow
+def test_every_stage_runs_under_the_official_protocol_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from pmv2nb.cli import main
+    from pmv2nb.evaluate import read_results
+
+    common = ["--profile", "tiny", "--protocol", "official"]
+    sft, grpo = tmp_path / "sft", tmp_path / "grpo"
+    assert main(["sft", *common, "--out", str(sft), "--max-steps", "1", "--rows", "2"]) == 0
+    assert main(["grpo", *common, "--init", str(sft), "--out", str(grpo), "--max-steps", "1", "--rows", "4",
+                 "--set", "grpo.batch_size=2", "--set", "grpo.num_generations=2"]) == 0
+    for run in (sft, grpo):
+        record = json.loads((run / "run.json").read_text())
+        assert record["protocol"] == "official" and record["protocol_changes"] == {}
+    assert json.loads((grpo / "run.json").read_text())["settings"]["lr_scheduler"] == "constant"
+    out = tmp_path / "memory.jsonl"
+    assert main(["memory", "run", *common, "--model", "hf:tiny", "--limit", "2", "--max-chunks", "2",
+                 "--out", str(out), "--cache", str(tmp_path / "c.sqlite")]) == 0
+    rows = read_results(out)
+    assert len(rows) == 2 and set(rows["protocol"]) == {"official"}
+    assert set(rows["model"]) == {"memory+options:hf:tiny"}  # updates saw the query with its options
+    evaluated = tmp_path / "eval.jsonl"
+    assert main(["eval", *common, "--model", f"hf:{grpo}", "--limit", "2", "--out", str(evaluated),
+                 "--cache", str(tmp_path / "c.sqlite")]) == 0
+    rows = read_results(evaluated)
+    assert set(rows["protocol"]) == {"official"} and set(rows["prompt_format"]) == {"boxed"}
+    capsys.readouterr()
