@@ -174,12 +174,13 @@ def test_the_shelf_sorts_your_runs_into_the_figures_they_belong_to(shelf_folders
     members = {spec: member for spec, member in found["member"].items() if isinstance(member, str)}
     assert sorted(members.values()) == sorted(["Qwen3-4B-SFT", "GRPO MCQ-only", "Qwen3-4B-GRPO", "Qwen3-4B base",
                                                "Agentic memory", "Agentic memory"])
-    assert found.loc["openai:gpt-x", "provenance"] == "tiny, mini (synthetic)"
-    assert found.loc["openai:gpt-y", "provenance"] == "profile not recorded, data not recorded"
+    # rows written before protocols existed count as the paper protocol's
+    assert found.loc["openai:gpt-x", "provenance"] == "tiny, mini (synthetic), paper protocol"
+    assert found.loc["openai:gpt-y", "provenance"] == "profile not recorded, data not recorded, paper protocol"
     frontier = shelf.frontier_overlay()
     assert set(frontier["model"]) == {"openai:gpt-x", "openai:gpt-y", "hf:tiny"}  # the base is benchmarked too
     assert frontier.set_index("model").loc["openai:gpt-x", "accuracy"] == 75.0
-    assert frontier.set_index("model").loc["openai:gpt-x", "provenance"] == "tiny, mini (synthetic), n=4"
+    assert frontier.set_index("model").loc["openai:gpt-x", "provenance"] == "tiny, mini (synthetic), paper protocol, n=4"
     family = shelf.family_overlay().set_index("model")
     assert family.loc["Agentic memory", "spec"].endswith("mem-rl")  # the RL-trained agent beats more rows
     assert family.loc["GRPO MCQ-only", "accuracy"] == 100.0
@@ -221,7 +222,7 @@ def test_figures_command_draws_every_figure_with_your_runs(shelf_folders, tmp_pa
                  "06_training_curves"):
         assert (out / f"{name}.png").stat().st_size > 5000 and (out / f"{name}.pdf").is_file()
     printed = capsys.readouterr().out
-    assert "openai:gpt-x: frontier, tiny, mini (synthetic), 4 rows" in printed
+    assert "openai:gpt-x: frontier, tiny, mini (synthetic), paper protocol, 4 rows" in printed
     assert "(Agentic memory)" in printed
 
 

@@ -189,6 +189,11 @@ class EvalSettings:
                                              "recall my related preferences)")
     parser: str = setting("lenient", "'lenient': our cascade plus a leading-letter fallback; 'strict': the "
                                      "authors' first-match cascade, nothing else")
+    boxed_temperature: float | None = setting(None, "sampling temperature when a model is asked in the training "
+                                                    "(boxed) format (None: eval.temperature; the authors validate "
+                                                    "trained models greedily: 0)")
+    no_letter_fallback: str = setting("invalid", "a boxed-format reply without a letter: 'invalid', or "
+                                                 "'nearest_option' by sentence embedding (the authors' validation)")
     max_new_tokens: int = setting(2048, "reply cap (and the judge's)")
     mcq_max_new_tokens: int | None = setting(None, "reply cap on multiple-choice rows (None: max_new_tokens)")
     temperature: float = setting(0.7, "sampling temperature of the answers")

@@ -74,7 +74,9 @@ def _provenance(rows: pd.DataFrame) -> str:
         values = rows[column].dropna().astype(str).unique() if column in rows else []
         return "/".join(sorted(values)) if len(values) else fallback
 
-    return f"{known('profile', 'profile not recorded')}, {known('data_source', 'data not recorded')}"
+    # rows from before protocols existed followed what is now the paper protocol
+    return (f"{known('profile', 'profile not recorded')}, {known('data_source', 'data not recorded')}, "
+            f"{known('protocol', 'paper')} protocol")
 
 
 def _described(spec: str, rows: pd.DataFrame) -> dict[str, str]:

@@ -68,6 +68,8 @@ class RunSettings:
     recall_sentence: str = "people"  # eval.recall_sentence
     parser: str = "lenient"  # eval.parser
     judge_rubric: str = "graded"  # eval.judge_rubric
+    boxed_temperature: float | None = None  # eval.boxed_temperature
+    no_letter_fallback: str = "invalid"  # eval.no_letter_fallback
 
 @dataclass
 class EvalRun:
@@ -160,7 +162,7 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
     settings = settings or RunSettings()
     if settings.mode == "open" and not judge:
         raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
-    settings = replace(settings, prompt_format=resolve_format(model, settings.prompt_format))
+    settings = for_format(replace(settings, prompt_format=resolve_format(model, settings.prompt_format)))
     tasks, skipped = plan_tasks(data, model, settings)
     path = Path(out) if out else default_results_path(data, model, settings.mode, settings.size, settings.prompt_format,
                                                       settings.protocol)
@@ -193,6 +195,23 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
     if run.stopped and progress:
         print(run.stopped)
     return run
+
+
+def for_format(settings: RunSettings) -> RunSettings:
+    """The settings as they apply to the run's resolved prompt format (the boxed format's own temperature)."""
+    if settings.prompt_format == prompts.BOXED_FORMAT and settings.boxed_temperature is not None:
+        return replace(settings, sampling=replace(settings.sampling, temperature=settings.boxed_temperature))
+    return settings
+
+
+def nearest_option(reply: str, options: list[str]) -> str:
+    """The letter of the option closest to the reply by sentence embedding (the authors' no-letter fallback)."""
+    from ..answers import strip_thinking
+    from ..backends.baselines import minilm
+
+    vectors = minilm().encode([strip_thinking(reply).strip() or reply, *options], normalize_embeddings=True)
+    similarity = vectors[1:] @ vectors[0]
+    return prompts.LETTERS[int(similarity.argmax())]
 
 
 def cached_backends(spec: str, judge: str | None, store: CallCache, concurrency: int,
@@ -246,6 +265,12 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
                "cached": answer.cached}
         if settings.mode == "mcq":
             parsed = parse_choice(answer.text, strict=settings.parser == "strict")
+            fallback = (parsed is None and settings.no_letter_fallback == "nearest_option"
+                        and settings.prompt_format == prompts.BOXED_FORMAT)
+            if fallback:
+                options = [q["correct_answer"].iat[task.row], *q["incorrect_answers"].iat[task.row]]
+                parsed = nearest_option(answer.text, [options[i] for i in task.order])
+            row["letter_by_embedding"] = fallback
             valid = parsed is not None and parsed in prompts.LETTERS[:task.n_options]
             row.update(order=task.order, gold_letter=task.gold_letter, parsed=parsed, valid=valid,
                        correct=bool(valid and parsed == task.gold_letter),

@@ -52,7 +52,8 @@ def profile_settings(profile: Profile, mode: str, size: str, prompt_format: str 
                         concurrency=profile.eval.concurrency, profile=profile.name, prompt_format=prompt_format,
                         dtype=profile.model.dtype, batch_size=profile.eval.batch_size, protocol=protocol_tag(profile),
                         recall_sentence=profile.eval.recall_sentence, parser=profile.eval.parser,
-                        judge_rubric=profile.eval.judge_rubric)
+                        judge_rubric=profile.eval.judge_rubric, boxed_temperature=profile.eval.boxed_temperature,
+                        no_letter_fallback=profile.eval.no_letter_fallback)
 
 
 def plan(data: PersonaMemData, profile: Profile, models: list[str], judge: str | None,

@@ -25,7 +25,7 @@ from ..data.columns import content_text
 from ..data.loader import PersonaMemData
 from ..evaluate.cache import CallCache, opened_cache
 from ..evaluate.results import ResultsFile, read_results
-from ..evaluate.runner import EvalRun, RunSettings, cached_backends, default_results_path, score_tasks
+from ..evaluate.runner import EvalRun, RunSettings, cached_backends, default_results_path, for_format, score_tasks
 from ..evaluate.tasks import Task, build_task, resolve_format, rows_with_history, split_context
 from ..models import chat_template_length, tokenizer_for
 from ..prompts import BOXED_FORMAT, CHAT_FORMAT, boxed_system, memory_context
@@ -139,7 +139,7 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
         raise ValueError(f"{model!r}: give the memory agent a plain backend spec, without a context prefix")
     update_query = update_query or memory.update_query
     label = memory_spec(model, update_query)
-    settings = replace(settings, prompt_format=resolve_format(model, settings.prompt_format))
+    settings = for_format(replace(settings, prompt_format=resolve_format(model, settings.prompt_format)))
     path = Path(out) if out else default_results_path(data, label, settings.mode, settings.size, settings.prompt_format,
                                                       settings.protocol)
     rows = rows_with_history(data, settings.size, settings.limit)
