@@ -180,7 +180,8 @@ def test_the_shelf_sorts_your_runs_into_the_figures_they_belong_to(shelf_folders
     frontier = shelf.frontier_overlay()
     assert set(frontier["model"]) == {"openai:gpt-x", "openai:gpt-y", "hf:tiny"}  # the base is benchmarked too
     assert frontier.set_index("model").loc["openai:gpt-x", "accuracy"] == 75.0
-    assert frontier.set_index("model").loc["openai:gpt-x", "provenance"] == "tiny, mini (synthetic), paper protocol, n=4"
+    provenance = frontier.set_index("model").loc["openai:gpt-x", "provenance"]
+    assert provenance == "tiny, mini (synthetic), paper protocol, n=4"
     family = shelf.family_overlay().set_index("model")
     assert family.loc["Agentic memory", "spec"].endswith("mem-rl")  # the RL-trained agent beats more rows
     assert family.loc["GRPO MCQ-only", "accuracy"] == 100.0
