@@ -1,6 +1,6 @@
 """Prompt assembly: stable option orders, the recorded gold letter, contexts, judge framings."""
 
-from pmv2nb import prompts
+from pmv2nb import config, prompts
 from pmv2nb.evaluate import build_task, option_order
 from pmv2nb.evaluate.tasks import split_context
 
@@ -98,3 +98,82 @@ def test_a_comparison_can_narrow_its_multiple_choice_rows_only(benchmark_data, t
     table = compare_checkpoints(benchmark_data, config.resolve("tiny"), {"bm25": "baseline:bm25"}, judge=None,
                                 results_dir=tmp_path, cache=tmp_path / "calls.sqlite", modes=("mcq",), mcq_rows=5)
     assert table[["checkpoint", "mode", "prompt_format", "n"]].values.tolist() == [["bm25", "mcq", "chat", 5]]
+
+
+def _words(messages):
+    return sum(len(m["content"].split()) for m in messages)
+
+
+def test_fit_history_drops_code_filler_first_then_the_oldest_messages():
+    from pmv2nb.evaluate.tasks import fit_history
+
+    exchanges = [("I hike in the alps every summer", "Then pack layers, the weather turns fast"),
+                 ("Why does my function return None here", "It never returns, so Python gives None"),
+                 ("My sister is vegan now", "Good to know for the dinner plans"),
+                 ("Please look at this buggy loop", "The index starts at one, start it at zero"),
+                 ("I moved to Lisbon last year", "Welcome, Lisbon is lovely in spring")]
+    persona = {"role": "system", "content": "Profile of the user: a retired teacher"}
+    history = [persona] + [{"role": role, "content": text} for pair in exchanges
+                           for role, text in zip(("user", "assistant"), pair)]
+    query = {"role": "user", "content": "Help me plan a weekend, and explain this python code"}  # kept all the same
+    options = {"role": "system", "content": "Options: A, B, C, D"}
+    messages = [*history, query, options]
+    total = _words(messages)
+    kept, dropped = fit_history(messages, _words, total)
+    assert kept == messages and kept is not messages and dropped == []  # a prompt that fits is untouched
+    kept, dropped = fit_history(messages, _words, total - 1)
+    assert dropped == history[3:5]  # the older code exchange, question and reply together
+    kept, dropped = fit_history(messages, _words, total - _words(history[3:5]) - 1)
+    assert dropped == history[3:5] + history[7:9]  # both code exchanges, oldest first
+    kept, dropped = fit_history(messages, _words, total - _words(history[3:5] + history[7:9]) - 1)
+    assert dropped == history[1:2] + history[3:5] + history[7:9]  # then the oldest message
+    assert kept == [persona, *history[2:3], *history[5:7], *history[9:], query, options]
+    kept, dropped = fit_history(messages, _words, 0)  # cannot fit: everything droppable goes, nothing else
+    assert kept == [persona, query, options] and len(dropped) == 10
+
+
+def test_max_prompt_tokens_cuts_long_histories_and_the_row_records_it(benchmark_data, tmp_path):
+    from pmv2nb.evaluate import RunSettings, run_eval
+    from pmv2nb.evaluate.runner import _Tokens, plan_tasks
+    from pmv2nb.evaluate.tasks import CODE_FILLER
+
+    count = _Tokens().messages
+    whole, _ = plan_tasks(benchmark_data, "baseline:longest", RunSettings(size="128k", limit=2))
+    assert all(not t.dropped for t in whole)
+    size = count(whole[0].messages)
+    light, _ = plan_tasks(benchmark_data, "baseline:longest", RunSettings(size="128k", limit=2,
+                                                                          max_prompt_tokens=size - 500))
+    assert light[0].dropped and all(any(CODE_FILLER.search(m["content"]) for m in light[0].dropped[i:i + 2])
+                                    for i in range(0, len(light[0].dropped), 2))  # only code exchanges went
+    tight, _ = plan_tasks(benchmark_data, "baseline:longest", RunSettings(size="128k", limit=2, max_prompt_tokens=3000))
+    task = tight[0]
+    assert count(task.messages) <= 3000 and not any(CODE_FILLER.search(m["content"]) for m in task.messages[1:-2])
+    assert task.messages[0] == whole[0].messages[0] and task.messages[0]["role"] == "system"  # the persona stays
+    assert task.messages[-2:] == whole[0].messages[-2:]  # query and options too
+    history = whole[0].messages[1:-2]
+    code = {j for i in range(len(history) - 1) for j in (i, i + 1)
+            if (history[i]["role"], history[i + 1]["role"]) == ("user", "assistant")
+            and any(CODE_FILLER.search(m["content"]) for m in history[i:i + 2])}
+    rest, kept = [m for i, m in enumerate(history) if i not in code], task.messages[1:-2]
+    assert kept and kept == rest[len(rest) - len(kept):]  # past the code exchanges, the newest messages survive
+    rows = run_eval(benchmark_data, "baseline:longest", RunSettings(size="128k", limit=2, max_prompt_tokens=3000),
+                    out=tmp_path / "r.jsonl", cache=tmp_path / "c.sqlite", progress=False).results
+    assert (rows["dropped_messages"] == len(task.dropped)).all() and len(task.dropped) > 0
+    untouched = run_eval(benchmark_data, "baseline:longest", RunSettings(limit=2), out=tmp_path / "u.jsonl",
+                         cache=tmp_path / "c.sqlite", progress=False).results
+    assert (untouched["dropped_messages"] == 0).all()
+
+
+def test_the_prompt_budget_setting_cuts_histories_and_each_row_says_so(benchmark_data, tmp_path):
+    from dataclasses import replace
+
+    from pmv2nb.evaluate import run_eval
+    from pmv2nb.evaluate.suite import profile_settings
+
+    settings = profile_settings(config.resolve("tiny", {"eval.max_prompt_tokens": 1500}), "mcq", "32k")
+    run = run_eval(benchmark_data, "baseline:bm25", replace(settings, limit=3), out=tmp_path / "cut.jsonl",
+                   cache=tmp_path / "c.sqlite", progress=False)
+    assert (run.results["dropped_messages"] > 0).all()
+    whole = run_eval(benchmark_data, "baseline:bm25", replace(profile_settings(config.resolve("tiny"), "mcq", "32k"),
+                     limit=3), out=tmp_path / "whole.jsonl", cache=tmp_path / "c.sqlite", progress=False)
+    assert (whole.results["dropped_messages"] == 0).all()

@@ -205,6 +205,12 @@ class EvalSettings:
     serve_profile_model: bool = setting(False, "start `transformers serve` on the profile's model and ask it there")
     orders: int = setting(1, "option orders per MCQ row (more than 1 measures position bias)")
     probe_rows: int | None = setting(24, "rows of the side checks: position bias (four orders), a format mismatch")
+    rag_window: int = setting(6, "rag: specs: messages per retrieved window of the history (the authors': 6)")
+    rag_overlap: int = setting(2, "rag: specs: messages shared by neighbouring windows (the authors': 2)")
+    rag_top_k: int = setting(10, "rag: specs: windows kept, the most similar to the query (the authors': 10)")
+    max_prompt_tokens: int | None = setting(None, "cut a history that would make the prompt longer than this, "
+                                                  "code-debugging filler first, then the oldest messages, and record "
+                                                  "it in the row (None: never cut; an over-long prompt stops the run)")
 
 
 @settings_class

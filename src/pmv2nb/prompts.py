@@ -33,6 +33,8 @@ MCQ_INSTRUCTIONS = (
 )
 
 ORACLE_INTRO = "Earlier conversation between the user and the assistant (the part that matters here):"
+RAG_INTRO = ("The messages that follow are excerpts from your earlier conversations with this user, picked as "
+             "the ones most relevant to their next request.")
 
 JUDGE_POSITIVE = (
     "You are grading how well an assistant's reply is personalized to its user.\n\n"
@@ -93,6 +95,11 @@ def oracle_context(snippet: list[dict]) -> list[dict]:
     """Replace the whole history by the evidence session only (the oracle baseline)."""
     lines = [f"{m['role']}: {content_text(m['content'])}" for m in snippet]
     return [{"role": "system", "content": ORACLE_INTRO + "\n\n" + "\n\n".join(lines)}]
+
+
+def rag_context(excerpts: list[dict]) -> list[dict]:
+    """The retrieved messages with their own roles, after a note saying they are excerpts (the RAG baseline)."""
+    return [{"role": "system", "content": RAG_INTRO}, *excerpts]
 
 
 def is_negative_preference(preference: str) -> bool:

@@ -49,7 +49,7 @@ def classify(spec: str, runs_dir: Path, base_models: tuple[str, ...] = ()) -> tu
     engine, _, name = backend.partition(":")
     if engine == "baseline":
         return BASELINE, None, 0
-    if context in ("none", "oracle"):
+    if context in ("none", "oracle", "rag"):
         return OTHER, None, 0
     folder = _run_folder(name, runs_dir) if engine in ("hf", "vllm") else None
     run = read_run_record(folder) if folder else {}

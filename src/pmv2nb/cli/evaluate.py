@@ -46,7 +46,7 @@ def add_parsers(commands) -> None:
     evaluate = commands.add_parser("eval", help="benchmark a model spec (resumable; results as JSONL)")
     add_run_options(evaluate, modes=("mcq", "open", "both"), out_help="results JSONL (default results/eval/...)")
     evaluate.add_argument("--model", required=True,
-                          help="openai:NAME[@URL], vllm:MODEL, hf:PATH, baseline:NAME; prefix nohistory: or oracle:")
+                          help="openai:NAME[@URL], vllm:MODEL, hf:PATH, baseline:NAME; prefix nohistory: oracle: rag:")
     evaluate.add_argument("--orders", type=int, default=None,
                           help="option orders per row, for a position-bias check (eval.orders)")
     evaluate.add_argument("--dry-run", action="store_true", help="print calls, tokens and cost; call nothing")

@@ -25,6 +25,7 @@ from .cost import call_cost
 from .judging import judge_requests, read_verdict
 from .parsing import parse_choice
 from .results import ResultsFile, read_results
+from .retrieval import Retrieval, embed_queries
 from .tasks import MODES, Task, build_task, resolve_format, row_facts, rows_with_history, split_context
 
 EXPECTED_OUTPUT_TOKENS = {"mcq": 500, "open": 600, "judge": 350}  # typical lengths, for estimates only
@@ -70,6 +71,10 @@ class RunSettings:
     judge_rubric: str = "graded"  # eval.judge_rubric
     boxed_temperature: float | None = None  # eval.boxed_temperature
     no_letter_fallback: str = "invalid"  # eval.no_letter_fallback
+    rag_window: int = 6  # eval.rag_window, for rag: specs
+    rag_overlap: int = 2  # eval.rag_overlap
+    rag_top_k: int = 10  # eval.rag_top_k
+    max_prompt_tokens: int | None = None  # a longer prompt loses filler, then its oldest messages (fit_history)
 
 @dataclass
 class EvalRun:
@@ -89,12 +94,18 @@ class _Tokens:
         from ..models import tokenizer_for
 
         self.tokenizer = tokenizer_for("tiny")
+        self._seen: dict[str, int] = {}  # the questions of a persona share its history: count each text once
 
     def messages(self, messages: list[dict]) -> int:
         from ..data.columns import content_text
 
-        return sum(len(self.tokenizer(content_text(m["content"]), add_special_tokens=False)["input_ids"]) + 4
-                   for m in messages)
+        total = 0
+        for m in messages:
+            text = content_text(m["content"])
+            if text not in self._seen:
+                self._seen[text] = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + 4
+            total += self._seen[text]
+        return total
 
 
 def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple[list[Task], int]:
@@ -107,7 +118,12 @@ def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple
     rows = rows[:settings.limit] if settings.limit is not None else rows
     variants = range(settings.variants if settings.mode == "mcq" else 1)
     prompt_format = resolve_format(model, settings.prompt_format)
-    tasks = [build_task(data, row, settings.mode, settings.size, context, v, prompt_format, settings.recall_sentence)
+    retrieval = Retrieval(settings.rag_window, settings.rag_overlap, settings.rag_top_k)
+    if context == "rag":
+        embed_queries([data.questions["query_text"].iat[row] for row in rows])
+    counter = _Tokens().messages if settings.max_prompt_tokens is not None else None
+    tasks = [build_task(data, row, settings.mode, settings.size, context, v, prompt_format, settings.recall_sentence,
+                        retrieval, counter, settings.max_prompt_tokens)
              for row in rows for v in variants]
     return tasks, skipped
 
@@ -123,7 +139,7 @@ def estimate(data: PersonaMemData, model: str, settings: RunSettings, judge: str
     tokens_in = 0
     for task in tasks:
         known = data.questions[f"total_tokens_in_chat_history_{settings.size}"].iat[task.row]
-        if context == "full" and not pd.isna(known):
+        if context == "full" and not task.dropped and not pd.isna(known):
             history = len(data.chat_history(task.row, settings.size))
             tokens_in += int(known) + counter.messages(task.messages[history:])
         else:
@@ -158,7 +174,7 @@ def _priced_name(spec: str, aliases: dict) -> str | None:
 def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = None, *, judge: str | None = None,
              out: str | Path | None = None, cache: CallCache | str | Path | None = None,
              progress: bool = True) -> EvalRun:
-    """Evaluate ``model`` (a spec, optionally prefixed ``nohistory:`` or ``oracle:``) and return its results."""
+    """Evaluate ``model`` (a spec, maybe prefixed ``nohistory:``, ``oracle:`` or ``rag:``) and return its results."""
     settings = settings or RunSettings()
     if settings.mode == "open" and not judge:
         raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
@@ -262,7 +278,9 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
                **row_facts(q, task.row, settings.size),
                "response": answer.text, "finish_reason": answer.finish_reason, "tokens_in": answer.tokens_in,
                "tokens_out": answer.tokens_out, "latency_s": round(answer.latency_s, 4), "cost_usd": cost,
-               "cached": answer.cached}
+               "cached": answer.cached, "dropped_messages": len(task.dropped)}
+        if task.rag_windows is not None:
+            row["rag_windows"] = task.rag_windows
         if settings.mode == "mcq":
             parsed = parse_choice(answer.text, strict=settings.parser == "strict")
             fallback = (parsed is None and settings.no_letter_fallback == "nearest_option"

@@ -23,8 +23,9 @@ HEURISTIC_BASELINES = ("baseline:random", "baseline:longest", "baseline:shortest
 
 
 def baseline_specs(model: str) -> list[str]:
-    """The answer-only baselines plus ``model`` without the history and with only the evidence."""
-    return [*HEURISTIC_BASELINES, f"nohistory:{model}", f"oracle:{model}"]
+    """The answer-only baselines plus ``model`` without the history, with only the evidence and with retrieved
+    windows of the history (the authors' RAG baseline)."""
+    return [*HEURISTIC_BASELINES, f"nohistory:{model}", f"oracle:{model}", f"rag:{model}"]
 
 
 def answer_tokens(profile: Profile, mode: str) -> int:
@@ -53,7 +54,9 @@ def profile_settings(profile: Profile, mode: str, size: str, prompt_format: str 
                         dtype=profile.model.dtype, batch_size=profile.eval.batch_size, protocol=protocol_tag(profile),
                         recall_sentence=profile.eval.recall_sentence, parser=profile.eval.parser,
                         judge_rubric=profile.eval.judge_rubric, boxed_temperature=profile.eval.boxed_temperature,
-                        no_letter_fallback=profile.eval.no_letter_fallback)
+                        no_letter_fallback=profile.eval.no_letter_fallback, rag_window=profile.eval.rag_window,
+                        rag_overlap=profile.eval.rag_overlap, rag_top_k=profile.eval.rag_top_k,
+                        max_prompt_tokens=profile.eval.max_prompt_tokens)
 
 
 def plan(data: PersonaMemData, profile: Profile, models: list[str], judge: str | None,

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from .. import prompts
+from ..data.columns import content_text
 from ..data.loader import PersonaMemData
 from ..models import read_run_record
+from .retrieval import Retrieval, excerpt, retrieve
 
 MODES = ("mcq", "open")
 # memory contexts label the memory agent's results (pmv2nb.memory); run_eval does not build them
-CONTEXTS = {"full": "", "none": "nohistory:", "oracle": "oracle:", "memory": "memory:", "memory+query": "memory+query:"}
+CONTEXTS = {"full": "", "none": "nohistory:", "oracle": "oracle:", "rag": "rag:", "memory": "memory:",
+            "memory+query": "memory+query:"}
 
 
 def split_context(spec: str) -> tuple[str, str]:
@@ -58,16 +63,29 @@ class Task:
     order: list[int] | None = None  # order[i] = original option shown at letter i (0 = gold)
     gold_letter: str | None = None
     n_options: int = 0
+    rag_windows: list[int] | None = None  # start (in messages after the persona's) of each retrieved window
+    dropped: list[dict] = field(default_factory=list)  # history messages left out by fit_history
 
 
-def context_messages(data: PersonaMemData, row: int, size: str, context: str) -> list[dict]:
-    """The messages before the query: the whole history, nothing, or only the evidence session."""
+def rag_messages(data: PersonaMemData, row: int, size: str,
+                 retrieval: Retrieval = Retrieval()) -> tuple[list[dict], list[int]]:
+    """The RAG context (see :mod:`.retrieval`) and the start of each window it kept."""
+    history = data.history(row, size, keep_persona=False)
+    spans = retrieve(history, data.questions["query_text"].iat[row], retrieval)
+    return prompts.rag_context(excerpt(history, spans)), [start for start, _ in spans]
+
+
+def context_messages(data: PersonaMemData, row: int, size: str, context: str,
+                     retrieval: Retrieval = Retrieval()) -> list[dict]:
+    """The messages before the query: the whole history, nothing, only the evidence session, or retrieved windows."""
     if context == "full":
         return list(data.history(row, size, keep_persona=True))
     if context == "none":
         return []
     if context == "oracle":
         return prompts.oracle_context(data.questions["related_conversation_snippet"].iat[row])
+    if context == "rag":
+        return rag_messages(data, row, size, retrieval)[0]
     if context.startswith("memory"):
         raise ValueError("memory-agent specs are run by pmv2nb.memory.run_memory (`pmv2nb memory run`), "
                          "which builds the notes first")
@@ -82,13 +100,18 @@ def rows_with_history(data: PersonaMemData, size: str, limit: int | None = None)
 
 
 def build_task(data: PersonaMemData, row: int, mode: str, size: str, context: str = "full",
-               variant: int = 0, prompt_format: str = prompts.CHAT_FORMAT, recall: str = "people") -> Task:
+               variant: int = 0, prompt_format: str = prompts.CHAT_FORMAT, recall: str = "people",
+               retrieval: Retrieval = Retrieval(), count_tokens: Callable[[list[dict]], int] | None = None,
+               max_prompt_tokens: int | None = None) -> Task:
     """One prompt in one of :data:`prompts.PROMPT_FORMATS`: the evaluation's ``chat`` format or the
     training's ``boxed``.
 
     ``recall`` picks the chat format's recall sentence (``eval.recall_sentence``). Options are in the same
     stable per-row order in both formats; the gold letter is upper case
     either way, as :func:`~pmv2nb.evaluate.parsing.parse_choice` returns.
+
+    ``retrieval`` sets the ``rag`` context's windows; with ``max_prompt_tokens`` (and ``count_tokens``) a
+    longer prompt is cut by :func:`fit_history`.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -103,14 +126,60 @@ def build_task(data: PersonaMemData, row: int, mode: str, size: str, context: st
         shown = [options[i] for i in order]
         task.order, task.n_options = order, len(options)
         task.gold_letter = prompts.LETTERS[order.index(0)]
-    context_part = context_messages(data, row, size, context)
+    if context == "rag":
+        context_part, task.rag_windows = rag_messages(data, row, size, retrieval)
+    else:
+        context_part = context_messages(data, row, size, context)
     if prompt_format == prompts.BOXED_FORMAT:
         task.messages = [prompts.boxed_system(), *context_part, prompts.training_query(q["user_query"].iat[row], shown)]
     else:
         task.messages = [*context_part, prompts.with_recall_note(q["user_query"].iat[row], recall)]
         if shown is not None:
             task.messages.append(prompts.mcq_message(shown))
+    if max_prompt_tokens is not None and count_tokens is not None:
+        task.messages, task.dropped = fit_history(task.messages, count_tokens, max_prompt_tokens)
     return task
+
+
+# what marks the 128k filler's code-debugging exchanges (the authors matched code, python and buggy)
+CODE_FILLER = re.compile(r"\b(code|python|bugs?|buggy|traceback|debug\w*)\b", re.IGNORECASE)
+
+
+def fit_history(messages: list[dict], count_tokens: Callable[[list[dict]], int],
+                limit: int) -> tuple[list[dict], list[dict]]:
+    """Cut a prompt longer than ``limit`` tokens: code-debugging exchanges first, oldest first, then the oldest
+    messages; returns the kept messages and the dropped ones, both in their original order.
+
+    A fallback for 128k histories past a model's context (the authors drop only code messages, at
+    random, and may still overflow). System messages (the persona's, the options) and the last user
+    message (the query) with everything after it are never dropped. ``count_tokens`` counts a list of
+    messages; it is called on one message at a time.
+    """
+    sizes = [count_tokens([m]) for m in messages]
+    excess = sum(sizes) - limit
+    if excess <= 0:
+        return list(messages), []
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    query = users[-1] if users else len(messages)
+    droppable = [i for i in range(query) if messages[i]["role"] != "system"]
+    order = []  # indices in the order they go, in groups that go together
+    for i in droppable:
+        if messages[i]["role"] != "user":
+            continue
+        reply = i + 1 if i + 1 < query and messages[i + 1]["role"] == "assistant" else None
+        pair = [i] if reply is None else [i, reply]
+        if any(CODE_FILLER.search(content_text(messages[j]["content"])) for j in pair):
+            order.append(pair)
+    order += [[i] for i in droppable]
+    gone: set[int] = set()
+    for group in order:
+        if excess <= 0:
+            break
+        fresh = [i for i in group if i not in gone]
+        gone.update(fresh)
+        excess -= sum(sizes[i] for i in fresh)
+    return ([m for i, m in enumerate(messages) if i not in gone],
+            [m for i, m in enumerate(messages) if i in gone])
 
 
 def trained_format(spec: str) -> str | None:
