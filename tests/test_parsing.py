@@ -69,3 +69,10 @@ def test_closing_think_tag_alone_keeps_only_the_answer_part():
 ])
 def test_parse_score(text, expected):
     assert parse_score(text) == expected
+
+
+def test_a_reply_opening_with_a_training_label_is_that_choice_but_an_article_is_not():
+    assert parse_choice("b) Bring a dairy-free fruit salad") == "B"  # copied option in the (a)-(d) labels
+    assert parse_choice("a) Stay in") == "A"
+    assert parse_choice("a dairy-free dessert sounds good") is None  # the article, not an option
+    assert parse_choice("b) Bring a salad", strict=True) is None  # the authors' cascade does not read it

@@ -106,8 +106,8 @@ class SFTSettings(TrainingSettings):
     """SFT cold start: the token budget of prompt plus reply, and how often validation loss is measured."""
 
     max_length: int = setting(help="tokens of prompt plus reply; longer histories keep their newest part")
-    think_instruction: bool = setting(False, "SFT prompts keep the 'think inside <think>' sentence (the targets have "
-                                             "no think block, so the default strips it, as the authors do)")
+    think_instruction: bool = setting(True, "SFT prompts keep the 'think inside <think>' sentence, so they are the "
+                                            "GRPO and evaluation prompts exactly (the authors strip it: false)")
     max_grad_norm: float = setting(1.0, "gradient clipping (the authors' SFT: 0.5)")
     eval_every: int = setting(50, "steps between validation-loss measurements")
     eval_rows: int | None = setting(200, "val rows used for that loss (each gives an MCQ and an open example)")

@@ -34,7 +34,7 @@ PROTOCOLS: dict[str, dict[str, object]] = {
         "memory.rl.require_think_open": False,
     },
     "paper": {
-        "sft.think_instruction": False,
+        "sft.think_instruction": True,
         "sft.max_grad_norm": 1.0,
         "grpo.require_think_mcq": False,
         "grpo.require_think_open": False,

@@ -34,6 +34,9 @@ _CASCADE: list[tuple[re.Pattern, bool]] = [
 # Last resort: a reply that opens with a capital letter and a full stop or bracket ("B. <option text>")
 # chose that option; small models answer by copying the option they pick. The first one counts.
 _LEADING_LETTER = re.compile(r"^[\s*_`#]*\(?([A-J])[.):](?:\s|$)")
+# ... or, in the training format's labels, a lower-case letter closed by a bracket ("b) <option text>"),
+# which unlike a bare "a" cannot be the article
+_LEADING_LABEL = re.compile(r"^[\s*_`#]*\(?([a-j])\)(?:\s|$)")
 
 
 def _trusted(match: re.Match, text: str, lower_ok: bool) -> bool:
@@ -84,8 +87,8 @@ def parse_choice(text: str | None, strict: bool = False) -> str | None:
         matches = [m for m in pattern.finditer(body) if _trusted(m, body, lower_ok)]
         if matches:
             return matches[-1].group(1).upper()
-    leading = _LEADING_LETTER.match(body)
-    return leading.group(1) if leading else None
+    leading = _LEADING_LETTER.match(body) or _LEADING_LABEL.match(body)
+    return leading.group(1).upper() if leading else None
 
 
 _BOXED_NUMBER = re.compile(r"\\boxed\{\s*(?:\\text\{)?\s*([-+]?\d*\.?\d+)\s*\}?\s*\}")
