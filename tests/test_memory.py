@@ -2,6 +2,7 @@
 resumption, the query switch, token accounting and the audits on the notes themselves."""
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -210,6 +211,12 @@ def test_reanswer_uses_the_edited_notes(benchmark_data, tmp_path):
     assert edited in sent[0]["content"] and result["memory"] == edited
     assert len(sent) == 3  # the notes, the query, the options: no history
     assert result["parsed"] in "ABCD" and result["model"].startswith("memory:")
+    with FakeOpenAI() as fake:  # asked in the boxed format, reanswer takes that format's temperature like every run
+        boxed = replace(_settings(limit=1), prompt_format="boxed", boxed_temperature=0.0)
+        result = reanswer(benchmark_data, 0, edited, f"openai:fake@{fake.url}", boxed, cache=tmp_path / "c.sqlite")
+        request = fake.requests[-1]
+    assert request["temperature"] == 0.0 and result["prompt_format"] == "boxed"
+    assert edited in request["messages"][0]["content"]  # the notes join the boxed system instruction
 
 
 def test_memory_diff_and_trajectory_table():

@@ -156,7 +156,9 @@ def test_notebook_04_trains_grpo_and_the_ablations_from_an_sft_run(tmp_path, tin
     assert "rewards/mcq_reward/mean" in metrics and metrics["loss"].notna().sum() == 2
     for name in ("04_grpo_rewards", "04_grpo_ablations"):
         assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file()
-    assert records["weight_change"]["tensors"] > 0  # measured against the SFT init
+    from pmv2nb.train.common import weight_change
+
+    assert records["weight_change"] == pytest.approx(weight_change(sft, run))  # measured against the SFT init
     assert {r["checkpoint"] for r in records["ablations"]} == {"GRPO mixed", "GRPO mcq-only", "GRPO open-only"}
     assert {r["checkpoint"] for r in records["sft_vs_grpo"]} == {"SFT", "GRPO mixed"}
     rows = read_results(*sorted(results.glob("*.jsonl")))

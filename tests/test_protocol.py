@@ -197,14 +197,15 @@ def test_every_stage_runs_under_the_official_protocol_from_the_command_line(tmp_
 def test_trained_format_switches_greedy_decoding_and_the_nearest_option_fallback():
     from dataclasses import replace
 
-    from pmv2nb.evaluate.runner import for_format, nearest_option
+    from pmv2nb.evaluate.runner import nearest_option, settings_for
     from pmv2nb.evaluate.suite import profile_settings
 
     theirs = profile_settings(resolve("tiny", {"protocol": "official"}), "mcq", "32k")
     ours = profile_settings(TINY, "mcq", "32k")
-    assert for_format(replace(theirs, prompt_format="boxed")).sampling.temperature == 0.0
-    assert for_format(replace(theirs, prompt_format="chat")).sampling.temperature == theirs.sampling.temperature
-    assert for_format(replace(ours, prompt_format="boxed")).sampling == ours.sampling
+    assert settings_for("hf:tiny", replace(theirs, prompt_format="boxed")).sampling.temperature == 0.0
+    chat = settings_for("hf:tiny", theirs)  # a base model with no format given is asked in chat
+    assert chat.prompt_format == "chat" and chat.sampling.temperature == theirs.sampling.temperature
+    assert settings_for("hf:tiny", replace(ours, prompt_format="boxed")).sampling == ours.sampling
     assert theirs.no_letter_fallback == "nearest_option" and ours.no_letter_fallback == "invalid"
     options = ["Book a quiet table by the window.", "Order the spiciest curry on the menu.", "Skip dinner tonight."]
     assert nearest_option("<think>hmm</think>I would order the spiciest curry they have.", options) == "B"

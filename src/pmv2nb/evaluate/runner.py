@@ -178,7 +178,7 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
     settings = settings or RunSettings()
     if settings.mode == "open" and not judge:
         raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
-    settings = for_format(replace(settings, prompt_format=resolve_format(model, settings.prompt_format)))
+    settings = settings_for(model, settings)
     tasks, skipped = plan_tasks(data, model, settings)
     path = Path(out) if out else default_results_path(data, model, settings.mode, settings.size, settings.prompt_format,
                                                       settings.protocol)
@@ -213,8 +213,10 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
     return run
 
 
-def for_format(settings: RunSettings) -> RunSettings:
-    """The settings as they apply to the run's resolved prompt format (the boxed format's own temperature)."""
+def settings_for(model: str, settings: RunSettings) -> RunSettings:
+    """The settings as they apply to ``model``: its prompt format resolved (a trained run's own), and in the
+    boxed format that format's temperature. Every path that asks a model (eval, memory run, reanswer) uses it."""
+    settings = replace(settings, prompt_format=resolve_format(model, settings.prompt_format))
     if settings.prompt_format == prompts.BOXED_FORMAT and settings.boxed_temperature is not None:
         return replace(settings, sampling=replace(settings.sampling, temperature=settings.boxed_temperature))
     return settings

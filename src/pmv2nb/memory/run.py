@@ -25,7 +25,7 @@ from ..data.columns import content_text
 from ..data.loader import PersonaMemData
 from ..evaluate.cache import CallCache, opened_cache
 from ..evaluate.results import ResultsFile, read_results
-from ..evaluate.runner import EvalRun, RunSettings, cached_backends, default_results_path, for_format, score_tasks
+from ..evaluate.runner import EvalRun, RunSettings, cached_backends, default_results_path, score_tasks, settings_for
 from ..evaluate.tasks import Task, build_task, resolve_format, rows_with_history, split_context
 from ..models import chat_template_length, tokenizer_for
 from ..prompts import BOXED_FORMAT, CHAT_FORMAT, boxed_system, memory_context
@@ -139,7 +139,7 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
         raise ValueError(f"{model!r}: give the memory agent a plain backend spec, without a context prefix")
     update_query = update_query or memory.update_query
     label = memory_spec(model, update_query)
-    settings = for_format(replace(settings, prompt_format=resolve_format(model, settings.prompt_format)))
+    settings = settings_for(model, settings)
     path = Path(out) if out else default_results_path(data, label, settings.mode, settings.size, settings.prompt_format,
                                                       settings.protocol)
     rows = rows_with_history(data, settings.size, settings.limit)
@@ -227,12 +227,13 @@ def _with_memory(task: Task, notes: str, prompt_format: str = CHAT_FORMAT) -> Ta
 def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: RunSettings, *,
              judge: str | None = None, cache: CallCache | str | Path | None = None) -> dict:
     """Answer one row from notes you supply (for example notes you edited by hand); nothing is saved."""
+    # resolved like every run, so a trained model is asked (and its row recorded) in its own format
+    settings = settings_for(model, settings)
     with opened_cache(cache) as store:
         answerer, grader = cached_backends(model, judge, store, settings.concurrency, settings.batch_size,
                                            settings.dtype)
-        prompt_format = resolve_format(model, settings.prompt_format)
-        task = _with_memory(build_task(data, row, settings.mode, settings.size, "none", 0, prompt_format,
-                                       settings.recall_sentence), notes, prompt_format)
+        task = _with_memory(build_task(data, row, settings.mode, settings.size, "none", 0, settings.prompt_format,
+                                       settings.recall_sentence), notes, settings.prompt_format)
         scratch = EvalRun(path=Path("unsaved"), results=pd.DataFrame())
         result = score_tasks(data, [task], memory_spec(model), judge, answerer, grader, settings, scratch)[0]
     return {"memory": notes, **result}
