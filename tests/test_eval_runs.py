@@ -56,7 +56,7 @@ def test_torn_last_line_is_cut_and_rows_are_never_duplicated(tmp_path):
         results.append(row)
     path.write_text(path.read_text() + '{"question_id": "q2", "mod')  # killed mid-write
     with ResultsFile(path) as results:
-        assert ("q1", "m", "mcq", "32k", 0, "chat", "paper") in results and len(results.done) == 1
+        assert ("q1", "m", "mcq", "32k", 0, "chat", "paper", "") in results and len(results.done) == 1
         results.append({**row, "question_id": "q2"})
     assert list(read_results(path)["question_id"]) == ["q1", "q2"]
 

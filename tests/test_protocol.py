@@ -179,6 +179,7 @@ def test_every_stage_runs_under_the_official_protocol_from_the_command_line(tmp_
     for run in (sft, grpo):
         record = json.loads((run / "run.json").read_text())
         assert record["protocol"] == "official" and record["protocol_changes"] == {}
+        assert record["train_prompt"] == {"system": "generic", "recall": False, "max_options": 4}
     assert json.loads((grpo / "run.json").read_text())["settings"]["lr_scheduler"] == "constant"
     out = tmp_path / "memory.jsonl"
     assert main(["memory", "run", *common, "--model", "hf:tiny", "--limit", "2", "--max-chunks", "2",
@@ -209,3 +210,122 @@ def test_trained_format_switches_greedy_decoding_and_the_nearest_option_fallback
     assert theirs.no_letter_fallback == "nearest_option" and ours.no_letter_fallback == "invalid"
     options = ["Book a quiet table by the window.", "Order the spiciest curry on the menu.", "Skip dinner tonight."]
     assert nearest_option("<think>hmm</think>I would order the spiciest curry they have.", options) == "B"
+
+
+def _five_option_row(data) -> int:
+    counts = data.questions["incorrect_answers"].map(len)
+    return int(counts.index[counts >= 4][0])
+
+
+def test_training_prompt_switches_shape_training_and_trained_model_prompts(benchmark_data):
+    from pmv2nb.data import load_profile_split
+    from pmv2nb.evaluate.tasks import build_task
+    from pmv2nb.models import tokenizer_for
+    from pmv2nb.train.examples import PromptBuilder
+
+    official = resolve("tiny", {"protocol": "official"}).train_prompt
+    train = load_profile_split(TINY, "train")
+    row = _five_option_row(train)
+    ours = PromptBuilder(train, tokenizer_for("tiny"), 100_000).prompt(row, "mcq")
+    theirs = PromptBuilder(train, tokenizer_for("tiny"), 100_000, style=official).prompt(row, "mcq")
+    assert ours["messages"][0]["content"] == prompts.TRAIN_SYSTEM
+    assert theirs["messages"][0]["content"] == prompts.GENERIC_SYSTEM
+    assert ours["messages"][1] == theirs["messages"][1] and ours["messages"][1]["role"] == "system"  # the persona
+    query_ours, query_theirs = ours["messages"][-1]["content"], theirs["messages"][-1]["content"]
+    assert "conversations" in query_ours and "conversations" not in query_theirs  # no recall request
+    assert len(ours["options"]) == 5 and len(theirs["options"]) == 4
+    gold = train.questions["correct_answer"].iat[row]
+    assert theirs["options"][theirs["option_order"].index(0)] == gold  # the gold answer always stays
+    assert set(theirs["options"]) == {gold, *train.questions["incorrect_answers"].iat[row][:3]}
+    open_query = PromptBuilder(train, tokenizer_for("tiny"), 100_000, style=official).prompt(row, "open")
+    assert open_query["messages"][-1]["content"].endswith(prompts.THINK_SENTENCE)  # the think request moved here
+
+    row = _five_option_row(benchmark_data)
+    boxed = build_task(benchmark_data, row, "mcq", "32k", prompt_format="boxed", style=official)
+    chat = build_task(benchmark_data, row, "mcq", "32k", prompt_format="chat", style=official)
+    assert boxed.n_options == 4 and "(e)" not in boxed.messages[-1]["content"]
+    assert boxed.messages[0]["content"] == prompts.GENERIC_SYSTEM
+    assert chat.n_options == 5  # the evaluation's own format always shows every option
+    with pytest.raises(ValueError, match="train_prompt.system"):
+        prompts.boxed_system(style=with_overrides(TINY, {"train_prompt.system": "chatty"}).train_prompt)
+
+
+def test_a_trained_run_is_asked_in_the_prompt_style_it_recorded(tmp_path):
+    import json
+
+    from pmv2nb.evaluate.runner import RunSettings, settings_for
+
+    (tmp_path / "run.json").write_text(json.dumps({
+        "prompt_format": "boxed", "train_prompt": {"system": "generic", "recall": False, "max_options": 4}}))
+    settings = settings_for(f"hf:{tmp_path}", RunSettings())
+    assert settings.prompt_format == "boxed" and settings.train_prompt.system == "generic"
+    assert settings.train_prompt.max_options == 4
+    assert settings_for("hf:tiny", RunSettings()).train_prompt.system == "instructed"
+
+
+def test_grpo_long_prompt_switch_drops_rows_instead_of_cutting_them():
+    from pmv2nb.data import load_profile_split
+    from pmv2nb.models import tokenizer_for
+    from pmv2nb.train.examples import grpo_prompts
+
+    train, tokenizer = load_profile_split(TINY, "train"), tokenizer_for("tiny")
+    cut, cut_report = grpo_prompts(train, tokenizer, 700, limit=6, progress=False)
+    dropped, drop_report = grpo_prompts(train, tokenizer, 700, limit=6, progress=False, long_prompts="drop")
+    assert len(cut) == 6 and cut_report.truncated == 6 and not cut_report.dropped_rows
+    assert not dropped and drop_report.dropped_rows == 6 and "6 over-long rows left out" in drop_report.summary()
+    # past the compute cut but within drop_over: kept, and cut like any row
+    kept, report = grpo_prompts(train, tokenizer, 700, limit=6, progress=False, long_prompts="drop", drop_over=16384)
+    assert len(kept) == 6 and report.truncated == 6 and not report.dropped_rows
+    assert all(r["prompt_tokens"] <= 700 for r in kept)
+    with pytest.raises(ValueError, match="long_prompts"):
+        grpo_prompts(train, tokenizer, 700, limit=1, progress=False, long_prompts="trim")
+
+
+def test_memory_sampling_and_answer_cap_switches():
+    from pmv2nb.evaluate.suite import profile_settings
+    from pmv2nb.memory.run import agent_settings
+    from pmv2nb.train.memory_rl import answer_tokens
+
+    official = resolve("tiny", {"protocol": "official"})
+    ours = agent_settings(profile_settings(TINY, "mcq", "32k"), TINY.memory).sampling
+    theirs = agent_settings(profile_settings(official, "mcq", "32k"), official.memory).sampling
+    assert ours == profile_settings(TINY, "mcq", "32k").sampling  # paper: the agent is asked as any model
+    assert (theirs.temperature, theirs.top_p, theirs.max_tokens) == (1.0, 0.7, official.memory.memory_tokens)
+    assert answer_tokens(TINY.memory) == TINY.memory.rl.max_answer_tokens
+    assert answer_tokens(official.memory) == official.memory.memory_tokens
+
+
+def test_rag_settings_are_part_of_the_result_key_and_file(benchmark_data):
+    from dataclasses import replace
+
+    from pmv2nb.evaluate.runner import results_path_for
+    from pmv2nb.evaluate.suite import profile_settings
+    from pmv2nb.evaluate.tasks import build_task
+
+    settings = profile_settings(TINY, "mcq", "32k")
+    narrow = replace(settings, rag_top_k=3)
+    task = build_task(benchmark_data, 0, "mcq", "32k")
+    assert settings.result_key("rag:baseline:bm25", task) != narrow.result_key("rag:baseline:bm25", task)
+    assert settings.result_key("baseline:bm25", task) == narrow.result_key("baseline:bm25", task)
+    name = results_path_for(benchmark_data, "rag:baseline:bm25", narrow).name
+    assert name.endswith("-w6o2k3-rag-baseline-bm25.jsonl")
+    assert "w6o2" not in results_path_for(benchmark_data, "baseline:bm25", narrow).name
+
+
+def test_the_official_sizes_file_puts_the_authors_numbers_on_the_paper_profile():
+    profile = resolve(config_file=config.repo_root() / "configs" / "paper-official.yaml")
+    assert profile.name == "paper" and profile.protocol == "official" and not protocol_changes(profile)
+    memory = profile.memory
+    assert (memory.memory_tokens, memory.rl.batch_size, memory.rl.warmup_steps) == (1024, 16, 20)
+    assert profile.eval.open_rows == 500 and profile.eval.judge == "openai:gpt-5-chat"
+
+
+def test_memory_rl_warm_up_reaches_the_trainer_arguments():
+    from transformers import TrainingArguments
+
+    from pmv2nb.train.memory_rl import schedule_args
+
+    warm = TrainingArguments(output_dir="unused", **schedule_args(with_overrides(TINY, {"memory.rl.warmup_steps": 3})
+                                                                  .memory.rl))
+    assert warm.lr_scheduler_type == "constant_with_warmup" and warm.warmup_steps == 3
+    assert TrainingArguments(output_dir="unused", **schedule_args(TINY.memory.rl)).lr_scheduler_type == "constant"

@@ -134,6 +134,11 @@ class GRPOSettings(RLSettings):
 
     max_prompt_length: int = setting(help="prompt tokens; longer histories keep their newest part")
     max_completion_length: int = setting(help="reply tokens per rollout")
+    long_prompts: str = setting("cut", "a row whose prompt is too long: 'cut' (keep its newest exchanges) or "
+                                       "'drop' (leave it out, as the authors filter over-long prompts)")
+    drop_over: int | None = setting(None, "with long_prompts 'drop': prompt tokens past which a row is left out "
+                                          "(None: max_prompt_length); CPU profiles set their model's context, "
+                                          "since their max_prompt_length is a compute cut")
     lr_scheduler: str = setting("linear", "learning-rate schedule: 'linear' decay (TRL's default) or 'constant' "
                                           "(the authors')")
     updates_per_batch: int = setting(1, "optimizer updates per rollout batch: the batch is split into this many "
@@ -154,6 +159,8 @@ class MemoryRLSettings(RLSettings):
     beta: float = setting(0.001, "KL weight against the starting weights (the authors' memory run)")
     turn_batch: int = setting(8, "rewrite or answer turns per forward/backward pass")
     generation_batch: int = setting(16, "prompts per generation batch during rollouts")
+    warmup_steps: int = setting(0, "steps of linear learning-rate warm-up before the constant rate (the "
+                                   "authors' memory run: 20)")
 
 
 @settings_class
@@ -173,6 +180,28 @@ class MemorySettings:
                                      "else thinking is removed")
     compare_rows: int | None = setting(None, "rows of notebook 05's side comparisons (None: eval.mcq_rows)")
     users_per_batch: int = setting(64, "histories whose updates are sent together at each step")
+    answer_cap: str = setting("reply", "the cap on the agent's final answer: 'reply' (the evaluation's reply cap; "
+                                       "in memory RL memory.rl.max_answer_tokens) or 'memory' (memory_tokens: "
+                                       "the authors' one length limit caps notes and answer alike)")
+    temperature: float | None = setting(None, "the agent's sampling temperature in `memory run` (None: the "
+                                              "evaluation's; the authors validate their agent sampled, at 1.0)")
+    top_p: float | None = setting(None, "the agent's top-p in `memory run` (None: the evaluation's; the authors: "
+                                        "0.7)")
+
+
+@settings_class
+class TrainPromptSettings:
+    """How the training (boxed) format looks: SFT, GRPO and memory RL prompts, and a trained run's evaluation.
+
+    A run records these in its run.json and is later asked exactly as it was trained.
+    """
+
+    system: str = setting("instructed", "'instructed' (ours: our instruction, with the think request, opens the "
+                                        "prompt) or 'generic' (the authors': one generic line opens it and the "
+                                        "think request follows the query)")
+    recall: bool = setting(True, "append the recall request to the query (the authors' training prompts have none)")
+    max_options: int | None = setting(None, "options shown, the gold and the first distractors (the authors: 4); "
+                                            "None shows all (five on some ask_to_forget rows)")
 
 
 @settings_class
@@ -227,6 +256,7 @@ class Profile:
     grpo: GRPOSettings = setting(help="GRPO")
     memory: MemorySettings = setting(help="the memory agent")
     eval: EvalSettings = setting(help="the benchmark")
+    train_prompt: TrainPromptSettings = setting(help="the training (boxed) prompt format", factory=TrainPromptSettings)
     figures_dir: str = setting("figures", "where figures are saved (relative to the repo root)")
     results_dir: str = setting("results", "where results and the call cache go (relative to the repo root)")
     runs_dir: str = setting("runs", "where training runs go (relative to the repo root)")
@@ -260,6 +290,7 @@ def _tiny() -> Profile:
         grpo=GRPOSettings(
             max_steps=2, batch_size=2, num_generations=2, learning_rate=1e-5,
             max_prompt_length=1536, max_completion_length=64, judges=1, judge="baseline:dense", ablation_steps=1,
+            drop_over=16384,
         ),
         memory=MemorySettings(chunk_tokens=512, max_chunks=8, memory_tokens=128, compare_rows=8, rl=MemoryRLSettings(
             max_steps=2, batch_size=2, num_generations=2, learning_rate=1e-5, max_answer_tokens=64, judges=1,
@@ -283,7 +314,7 @@ def _small() -> Profile:
         grpo=GRPOSettings(
             max_steps=100, batch_size=8, num_generations=4, learning_rate=5e-6,
             max_prompt_length=16384, max_completion_length=1024, use_vllm=True, use_lora=True,
-            judge="openai:gpt-4.1-mini",
+            judge="openai:gpt-4.1-mini", drop_over=40960,  # Qwen3-0.6B's context: 16384 is a memory cut
         ),
         memory=MemorySettings(chunk_tokens=2000, max_chunks=8, memory_tokens=1024, rl=MemoryRLSettings(
             max_steps=100, batch_size=8, num_generations=4, learning_rate=1e-6, max_answer_tokens=1024,
@@ -339,7 +370,7 @@ def _laptop() -> Profile:
             # 3 steps: the third batch holds an open-ended prompt, so both reward curves have a point
             max_steps=3, batch_size=2, num_generations=4, learning_rate=1e-5, max_prompt_length=640,
             max_completion_length=24, judges=1, judge="baseline:dense", ablation_steps=1,
-            ablation_rows=14,
+            ablation_rows=14, drop_over=8192,
         ),
         # Memory RL runs without its KL term here: in bf16 autocast on a CPU the policy's and the reference's
         # log-probabilities differ by rounding alone, and Adam turns that noise into full-size steps (measured:

@@ -73,10 +73,15 @@ def with_recall_note(query: dict, recall: str = "people") -> dict:
     """The user's query message with the recall request (:data:`RECALL_NOTES`) appended (text or part lists)."""
     if recall not in RECALL_NOTES:
         raise ValueError(f"recall sentence must be one of {tuple(RECALL_NOTES)}, got {recall!r}")
-    note, content = RECALL_NOTES[recall], query["content"]
+    return _append_text(query, RECALL_NOTES[recall])
+
+
+def _append_text(message: dict, text: str) -> dict:
+    """A user message with ``text`` added at its end (a string, or one more text part of a part list)."""
+    content = message["content"]
     if isinstance(content, str):
-        return {"role": "user", "content": content + note}
-    return {"role": "user", "content": [*content, {"type": "text", "text": note.strip()}]}
+        return {"role": "user", "content": content + text}
+    return {"role": "user", "content": [*content, {"type": "text", "text": text.strip()}]}
 
 
 def format_options(options: list[str]) -> str:
@@ -160,6 +165,12 @@ TRAIN_SYSTEM = (
     "to make your reply fit them." + THINK_SENTENCE
 )
 
+# The authors' training prompts open with one generic line and ask for thinking after the query
+# (``train_prompt.system = "generic"``).
+GENERIC_SYSTEM = ("You are a helpful assistant who shapes each reply around what this user has shown of their "
+                  "tastes and needs in the conversations below.")
+TRAIN_SYSTEMS = ("instructed", "generic")
+
 MCQ_THINK = "Reason inside <think></think>, then give"
 TRAIN_MCQ_SUFFIX = (
     "\n\nWhich of these replies fits me best?\n{options}\n\n"
@@ -174,25 +185,40 @@ def format_training_options(options: list[str]) -> str:
     return "\n".join(f"({TRAIN_LETTERS[i]}) {option}" for i, option in enumerate(options))
 
 
-def training_query(query: dict, options: list[str] | None = None, think: bool = True) -> dict:
+def shown_options(options: list[str], style=None) -> list[str]:
+    """The options a training prompt lists: the gold answer first, then the first distractors, up to
+    ``train_prompt.max_options`` (``style``, a :class:`~pmv2nb.config.TrainPromptSettings`; None shows all)."""
+    limit = getattr(style, "max_options", None)
+    return list(options) if limit is None else list(options[:limit])
+
+
+def training_query(query: dict, options: list[str] | None = None, think: bool = True, style=None) -> dict:
     """The final user turn of a training prompt: the query, the recall request and, for MCQ, the options.
 
     Without ``think`` the request to reason inside <think> tags is left out (SFT targets have no think block).
+    ``style`` (``train_prompt.*``) drops the recall request, and in the generic style the open-ended
+    query carries the think request itself, since no instruction opens the prompt.
     """
-    message = with_recall_note(query)
+    recall = getattr(style, "recall", True)
+    message = with_recall_note(query) if recall else {"role": "user", "content": query["content"]}
     if options is None:
+        if think and getattr(style, "system", "instructed") == "generic":
+            return _append_text(message, THINK_SENTENCE)
         return message
     suffix = TRAIN_MCQ_SUFFIX.format(options=format_training_options(options))
     if not think:
         suffix = suffix.replace(MCQ_THINK, "Give")
-    content = message["content"]
-    if isinstance(content, str):
-        return {"role": "user", "content": content + suffix}
-    return {"role": "user", "content": [*content, {"type": "text", "text": suffix.strip()}]}
+    return _append_text(message, suffix)
 
 
-def boxed_system(notes: str | None = None, think: bool = True) -> dict:
-    """The boxed format's system message: the training instruction, or with notes, the memory agent's."""
+def boxed_system(notes: str | None = None, think: bool = True, style=None) -> dict:
+    """The boxed format's system message: the training instruction (or, in the generic ``style``, one
+    generic line), or with notes, the memory agent's."""
+    system = getattr(style, "system", "instructed")
+    if system not in TRAIN_SYSTEMS:
+        raise ValueError(f"train_prompt.system must be one of {TRAIN_SYSTEMS}, got {system!r}")
+    if notes is None and system == "generic":
+        return {"role": "system", "content": GENERIC_SYSTEM}
     text = TRAIN_SYSTEM if notes is None else TRAIN_MEMORY_SYSTEM + notes
     return {"role": "system", "content": text if think else text.replace(THINK_SENTENCE, "", 1)}
 

@@ -32,6 +32,13 @@ PROTOCOLS: dict[str, dict[str, object]] = {
         "memory.rl.mcq_fraction": 1.0,
         "memory.rl.require_think_mcq": False,
         "memory.rl.require_think_open": False,
+        "grpo.long_prompts": "drop",
+        "train_prompt.system": "generic",
+        "train_prompt.recall": False,
+        "train_prompt.max_options": 4,
+        "memory.answer_cap": "memory",
+        "memory.temperature": 1.0,
+        "memory.top_p": 0.7,
     },
     "paper": {
         "sft.think_instruction": True,
@@ -53,6 +60,13 @@ PROTOCOLS: dict[str, dict[str, object]] = {
         "memory.rl.mcq_fraction": 0.8,
         "memory.rl.require_think_mcq": False,
         "memory.rl.require_think_open": False,
+        "grpo.long_prompts": "cut",
+        "train_prompt.system": "instructed",
+        "train_prompt.recall": True,
+        "train_prompt.max_options": None,
+        "memory.answer_cap": "reply",
+        "memory.temperature": None,
+        "memory.top_p": None,
     },
 }
 DEFAULT_PROTOCOL = "paper"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-KEY_FIELDS = ("question_id", "model", "mode", "size", "variant", "prompt_format", "protocol")
-KEY_DEFAULTS = {"prompt_format": "chat", "protocol": "paper"}
+KEY_FIELDS = ("question_id", "model", "mode", "size", "variant", "prompt_format", "protocol", "retrieval")
+KEY_DEFAULTS = {"prompt_format": "chat", "protocol": "paper", "retrieval": ""}
 
 
 def row_key(row: dict) -> tuple:

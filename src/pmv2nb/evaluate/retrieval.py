@@ -24,6 +24,10 @@ class Retrieval:
     overlap: int = 2
     top_k: int = 10
 
+    def tag(self) -> str:
+        """The settings in a file name or result key: ``w6o2k10``."""
+        return f"w{self.window}o{self.overlap}k{self.top_k}"
+
     def __post_init__(self):
         if self.window < 1 or not 0 <= self.overlap < self.window or self.top_k < 1:
             raise ValueError(f"RAG needs window >= 1, 0 <= overlap < window and top_k >= 1, got {self}")

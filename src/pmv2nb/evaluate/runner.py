@@ -9,7 +9,7 @@ cache, so an interrupted run costs nothing twice and a finished one costs nothin
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -17,33 +17,38 @@ from tqdm.auto import tqdm
 
 from .. import prompts
 from ..backends import ChatRequest, ContextTooLongError, Sampling, make_backend
-from ..config import repo_root
+from ..config import TrainPromptSettings, repo_root
 from ..data.loader import PersonaMemData
 from ..data.sources import describe_source
 from .cache import CachedBackend, CallCache, opened_cache
 from .cost import call_cost
 from .judging import judge_requests, read_verdict
 from .parsing import parse_choice
-from .results import ResultsFile, read_results
+from .results import ResultsFile, read_results, row_key
 from .retrieval import Retrieval, embed_queries
-from .tasks import MODES, Task, build_task, resolve_format, row_facts, rows_with_history, split_context
+from .tasks import (
+    MODES, Task, build_task, resolve_format, row_facts, rows_with_history, split_context, trained_prompt_style,
+)
 
 EXPECTED_OUTPUT_TOKENS = {"mcq": 500, "open": 600, "judge": 350}  # typical lengths, for estimates only
 JUDGE_FRAME_TOKENS = 250
 
 
 def default_results_path(data: PersonaMemData, model: str, mode: str, size: str,
-                         prompt_format: str = prompts.CHAT_FORMAT, protocol: str = "paper") -> Path:
-    """``results/eval/<split>-<modality>-<size>-<mode>[-<format>]-<model>.jsonl`` (server URLs left out).
+                         prompt_format: str = prompts.CHAT_FORMAT, protocol: str = "paper",
+                         retrieval: str = "") -> Path:
+    """``results/eval/<split>-<modality>-<size>-<mode>[-<format>][-<protocol>][-<retrieval>]-<model>.jsonl``
+    (server URLs left out).
 
-    The evaluation's own ``chat`` format is the unmarked default; another format is named, so the
-    same model asked both ways keeps two files.
+    The evaluation's own ``chat`` format and the ``paper`` protocol are unmarked; another format,
+    protocol or ``rag:`` retrieval setting is named, so each way of asking keeps its own file.
     """
     name = model.split("@http")[0]
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-")
     slug = slug if len(slug) <= 80 else slug[:20] + "--" + slug[-58:]
     marked = mode if prompt_format == prompts.CHAT_FORMAT else f"{mode}-{prompt_format}"
     marked = marked if protocol == "paper" else f"{marked}-{protocol.replace('+', '-')}"
+    marked = f"{marked}-{retrieval}" if retrieval else marked
     return repo_root() / "results" / "eval" / f"{data.split}-{data.modality}-{size}-{marked}-{slug}.jsonl"
 
 
@@ -75,6 +80,20 @@ class RunSettings:
     rag_overlap: int = 2  # eval.rag_overlap
     rag_top_k: int = 10  # eval.rag_top_k
     max_prompt_tokens: int | None = None  # a longer prompt loses filler, then its oldest messages (fit_history)
+
+    def retrieval(self) -> Retrieval:
+        return Retrieval(self.rag_window, self.rag_overlap, self.rag_top_k)
+
+    def retrieval_tag(self, model: str) -> str:
+        """What a ``rag:`` spec's rows and file are marked with (``w6o2k10``); empty for every other spec."""
+        return self.retrieval().tag() if split_context(model)[0] == "rag" else ""
+
+    def result_key(self, model: str, task: Task) -> tuple:
+        """The key the finished row of ``task`` has in a results file (``results.KEY_FIELDS``)."""
+        return row_key({"question_id": task.question_id, "model": model, "mode": self.mode, "size": self.size,
+                        "variant": task.variant, "prompt_format": self.prompt_format or prompts.CHAT_FORMAT,
+                        "protocol": self.protocol, "retrieval": self.retrieval_tag(model)})
+    train_prompt: TrainPromptSettings = field(default_factory=TrainPromptSettings)  # the boxed format's shape
 
 @dataclass
 class EvalRun:
@@ -118,12 +137,12 @@ def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple
     rows = rows[:settings.limit] if settings.limit is not None else rows
     variants = range(settings.variants if settings.mode == "mcq" else 1)
     prompt_format = resolve_format(model, settings.prompt_format)
-    retrieval = Retrieval(settings.rag_window, settings.rag_overlap, settings.rag_top_k)
+    retrieval = settings.retrieval()
     if context == "rag":
         embed_queries([data.questions["query_text"].iat[row] for row in rows])
     counter = _Tokens().messages if settings.max_prompt_tokens is not None else None
     tasks = [build_task(data, row, settings.mode, settings.size, context, v, prompt_format, settings.recall_sentence,
-                        retrieval, counter, settings.max_prompt_tokens)
+                        retrieval, counter, settings.max_prompt_tokens, settings.train_prompt)
              for row in rows for v in variants]
     return tasks, skipped
 
@@ -180,15 +199,12 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
         raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
     settings = settings_for(model, settings)
     tasks, skipped = plan_tasks(data, model, settings)
-    path = Path(out) if out else default_results_path(data, model, settings.mode, settings.size, settings.prompt_format,
-                                                      settings.protocol)
+    path = Path(out) if out else results_path_for(data, model, settings)
     run = EvalRun(path=path, results=pd.DataFrame(), skipped_rows=skipped)
     with opened_cache(cache) as store, ResultsFile(path) as results:
         answerer, grader = cached_backends(split_context(model)[1], judge, store, settings.concurrency,
                                            settings.batch_size, settings.dtype)
-        todo = [t for t in tasks
-                if (t.question_id, model, settings.mode, settings.size, t.variant,
-                    settings.prompt_format, settings.protocol) not in results]
+        todo = [t for t in tasks if settings.result_key(model, t) not in results]
         per_task_estimate = None
         if settings.budget_usd is not None and todo:
             plan = estimate(data, model, settings, judge, todo[:min(len(todo), 8)])
@@ -213,10 +229,21 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
     return run
 
 
+def results_path_for(data: PersonaMemData, model: str, settings: RunSettings) -> Path:
+    """Where a run of ``model`` with ``settings`` keeps its rows (:func:`default_results_path`)."""
+    settings = settings_for(model, settings)
+    return default_results_path(data, model, settings.mode, settings.size, settings.prompt_format, settings.protocol,
+                                settings.retrieval_tag(model))
+
+
 def settings_for(model: str, settings: RunSettings) -> RunSettings:
-    """The settings as they apply to ``model``: its prompt format resolved (a trained run's own), and in the
-    boxed format that format's temperature. Every path that asks a model (eval, memory run, reanswer) uses it."""
+    """The settings as they apply to ``model``: its prompt format resolved (a trained run's own, shaped as its
+    run.json's ``train_prompt`` says), and in the boxed format that format's temperature. Every path that asks
+    a model (eval, memory run, reanswer) uses it."""
     settings = replace(settings, prompt_format=resolve_format(model, settings.prompt_format))
+    recorded = trained_prompt_style(model)
+    if recorded is not None:
+        settings = replace(settings, train_prompt=TrainPromptSettings(**recorded))
     if settings.prompt_format == prompts.BOXED_FORMAT and settings.boxed_temperature is not None:
         return replace(settings, sampling=replace(settings.sampling, temperature=settings.boxed_temperature))
     return settings
@@ -283,6 +310,7 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
                "cached": answer.cached, "dropped_messages": len(task.dropped)}
         if task.rag_windows is not None:
             row["rag_windows"] = task.rag_windows
+            row["retrieval"] = settings.retrieval_tag(model)
         if settings.mode == "mcq":
             parsed = parse_choice(answer.text, strict=settings.parser == "strict")
             fallback = (parsed is None and settings.no_letter_fallback == "nearest_option"

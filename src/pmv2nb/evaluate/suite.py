@@ -16,8 +16,8 @@ from ..config import Profile, protocol_tag
 from ..data.loader import PersonaMemData
 from .cache import CallCache
 from .results import read_results
-from .runner import EvalRun, RunSettings, default_results_path, estimate, run_eval
-from .tasks import resolve_format, trained_format
+from .runner import EvalRun, RunSettings, estimate, results_path_for, run_eval
+from .tasks import trained_format
 
 HEURISTIC_BASELINES = ("baseline:random", "baseline:longest", "baseline:shortest", "baseline:bm25", "baseline:dense")
 
@@ -56,7 +56,7 @@ def profile_settings(profile: Profile, mode: str, size: str, prompt_format: str 
                         judge_rubric=profile.eval.judge_rubric, boxed_temperature=profile.eval.boxed_temperature,
                         no_letter_fallback=profile.eval.no_letter_fallback, rag_window=profile.eval.rag_window,
                         rag_overlap=profile.eval.rag_overlap, rag_top_k=profile.eval.rag_top_k,
-                        max_prompt_tokens=profile.eval.max_prompt_tokens)
+                        max_prompt_tokens=profile.eval.max_prompt_tokens, train_prompt=profile.train_prompt)
 
 
 def plan(data: PersonaMemData, profile: Profile, models: list[str], judge: str | None,
@@ -87,8 +87,7 @@ def run_suite(data: PersonaMemData, profile: Profile, models: list[str], judge: 
                 for mode in modes:
                     settings = replace(profile_settings(profile, mode, size, prompt_format), budget_usd=left,
                                        **overrides)
-                    name = default_results_path(data, model, mode, size, resolve_format(model, prompt_format),
-                                                settings.protocol).name
+                    name = results_path_for(data, model, settings).name
                     out = Path(results_dir) / name if results_dir else None
                     run = run_eval(data, model, settings, judge=judge if mode == "open" else None, out=out,
                                    cache=store, progress=progress)

@@ -102,7 +102,7 @@ def rows_with_history(data: PersonaMemData, size: str, limit: int | None = None)
 def build_task(data: PersonaMemData, row: int, mode: str, size: str, context: str = "full",
                variant: int = 0, prompt_format: str = prompts.CHAT_FORMAT, recall: str = "people",
                retrieval: Retrieval = Retrieval(), count_tokens: Callable[[list[dict]], int] | None = None,
-               max_prompt_tokens: int | None = None) -> Task:
+               max_prompt_tokens: int | None = None, style=None) -> Task:
     """One prompt in one of :data:`prompts.PROMPT_FORMATS`: the evaluation's ``chat`` format or the
     training's ``boxed``.
 
@@ -110,8 +110,9 @@ def build_task(data: PersonaMemData, row: int, mode: str, size: str, context: st
     stable per-row order in both formats; the gold letter is upper case
     either way, as :func:`~pmv2nb.evaluate.parsing.parse_choice` returns.
 
-    ``retrieval`` sets the ``rag`` context's windows; with ``max_prompt_tokens`` (and ``count_tokens``) a
-    longer prompt is cut by :func:`fit_history`.
+    ``style`` (``train_prompt`` settings) shapes the boxed format as the model was trained: its opening
+    message, the recall request and how many options it lists. ``retrieval`` sets the ``rag`` context's
+    windows; with ``max_prompt_tokens`` (and ``count_tokens``) a longer prompt is cut by :func:`fit_history`.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -122,6 +123,8 @@ def build_task(data: PersonaMemData, row: int, mode: str, size: str, context: st
     shown = None
     if mode == "mcq":
         options = [q["correct_answer"].iat[row], *q["incorrect_answers"].iat[row]]
+        if prompt_format == prompts.BOXED_FORMAT:
+            options = prompts.shown_options(options, style)
         order = option_order(int(q["persona_id"].iat[row]), q["query_text"].iat[row], len(options), variant)
         shown = [options[i] for i in order]
         task.order, task.n_options = order, len(options)
@@ -131,7 +134,8 @@ def build_task(data: PersonaMemData, row: int, mode: str, size: str, context: st
     else:
         context_part = context_messages(data, row, size, context)
     if prompt_format == prompts.BOXED_FORMAT:
-        task.messages = [prompts.boxed_system(), *context_part, prompts.training_query(q["user_query"].iat[row], shown)]
+        task.messages = [prompts.boxed_system(style=style), *context_part,
+                         prompts.training_query(q["user_query"].iat[row], shown, style=style)]
     else:
         task.messages = [*context_part, prompts.with_recall_note(q["user_query"].iat[row], recall)]
         if shown is not None:
@@ -182,22 +186,35 @@ def fit_history(messages: list[dict], count_tokens: Callable[[list[dict]], int],
             [m for i, m in enumerate(messages) if i in gone])
 
 
+def _run_folder(spec: str) -> Path | None:
+    """The training run folder behind a spec (one holding run.json), or None."""
+    _, backend = split_context(spec)
+    engine, _, rest = backend.partition(":")
+    if engine not in ("hf", "vllm", "openai"):
+        return None
+    folder = Path(rest.split("@http")[0]).expanduser()
+    return folder if (folder / "run.json").is_file() else None
+
+
 def trained_format(spec: str) -> str | None:
     """The prompt format a trained checkpoint learned, from its run.json; None for anything else.
 
     Works for ``hf:DIR``, ``vllm:DIR`` and ``openai:DIR@URL`` (a run folder behind a local server),
     with or without a context prefix.
     """
-    _, backend = split_context(spec)
-    engine, _, rest = backend.partition(":")
-    if engine not in ("hf", "vllm", "openai"):
-        return None
-    folder = Path(rest.split("@http")[0]).expanduser()
-    if not (folder / "run.json").is_file():
+    folder = _run_folder(spec)
+    if folder is None:
         return None
     recorded = read_run_record(folder).get("prompt_format")
     # runs saved before the format was recorded were trained on the boxed format all the same
     return recorded or prompts.TRAINING_FORMAT
+
+
+def trained_prompt_style(spec: str) -> dict | None:
+    """The ``train_prompt`` settings a trained checkpoint recorded in its run.json (None: not a run, or
+    a run saved before they were recorded, which was trained with the defaults)."""
+    folder = _run_folder(spec)
+    return read_run_record(folder).get("train_prompt") if folder is not None else None
 
 
 def resolve_format(spec: str, prompt_format: str | None) -> str:

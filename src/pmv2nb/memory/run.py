@@ -32,20 +32,39 @@ from ..prompts import BOXED_FORMAT, CHAT_FORMAT, boxed_system, memory_context
 from .agent import Chunker, Trajectory, run_updates
 
 TRAJECTORY_FOLDER = "trajectories"
+ANSWER_CAPS = ("reply", "memory")
 
 
 UPDATE_QUERY_LABELS = {"none": "memory", "query": "memory+query", "query_options": "memory+options"}
 
 
-def update_query_text(data: PersonaMemData, row: int, mode: str, size: str, update_query: str) -> str | None:
-    """What each update sees of row's question: nothing, the query, or the query with options and answer format."""
+def update_query_text(data: PersonaMemData, row: int, mode: str, size: str, update_query: str,
+                      style=None) -> str | None:
+    """What each update sees of row's question: nothing, the query, or the query with options and answer format
+    (the final turn of the boxed format, shaped by ``style``, the ``train_prompt`` settings)."""
     if update_query not in UPDATE_QUERY_LABELS:
         raise ValueError(f"memory.update_query must be one of {tuple(UPDATE_QUERY_LABELS)}, got {update_query!r}")
     if update_query == "none":
         return None
     if update_query == "query":
         return data.questions["query_text"].iat[row]
-    return content_text(build_task(data, row, mode, size, "none", 0, BOXED_FORMAT).messages[-1]["content"])
+    task = build_task(data, row, mode, size, "none", 0, BOXED_FORMAT, style=style)
+    return content_text(task.messages[-1]["content"])
+
+
+def agent_settings(settings: RunSettings, memory: MemorySettings) -> RunSettings:
+    """The run's sampling as the agent uses it: ``memory.temperature`` / ``top_p`` where set, and the final
+    answer capped as ``memory.answer_cap`` says (the memory rewrites always take ``memory.memory_tokens``)."""
+    if memory.answer_cap not in ANSWER_CAPS:
+        raise ValueError(f"memory.answer_cap must be one of {ANSWER_CAPS}, got {memory.answer_cap!r}")
+    sampling = settings.sampling
+    if memory.temperature is not None:
+        sampling = replace(sampling, temperature=memory.temperature)
+    if memory.top_p is not None:
+        sampling = replace(sampling, top_p=memory.top_p)
+    if memory.answer_cap == "memory":
+        sampling = replace(sampling, max_tokens=memory.memory_tokens)
+    return replace(settings, sampling=sampling)
 
 
 def memory_spec(backend_spec: str, update_query: str = "none") -> str:
@@ -139,13 +158,13 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
         raise ValueError(f"{model!r}: give the memory agent a plain backend spec, without a context prefix")
     update_query = update_query or memory.update_query
     label = memory_spec(model, update_query)
-    settings = settings_for(model, settings)
+    settings = agent_settings(settings_for(model, settings), memory)
     path = Path(out) if out else default_results_path(data, label, settings.mode, settings.size, settings.prompt_format,
                                                       settings.protocol)
     rows = rows_with_history(data, settings.size, settings.limit)
     variants = range(settings.variants if settings.mode == "mcq" else 1)
     tasks = [build_task(data, row, settings.mode, settings.size, "none", v, settings.prompt_format,
-                        settings.recall_sentence)
+                        settings.recall_sentence, style=settings.train_prompt)
              for row in rows for v in variants]
     run = MemoryRun(path=path, results=pd.DataFrame())
     with opened_cache(cache) as store, ResultsFile(path) as results:
@@ -154,14 +173,14 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
                                            settings.dtype)
         tokenizer = tokenizer_for(model)  # an API model's is not public: its chunks are cut by Qwen3 token counts
         chunker = Chunker(data, tokenizer, memory, settings.size)
-        jobs = {row: chunker.job(row, update_query_text(data, row, settings.mode, settings.size, update_query))
+        jobs = {row: chunker.job(row, update_query_text(data, row, settings.mode, settings.size, update_query,
+                                                        settings.train_prompt))
                 for row in rows}
         shared_by = Counter(job.key for job in jobs.values())
         rewrite = backend_rewriter(answerer, replace(settings.sampling, max_tokens=memory.memory_tokens))
         full_tokens = _FullHistoryTokens(data, tokenizer, settings.size)
         saved = set(read_trajectories(path))
-        todo = [t for t in tasks if (t.question_id, label, settings.mode, settings.size, t.variant,
-                                     settings.prompt_format, settings.protocol) not in results]
+        todo = [t for t in tasks if settings.result_key(label, t) not in results]
         keys = list(dict.fromkeys(jobs[t.row].key for t in todo))
         trajectory_path(path).parent.mkdir(parents=True, exist_ok=True)
         with tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"memory {settings.mode} {model[:40]}",
@@ -225,15 +244,20 @@ def _with_memory(task: Task, notes: str, prompt_format: str = CHAT_FORMAT) -> Ta
 
 
 def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: RunSettings, *,
-             judge: str | None = None, cache: CallCache | str | Path | None = None) -> dict:
-    """Answer one row from notes you supply (for example notes you edited by hand); nothing is saved."""
+             judge: str | None = None, cache: CallCache | str | Path | None = None,
+             memory: MemorySettings | None = None) -> dict:
+    """Answer one row from notes you supply (for example notes you edited by hand); nothing is saved.
+
+    With ``memory`` (the profile's ``memory`` settings) the answer is sampled and capped as a run's is."""
     # resolved like every run, so a trained model is asked (and its row recorded) in its own format
     settings = settings_for(model, settings)
+    settings = agent_settings(settings, memory) if memory is not None else settings
     with opened_cache(cache) as store:
         answerer, grader = cached_backends(model, judge, store, settings.concurrency, settings.batch_size,
                                            settings.dtype)
         task = _with_memory(build_task(data, row, settings.mode, settings.size, "none", 0, settings.prompt_format,
-                                       settings.recall_sentence), notes, settings.prompt_format)
+                                       settings.recall_sentence, style=settings.train_prompt),
+                            notes, settings.prompt_format)
         scratch = EvalRun(path=Path("unsaved"), results=pd.DataFrame())
         result = score_tasks(data, [task], memory_spec(model), judge, answerer, grader, settings, scratch)[0]
     return {"memory": notes, **result}

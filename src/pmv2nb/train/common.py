@@ -13,6 +13,7 @@ import json
 import math
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +73,12 @@ def training_dtypes(profile: Profile) -> tuple[str, bool]:
 
 
 def protocol_record(profile: Profile) -> dict:
-    """What run.json records of the protocol: its tag and the switches changed from it."""
+    """What run.json records of the protocol: its tag, the switches changed from it, and the training prompt
+    format's settings (``train_prompt``), with which the run is asked again when it is evaluated."""
     from ..config import protocol_changes, protocol_tag
 
-    return {"protocol": protocol_tag(profile), "protocol_changes": protocol_changes(profile)}
+    return {"protocol": protocol_tag(profile), "protocol_changes": protocol_changes(profile),
+            "train_prompt": asdict(profile.train_prompt)}
 
 
 def lora_config(rank: int = 16):

@@ -27,6 +27,7 @@ from ..data.loader import PersonaMemData
 from ..evaluate.tasks import MODES as TASKS, rows_with_history
 from ..models import chat_template_length
 
+LONG_PROMPTS = ("cut", "drop")
 MESSAGE_OVERHEAD = 5  # <|im_start|> role \n ... <|im_end|> \n around each message's content
 
 
@@ -37,10 +38,13 @@ def training_option_order(row: int, n: int) -> list[int]:
     return order
 
 
-def training_options(data: PersonaMemData, row: int) -> tuple[list[str], list[int], str]:
-    """A row's options in training order, that order (index 0 is the gold answer) and the gold letter."""
+def training_options(data: PersonaMemData, row: int, style=None) -> tuple[list[str], list[int], str]:
+    """A row's options in training order, that order (index 0 is the gold answer) and the gold letter.
+
+    ``style`` (``train_prompt``) may keep only the gold and the first distractors before the shuffle.
+    """
     q = data.questions
-    choices = [q["correct_answer"].iat[row], *q["incorrect_answers"].iat[row]]
+    choices = prompts.shown_options([q["correct_answer"].iat[row], *q["incorrect_answers"].iat[row]], style)
     order = training_option_order(row, len(choices))
     return [choices[i] for i in order], order, prompts.TRAIN_LETTERS[order.index(0)]
 
@@ -63,23 +67,30 @@ class LengthReport:
     truncated: int = 0
     messages_dropped: int = 0
     evidence_lost: int = 0
+    dropped_rows: int = 0
     lengths: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
+        dropped = f"; {self.dropped_rows} over-long rows left out" if self.dropped_rows else ""
         if not self.rows:
-            return "no prompts built"
+            return "no prompts built" + dropped
         series = pd.Series(self.lengths)
         return (f"{self.rows} prompts, {series.median():.0f} tokens median, {series.max()} max (limit {self.limit}); "
                 f"{self.truncated} truncated ({self.truncated / self.rows:.0%}), {self.messages_dropped} old messages "
-                f"dropped, {self.evidence_lost} probably lost their evidence")
+                f"dropped, {self.evidence_lost} probably lost their evidence{dropped}")
 
 
 class PromptBuilder:
-    """Builds length-checked training prompts for one split, size and tokenizer."""
+    """Builds length-checked training prompts for one split, size and tokenizer.
+
+    ``style`` is the ``train_prompt`` settings. With ``drop_over``, a row whose whole prompt is longer
+    than that is left out (:meth:`prompt` returns None) instead of losing its oldest exchanges.
+    """
 
     def __init__(self, data: PersonaMemData, tokenizer, max_prompt_tokens: int, size: str = "32k",
-                 think: bool = True):
-        self.data, self.tokenizer, self.size, self.think = data, tokenizer, size, think
+                 think: bool = True, style=None, drop_over: int | None = None):
+        self.data, self.tokenizer, self.size, self.think, self.style = data, tokenizer, size, think, style
+        self.drop_over = drop_over
         self.report = LengthReport(limit=max_prompt_tokens)
         self._message_tokens: dict[str, list[int]] = {}
 
@@ -94,22 +105,26 @@ class PromptBuilder:
             self._message_tokens[link] = [len(x) + MESSAGE_OVERHEAD for x in ids]
         return self._message_tokens[link]
 
-    def prompt(self, row: int, task: str) -> dict:
-        """One training prompt with its labels: messages, gold letter, option order, token count."""
+    def prompt(self, row: int, task: str) -> dict | None:
+        """One training prompt with its labels: messages, gold letter, option order, token count
+        (None for an over-long row when the builder drops them)."""
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         q = self.data.questions
         history = self.data.history(row, self.size, keep_persona=True, text_only=True)
-        head = [prompts.boxed_system(think=self.think)]
+        head = [prompts.boxed_system(think=self.think, style=self.style)]
         if history and history[0]["role"] == "system":
             head.append(history[0])
             counts = self._history_counts(row, history)[1:]
             history = history[1:]
         else:
             counts = self._history_counts(row, history)
-        options, order, gold = training_options(self.data, row) if task == "mcq" else (None, None, "")
-        query = prompts.training_query(q["user_query"].iat[row], options, think=self.think)
+        options, order, gold = training_options(self.data, row, self.style) if task == "mcq" else (None, None, "")
+        query = prompts.training_query(q["user_query"].iat[row], options, think=self.think, style=self.style)
         query = {"role": "user", "content": content_text(query["content"])}
+        if self.drop_over is not None and self._template_length(head + history + [query]) > self.drop_over:
+            self.report.dropped_rows += 1
+            return None
         kept, tokens, history_tokens = self._fit(row, head, history, counts, query)
         self._record(row, len(history) - len(kept), tokens, history_tokens)
         return {"messages": head + kept + [query], "gold_letter": gold, "option_order": order or [],
@@ -151,7 +166,7 @@ class PromptBuilder:
 
 def sft_examples(data: PersonaMemData, tokenizer, max_length: int, size: str = "32k", tasks: tuple[str, ...] = TASKS,
                  limit: int | None = None, target_reserve: int = 256, think: bool = False,
-                 progress: bool = True) -> tuple[list[dict], LengthReport]:
+                 progress: bool = True, style=None) -> tuple[list[dict], LengthReport]:
     """SFT conversations: the prompt plus the gold reply as the final assistant message.
 
     MCQ rows teach ``\\boxed{letter} answer text``; open-ended rows teach the gold answer itself.
@@ -159,7 +174,7 @@ def sft_examples(data: PersonaMemData, tokenizer, max_length: int, size: str = "
     the reply, so prompt + reply fit in ``max_length``. The targets hold no think block, so by default
     (``sft.think_instruction`` false) the prompts do not ask for one either.
     """
-    builder = PromptBuilder(data, tokenizer, max_length - target_reserve, size, think)
+    builder = PromptBuilder(data, tokenizer, max_length - target_reserve, size, think, style)
     rows = rows_with_history(data, size, limit)
     examples = []
     for row in tqdm(rows, desc=f"SFT examples ({data.split})", disable=not progress):
@@ -175,18 +190,28 @@ def sft_examples(data: PersonaMemData, tokenizer, max_length: int, size: str = "
 
 def grpo_prompts(data: PersonaMemData, tokenizer, max_prompt_length: int, mcq_fraction: float = 0.8,
                  size: str = "32k", limit: int | None = None, seed: int = 0,
-                 progress: bool = True) -> tuple[list[dict], LengthReport]:
+                 progress: bool = True, style=None, long_prompts: str = "cut",
+                 drop_over: int | None = None) -> tuple[list[dict], LengthReport]:
     """GRPO prompts in the paper's mix: each row is an MCQ or an open-ended prompt, never both.
 
     The labels the rewards need (gold letter, preference, pref_type, sensitive_info, ...) ride
-    along as columns, which TRL hands to the reward functions as keyword arguments.
+    along as columns, which TRL hands to the reward functions as keyword arguments. ``long_prompts``
+    (``grpo.long_prompts``) says what happens to a row too long for ``max_prompt_length``: "cut" keeps
+    its newest exchanges, "drop" leaves out a row longer than ``drop_over`` (default ``max_prompt_length``;
+    the authors filter such prompts) and still cuts one that is only longer than ``max_prompt_length``.
     """
-    builder = PromptBuilder(data, tokenizer, max_prompt_length, size)
+    if long_prompts not in LONG_PROMPTS:
+        raise ValueError(f"grpo.long_prompts must be one of {LONG_PROMPTS}, got {long_prompts!r}")
+    dropping = long_prompts == "drop"
+    builder = PromptBuilder(data, tokenizer, max_prompt_length, size, style=style,
+                            drop_over=(drop_over or max_prompt_length) if dropping else None)
     rows = rows_with_history(data, size, limit)
     assignment = split_tasks(rows, mcq_fraction, seed)
     records = []
     for row in tqdm(rows, desc=f"GRPO prompts ({data.split})", disable=not progress):
         built = builder.prompt(row, assignment[row])
+        if built is None:
+            continue
         records.append({"prompt": built["messages"], "gold_letter": built["gold_letter"],
                         "prompt_tokens": built["prompt_tokens"], **reward_labels(data, row, assignment[row])})
     return records, builder.report

@@ -94,7 +94,12 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     split = load_profile_split(profile, "train")
     records, report = grpo_prompts(split, tokenizer, settings.max_prompt_length, settings.mcq_fraction,
                                    profile.data.context_size, limit=settings.rows, seed=profile.seed,
-                                   progress=progress)
+                                   progress=progress, style=profile.train_prompt,
+                                   long_prompts=settings.long_prompts, drop_over=settings.drop_over)
+    if not records:
+        raise ValueError(f"no GRPO prompts left: all {report.dropped_rows} rows are longer than "
+                         f"{settings.drop_over or settings.max_prompt_length} tokens and grpo.long_prompts is 'drop'; "
+                         f"raise grpo.drop_over or set grpo.long_prompts=cut")
     vllm_args = {}
     if settings.use_vllm:
         vllm_args = {"use_vllm": True, "vllm_mode": settings.vllm_mode,

@@ -48,14 +48,14 @@ REWARD_COLUMNS = ("task", "gold_letter", "query_text", "preference", "pref_type"
 # ---------- data ----------
 
 def memory_rl_items(data: PersonaMemData, mcq_fraction: float, size: str = "32k", limit: int | None = None,
-                    seed: int = 0) -> list[dict]:
+                    seed: int = 0, style=None) -> list[dict]:
     """One item per question: its row, task (MCQ or open, in the profile's mix), answer turn and reward labels."""
     rows = rows_with_history(data, size, limit)
     assignment = split_tasks(rows, mcq_fraction, seed)
     items = []
     for row in rows:
-        options, _, gold = training_options(data, row) if assignment[row] == "mcq" else (None, None, "")
-        query = prompts.training_query(data.questions["user_query"].iat[row], options)
+        options, _, gold = training_options(data, row, style) if assignment[row] == "mcq" else (None, None, "")
+        query = prompts.training_query(data.questions["user_query"].iat[row], options, style=style)
         items.append({"query_message": content_text(query["content"]), "gold_letter": gold,
                       **reward_labels(data, row, assignment[row])})
     return items
@@ -67,6 +67,19 @@ def answer_messages(notes: str, item: dict) -> list[dict]:
     The boxed format's memory prompt, which ``pmv2nb memory run`` also uses for trained checkpoints.
     """
     return [prompts.boxed_system(notes), {"role": "user", "content": item["query_message"]}]
+
+
+def answer_tokens(memory: MemorySettings) -> int:
+    """The final answer's cap in rollouts: ``memory.rl.max_answer_tokens``, or with ``memory.answer_cap``
+    'memory' the notes' own cap (the authors' single length limit)."""
+    return memory.memory_tokens if memory.answer_cap == "memory" else memory.rl.max_answer_tokens
+
+
+def schedule_args(settings: MemoryRLSettings) -> dict:
+    """The learning-rate schedule: constant, after ``memory.rl.warmup_steps`` of linear warm-up if any."""
+    if settings.warmup_steps:
+        return {"lr_scheduler_type": "constant_with_warmup", "warmup_steps": settings.warmup_steps}
+    return {"lr_scheduler_type": "constant"}
 
 
 # ---------- the maths (kept free of the trainer so it can be tested on its own) ----------
@@ -202,7 +215,7 @@ class MemoryGRPOTrainer(Trainer):
             trajectories = run_updates(jobs, writer, self.memory)
             ordered = [trajectories[job.key] for job in jobs]
             answer_prompts = [answer_messages(t.memory, items[i // group]) for i, t in enumerate(ordered)]
-            answerer = _Sampler(policy, tokenizer, self.rl.max_answer_tokens, self.rl.temperature,
+            answerer = _Sampler(policy, tokenizer, answer_tokens(self.memory), self.rl.temperature,
                                 self.rl.generation_batch)
             answers = answerer(answer_prompts)
         model.train(was_training)
@@ -298,7 +311,8 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
     split = load_profile_split(profile, "train")
-    items = memory_rl_items(split, settings.mcq_fraction, profile.data.context_size, settings.rows, profile.seed)
+    items = memory_rl_items(split, settings.mcq_fraction, profile.data.context_size, settings.rows, profile.seed,
+                            profile.train_prompt)
     micro = settings.micro_batch or 1
     model = load_causal_lm(start, training_dtypes(profile)[0])
     ref_model = None
@@ -313,7 +327,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     args = TrainingArguments(
         output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation(settings.batch_size, micro),
-        remove_unused_columns=False, disable_tqdm=not progress, lr_scheduler_type="constant", **hardware)
+        remove_unused_columns=False, disable_tqdm=not progress, **schedule_args(settings), **hardware)
     clear_run_folder(out)
     trainer = MemoryGRPOTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(items), tokenizer=tokenizer, reward_funcs=rewards,

@@ -45,10 +45,10 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
 
     train_split = load_profile_split(profile, "train")
     train, report = sft_examples(train_split, tokenizer, settings.max_length, size, limit=settings.rows,
-                                 think=settings.think_instruction, progress=progress)
+                                 think=settings.think_instruction, progress=progress, style=profile.train_prompt)
     val_split = load_profile_split(profile, "val")
     val, _ = sft_examples(val_split, tokenizer, settings.max_length, size, limit=settings.eval_rows,
-                          think=settings.think_instruction, progress=False)
+                          think=settings.think_instruction, progress=False, style=profile.train_prompt)
 
     model, init_kwargs = policy(start, training_dtypes(profile)[0])
     config = SFTConfig(
