@@ -1,0 +1,93 @@
+"""Measure what each protocol does to one profile's numbers: the same rows, every stage, both protocols.
+
+For each protocol (``paper`` and ``official``) this trains SFT from the profile's model and GRPO from
+that SFT run, then asks the base model, the SFT run, the GRPO run and the memory agent (on the base
+model) the same multiple-choice rows. It prints one table: accuracy, the share of replies without a
+readable letter, the share whose letter came from the nearest-option fallback, and GRPO's mean MCQ
+reward during training. Runs and results go to a scratch folder (default ``runs/protocol-bench``).
+
+    python benchmarks/protocol_accuracy.py [--profile laptop] [--protocols paper,official] [--out DIR]
+
+On the 2-core CPU machines the laptop profile takes about ten minutes per protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from pmv2nb.config import repo_root, resolve
+from pmv2nb.data.loader import load_profile_split
+from pmv2nb.evaluate import run_eval
+from pmv2nb.evaluate.suite import profile_settings
+from pmv2nb.memory.run import run_profile_memory
+from pmv2nb.models import spec_for
+from pmv2nb.train.grpo import train_grpo
+from pmv2nb.train.sft import train_sft
+
+
+def mean_mcq_reward(run: Path) -> float | None:
+    """GRPO's MCQ reward averaged over the logged steps (None when no step had an MCQ prompt)."""
+    with (run / "metrics.csv").open(encoding="utf-8") as handle:
+        values = [float(row["rewards/mcq_reward/mean"]) for row in csv.DictReader(handle)
+                  if row.get("rewards/mcq_reward/mean")]
+    return sum(values) / len(values) if values else None
+
+
+def scores(results: pd.DataFrame) -> dict:
+    fallback = results["letter_by_embedding"].fillna(False).astype(bool).mean() if "letter_by_embedding" in results else 0
+    return {"rows": len(results), "accuracy": results["correct"].mean(), "no_letter": 1 - results["valid"].mean(),
+            "by_embedding": fallback, "format": ",".join(sorted(set(results["prompt_format"])))}
+
+
+def measure(profile_name: str, protocol: str, out: Path) -> list[dict]:
+    profile = resolve(profile_name, {"protocol": protocol})
+    folder = out / protocol
+    cache, results_dir = folder / "calls.sqlite", folder / "results"
+    data = load_profile_split(profile, "benchmark")
+    settings = profile_settings(profile, "mcq", "32k")
+    rows = []
+
+    def ask(stage: str, spec: str, extra: dict | None = None) -> None:
+        started = time.perf_counter()
+        run = run_eval(data, spec, settings, out=results_dir / f"{stage}.jsonl", cache=cache, progress=False)
+        rows.append({"protocol": protocol, "stage": stage, **scores(run.results), **(extra or {}),
+                     "seconds": round(time.perf_counter() - started)})
+
+    base = spec_for(profile)
+    ask("base", base)
+    started = time.perf_counter()
+    train_sft(profile, folder / "sft", progress=False)
+    sft_seconds = round(time.perf_counter() - started)
+    ask("sft", f"hf:{folder / 'sft'}", {"train_s": sft_seconds})
+    started = time.perf_counter()
+    train_grpo(profile, folder / "grpo", init=str(folder / "sft"), cache=cache, progress=False)
+    grpo_seconds = round(time.perf_counter() - started)
+    ask("grpo", f"hf:{folder / 'grpo'}", {"train_s": grpo_seconds, "grpo_mcq_reward": mean_mcq_reward(folder / "grpo")})
+    started = time.perf_counter()
+    memory = run_profile_memory(data, profile, base, "mcq", results_dir=results_dir, cache=cache, progress=False)
+    rows.append({"protocol": protocol, "stage": "memory (base model)", **scores(memory.results),
+                 "seconds": round(time.perf_counter() - started)})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="laptop")
+    parser.add_argument("--protocols", default="paper,official")
+    parser.add_argument("--out", default=str(repo_root() / "runs" / "protocol-bench"))
+    args = parser.parse_args()
+    rows = []
+    for protocol in args.protocols.split(","):
+        rows += measure(args.profile, protocol.strip(), Path(args.out))
+        print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
+    table = pd.DataFrame(rows)
+    print("\n" + table.to_markdown(index=False, floatfmt=".3f"))
+
+
+if __name__ == "__main__":
+    main()
