@@ -25,7 +25,7 @@ from pmv2nb.data.loader import load_profile_split
 from pmv2nb.evaluate import run_eval
 from pmv2nb.evaluate.suite import profile_settings
 from pmv2nb.memory.run import run_profile_memory
-from pmv2nb.models import spec_for
+from pmv2nb.models import default_model_spec
 from pmv2nb.train.grpo import train_grpo
 from pmv2nb.train.sft import train_sft
 
@@ -39,9 +39,9 @@ def mean_mcq_reward(run: Path) -> float | None:
 
 
 def scores(results: pd.DataFrame) -> dict:
-    fallback = results["letter_by_embedding"].fillna(False).astype(bool).mean() if "letter_by_embedding" in results else 0
+    fallback = results.get("letter_by_embedding", pd.Series(False, index=results.index)).fillna(False).astype(bool)
     return {"rows": len(results), "accuracy": results["correct"].mean(), "no_letter": 1 - results["valid"].mean(),
-            "by_embedding": fallback, "format": ",".join(sorted(set(results["prompt_format"])))}
+            "by_embedding": fallback.mean(), "format": ",".join(sorted(set(results["prompt_format"])))}
 
 
 def measure(profile_name: str, protocol: str, out: Path) -> list[dict]:
@@ -58,7 +58,7 @@ def measure(profile_name: str, protocol: str, out: Path) -> list[dict]:
         rows.append({"protocol": protocol, "stage": stage, **scores(run.results), **(extra or {}),
                      "seconds": round(time.perf_counter() - started)})
 
-    base = spec_for(profile)
+    base = default_model_spec(profile)
     ask("base", base)
     started = time.perf_counter()
     train_sft(profile, folder / "sft", progress=False)

@@ -102,6 +102,30 @@ def test_sft_prompts_drop_the_think_request_and_grpo_prompts_keep_it(tmp_path):
     assert all("\\boxed{" in e["messages"][-1]["content"] for e in plain if e["task"] == "mcq")
 
 
+def test_sft_switches_pick_the_task_mix_and_the_loss_targets():
+    from pmv2nb.data import load_profile_split
+    from pmv2nb.models import tokenizer_for
+    from pmv2nb.train.examples import split_tasks
+    from pmv2nb.train.sft import sft_examples_for, trainer_rows
+
+    tokenizer, train = tokenizer_for("tiny"), load_profile_split(TINY, "train")
+    theirs, _ = sft_examples_for(resolve("tiny", {"protocol": "official"}), train, tokenizer, 10, progress=False)
+    ours, _ = sft_examples_for(TINY, train, tokenizer, 10, progress=False)
+    rows = sorted({e["row"] for e in ours})
+    assert len(ours) == 2 * len(rows) == 20 and [e["row"] for e in theirs] == rows  # theirs: one example per row
+    assert {e["row"]: e["task"] for e in theirs} == split_tasks(rows, TINY.grpo.mcq_fraction, TINY.seed)
+    final = trainer_rows(ours[:1], tokenizer, "final")[0]
+    assert final == {"prompt": ours[0]["messages"][:-1], "completion": ours[0]["messages"][-1:]}
+    every = trainer_rows(theirs[:1], tokenizer, "all")[0]
+    assert set(every) == {"input_ids", "assistant_masks"} and len(every["input_ids"]) == len(every["assistant_masks"])
+    reply = len(tokenizer(theirs[0]["messages"][-1]["content"], add_special_tokens=False)["input_ids"])
+    assert sum(every["assistant_masks"]) > 3 * reply  # the history's chatbot turns are targets too
+    with pytest.raises(ValueError, match="sft.task_mix"):
+        sft_examples_for(with_overrides(TINY, {"sft.task_mix": "mixed"}), train, tokenizer, 2, progress=False)
+    with pytest.raises(ValueError, match="sft.loss_turns"):
+        trainer_rows(ours, tokenizer, "some")
+
+
 def test_open_reward_think_switch_scores_a_reply_without_thinking_zero(tmp_path):
     from pmv2nb.train.rewards import OpenEndedReward
 
@@ -181,6 +205,7 @@ def test_every_stage_runs_under_the_official_protocol_from_the_command_line(tmp_
         assert record["protocol"] == "official" and record["protocol_changes"] == {}
         assert record["train_prompt"] == {"system": "generic", "recall": False, "max_options": 4}
     assert json.loads((grpo / "run.json").read_text())["settings"]["lr_scheduler"] == "constant"
+    assert json.loads((sft / "run.json").read_text())["loss_turns"] == "all"  # trained on every assistant turn
     out = tmp_path / "memory.jsonl"
     assert main(["memory", "run", *common, "--model", "hf:tiny", "--limit", "2", "--max-chunks", "2",
                  "--out", str(out), "--cache", str(tmp_path / "c.sqlite")]) == 0

@@ -123,3 +123,69 @@ def test_sft_targets_are_boxed_letter_plus_answer_or_the_gold_answer(train_split
             assert boxed_letter(reply["content"]) == example["gold_letter"]
         else:
             assert reply["content"] == gold
+
+
+def test_rl_mix_gives_one_example_per_row_in_the_grpo_split(train_split, tokenizer):
+    from pmv2nb.evaluate.tasks import rows_with_history
+
+    both, _ = sft_examples(train_split, tokenizer, 100_000, limit=10, progress=False)
+    mixed, report = sft_examples(train_split, tokenizer, 100_000, limit=10, mcq_fraction=0.8, seed=7, think=True,
+                                 progress=False)
+    rows = rows_with_history(train_split, "32k", 10)
+    assert len(both) == 2 * len(rows) and len(mixed) == len(rows) == report.rows
+    assert {e["row"]: e["task"] for e in mixed} == split_tasks(rows, 0.8, seed=7)  # GRPO's assignment, row by row
+    assert sum(e["task"] == "mcq" for e in mixed) == 8
+    records, _ = grpo_prompts(train_split, tokenizer, 100_000, mcq_fraction=0.8, limit=10, seed=7, progress=False)
+    assert [e["messages"][:-1] for e in mixed] == [r["prompt"] for r in records]  # the same prompts GRPO sees
+
+
+CHAT = [{"role": "system", "content": "Answer in one line."},
+        {"role": "system", "content": "I am Ada, a night-shift nurse."},
+        {"role": "user", "content": "Any tea for late shifts?"},
+        {"role": "assistant", "content": "Rooibos: no caffeine, so sleep after the shift is easier."},
+        {"role": "user", "content": "Which should I pick?\n(a) espresso\n(b) rooibos"},
+        {"role": "assistant", "content": "\\boxed{b} rooibos"}]
+
+
+def _masked_runs(tokenizer, encoded) -> list[str]:
+    """The decoded text of each unbroken run of masked tokens."""
+    runs, current = [], []
+    for token, bit in zip(encoded["input_ids"], encoded["assistant_masks"]):
+        if bit:
+            current.append(token)
+        elif current:
+            runs, current = runs + [current], []
+    runs += [current] if current else []
+    return [tokenizer.decode(run) for run in runs]
+
+
+@pytest.mark.parametrize("model", ["tiny", "smollm2-135m-instruct"])
+def test_all_turn_mask_covers_exactly_the_assistant_replies(model):
+    from pmv2nb.train.sft import assistant_token_mask
+
+    tok = tokenizer_for(model)
+    encoded = assistant_token_mask(tok, CHAT)
+    ids = tok.apply_chat_template(CHAT, tokenize=True)
+    assert encoded["input_ids"] == (ids["input_ids"] if hasattr(ids, "keys") else ids)  # what TRL would read
+    replies = [m["content"] for m in CHAT if m["role"] == "assistant"]
+    assert _masked_runs(tok, encoded) == [f"{reply}<|im_end|>\n" for reply in replies]  # each reply and its stop
+    context = tok.decode([t for t, bit in zip(encoded["input_ids"], encoded["assistant_masks"]) if not bit])
+    assert all(m["content"] in context for m in CHAT if m["role"] != "assistant")
+    assert "<think>" not in "".join(_masked_runs(tok, encoded))  # Qwen3's empty think block stays context
+
+
+def test_all_turn_mask_follows_a_reply_the_template_rewrote(tokenizer):
+    from pmv2nb.train.sft import assistant_token_mask
+
+    chat = CHAT[:-1] + [{"role": "assistant", "content": "\n\n\\boxed{b} rooibos"}]  # Qwen3 drops the newlines
+    assert _masked_runs(tokenizer, assistant_token_mask(tokenizer, chat))[-1] == "\\boxed{b} rooibos<|im_end|>\n"
+
+
+def test_all_turn_mask_on_a_real_history_marks_every_chatbot_turn(train_split, tokenizer):
+    from pmv2nb.train.sft import to_token_targets
+
+    example = sft_examples(train_split, tokenizer, 1536, limit=1, progress=False)[0][0]
+    replies = [m["content"] for m in example["messages"] if m["role"] == "assistant"]
+    encoded = to_token_targets([example], tokenizer)[0]
+    assert len(replies) > 2 and _masked_runs(tokenizer, encoded) == [f"{r}<|im_end|>\n" for r in replies]
+    assert len(encoded["input_ids"]) <= 1536  # the length rule still holds for the whole conversation

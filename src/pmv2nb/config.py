@@ -109,8 +109,12 @@ class SFTSettings(TrainingSettings):
     think_instruction: bool = setting(True, "SFT prompts keep the 'think inside <think>' sentence, so they are the "
                                             "GRPO and evaluation prompts exactly (the authors strip it: false)")
     max_grad_norm: float = setting(1.0, "gradient clipping (the authors' SFT: 0.5)")
+    loss_turns: str = setting("final", "which replies are targets: 'final' (the gold reply only) or 'all' (every "
+                                       "assistant message, the history's too: the authors' code)")
+    task_mix: str = setting("both", "tasks per row: 'both' (an MCQ and an open-ended example) or 'rl_mix' (one "
+                                    "example, MCQ or open as the GRPO mix assigns: the authors' code)")
     eval_every: int = setting(50, "steps between validation-loss measurements")
-    eval_rows: int | None = setting(200, "val rows used for that loss (each gives an MCQ and an open example)")
+    eval_rows: int | None = setting(200, "val rows used for that loss (each gives the examples sft.task_mix says)")
 
 
 @settings_class

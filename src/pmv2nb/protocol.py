@@ -15,6 +15,8 @@ PROTOCOLS: dict[str, dict[str, object]] = {
     "official": {
         "sft.think_instruction": False,
         "sft.max_grad_norm": 0.5,
+        "sft.loss_turns": "all",
+        "sft.task_mix": "rl_mix",
         "grpo.require_think_mcq": False,
         "grpo.require_think_open": True,
         "grpo.judges": 1,
@@ -43,6 +45,8 @@ PROTOCOLS: dict[str, dict[str, object]] = {
     "paper": {
         "sft.think_instruction": True,
         "sft.max_grad_norm": 1.0,
+        "sft.loss_turns": "final",
+        "sft.task_mix": "both",
         "grpo.require_think_mcq": False,
         "grpo.require_think_open": False,
         "grpo.judges": 3,

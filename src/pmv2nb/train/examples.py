@@ -166,19 +166,23 @@ class PromptBuilder:
 
 def sft_examples(data: PersonaMemData, tokenizer, max_length: int, size: str = "32k", tasks: tuple[str, ...] = TASKS,
                  limit: int | None = None, target_reserve: int = 256, think: bool = False,
+                 mcq_fraction: float | None = None, seed: int = 0,
                  progress: bool = True, style=None) -> tuple[list[dict], LengthReport]:
     """SFT conversations: the prompt plus the gold reply as the final assistant message.
 
     MCQ rows teach ``\\boxed{letter} answer text``; open-ended rows teach the gold answer itself.
-    Every row yields one example per task in ``tasks``. ``target_reserve`` tokens are kept free for
-    the reply, so prompt + reply fit in ``max_length``. The targets hold no think block, so by default
-    (``sft.think_instruction`` false) the prompts do not ask for one either.
+    With ``mcq_fraction`` None every row yields one example per task in ``tasks``; with a fraction
+    each row yields one example, its task drawn as :func:`split_tasks` draws the GRPO mix (the
+    authors' SFT data). ``target_reserve`` tokens are kept free for the reply, so prompt + reply fit
+    in ``max_length``. The targets hold no think block, so by default (``sft.think_instruction``
+    false) the prompts do not ask for one either.
     """
     builder = PromptBuilder(data, tokenizer, max_length - target_reserve, size, think, style)
     rows = rows_with_history(data, size, limit)
+    assignment = split_tasks(rows, mcq_fraction, seed) if mcq_fraction is not None else None
     examples = []
     for row in tqdm(rows, desc=f"SFT examples ({data.split})", disable=not progress):
-        for task in tasks:
+        for task in (assignment[row],) if assignment else tasks:
             built = builder.prompt(row, task)
             answer = data.questions["correct_answer"].iat[row]
             reply = prompts.mcq_target(built["gold_letter"], answer) if task == "mcq" else answer

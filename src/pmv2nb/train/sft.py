@@ -1,8 +1,14 @@
 """SFT cold start with TRL's SFTTrainer: teach the answer formats before reinforcement learning.
 
-Examples are stored as conversations (``messages``) and handed to TRL as prompt/completion pairs,
-so the loss covers only the final reply: the tens of thousands of history tokens, including the
-old chatbot turns inside them, are context, not targets.
+Examples are stored as conversations (``messages``). Which tokens are targets is ``sft.loss_turns``:
+
+- ``final`` (the paper protocol): TRL gets prompt/completion pairs, so the loss covers only the final
+  reply; the tens of thousands of history tokens, old chatbot turns included, are context.
+- ``all`` (the authors' code): every assistant message is a target, the history's chatbot replies
+  too. The conversation is rendered and tokenized here and TRL gets ``input_ids`` with an
+  ``assistant_masks`` column, which it turns into labels without tokenizing again. The mask is found
+  by character offsets in the rendered text, so it needs no ``{% generation %}`` markers in the
+  chat template (SmolLM2's and Qwen3's have none).
 """
 
 from __future__ import annotations
@@ -12,17 +18,103 @@ from pathlib import Path
 
 from ..config import Profile
 from ..data.loader import load_profile_split
+from ..evaluate.tasks import MODES as TASKS
 from ..models import tokenizer_for
 from .common import (
     MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point,
     protocol_record, train_and_save, training_dtypes,
 )
-from .examples import sft_examples
+from .examples import LengthReport, sft_examples
+
+LOSS_TURNS = ("final", "all")
+TASK_MIXES = ("both", "rl_mix")
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {choices}, got {value!r}")
 
 
 def to_prompt_completion(examples: list[dict]) -> list[dict]:
     """TRL's conversational prompt/completion form: everything but the last message, then the last message."""
     return [{"prompt": e["messages"][:-1], "completion": e["messages"][-1:]} for e in examples]
+
+
+def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+    """The conversation as the chat template renders it, and the character span of every assistant reply.
+
+    A span is the reply's text followed by the template's end-of-turn marker (what the model must
+    learn to emit to stop). The template is rendered once more with numbered placeholders for the
+    contents: the text between placeholders is scaffolding (role headers, end markers, an empty think
+    block), and walking that scaffolding through the real rendering tells where each content lies,
+    even when the template rewrote it (Qwen3 trims leading newlines of a final reply).
+    """
+    marks = [f"@@pmv2nb-{i}@@" for i in range(len(messages))]
+    skeleton = tokenizer.apply_chat_template([{"role": m["role"], "content": mark} for m, mark in zip(messages, marks)],
+                                             tokenize=False)
+    text = tokenizer.apply_chat_template([{"role": m["role"], "content": m["content"]} for m in messages],
+                                         tokenize=False)
+    pieces, rest = [], skeleton
+    for mark in marks:
+        before, found, rest = rest.partition(mark)
+        if not found:
+            raise ValueError(f"the chat template leaves out message {len(pieces)}; sft.loss_turns='all' needs "
+                             "every message's text in the rendering")
+        pieces.append(before)
+    closing = rest if messages and messages[-1]["role"] == "assistant" else ""  # after the final reply: its end marker
+    if not text.startswith(pieces[0]) or not text.endswith(rest):
+        raise ValueError("the chat template renders this conversation unlike its placeholder version")
+    spans, at = [], len(pieces[0])
+    for i, message in enumerate(messages):
+        after = pieces[i + 1] if i + 1 < len(messages) else rest
+        if text.startswith(message["content"] + after, at):  # the usual case: the content as written
+            end = at + len(message["content"])
+        else:
+            end = text.find(after, at) if i + 1 < len(messages) else len(text) - len(rest)
+            if end < at:
+                raise ValueError(f"message {i} cannot be located in the rendered conversation")
+        if message["role"] == "assistant":
+            spans.append((at, end + len(closing) if after.startswith(closing) else end))
+        at = end + len(after)
+    return text, spans
+
+
+def assistant_token_mask(tokenizer, messages: list[dict]) -> dict:
+    """``input_ids`` of the rendered conversation and ``assistant_masks``: 1 on each token that overlaps a reply span.
+
+    The ids are the tokenizer's reading of the rendered text, as ``apply_chat_template(tokenize=True)`` gives them.
+    """
+    text, spans = assistant_spans(tokenizer, messages)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    mask = [int(any(start < span_end and end > span_start for span_start, span_end in spans))
+            for start, end in encoded["offset_mapping"]]
+    return {"input_ids": list(encoded["input_ids"]), "assistant_masks": mask}
+
+
+def to_token_targets(examples: list[dict], tokenizer) -> list[dict]:
+    """The examples pre-tokenized for TRL with every assistant turn as a target (``sft.loss_turns='all'``)."""
+    return [assistant_token_mask(tokenizer, e["messages"]) for e in examples]
+
+
+def trainer_rows(examples: list[dict], tokenizer, loss_turns: str) -> list[dict]:
+    """The rows SFTTrainer gets for ``sft.loss_turns``: prompt/completion pairs, or pre-tokenized with a mask."""
+    _check_choice("sft.loss_turns", loss_turns, LOSS_TURNS)
+    return to_token_targets(examples, tokenizer) if loss_turns == "all" else to_prompt_completion(examples)
+
+
+def sft_examples_for(profile: Profile, data, tokenizer, limit: int | None = None, *,
+                     progress: bool = True) -> tuple[list[dict], LengthReport]:
+    """A split's SFT conversations as the profile builds them (its length, size, think and task-mix settings).
+
+    ``sft.task_mix`` picks the rows' tasks: ``both`` gives every row an MCQ and an open-ended example,
+    ``rl_mix`` one example per row in the GRPO mix (``grpo.mcq_fraction``, the profile's seed).
+    """
+    settings = profile.sft
+    _check_choice("sft.task_mix", settings.task_mix, TASK_MIXES)
+    fraction = profile.grpo.mcq_fraction if settings.task_mix == "rl_mix" else None
+    return sft_examples(data, tokenizer, settings.max_length, profile.data.context_size, limit=limit,
+                        think=settings.think_instruction, mcq_fraction=fraction, seed=profile.seed, progress=progress,
+                        style=profile.train_prompt)
 
 
 def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, progress: bool = True) -> dict:
@@ -35,20 +127,18 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
     from trl import SFTConfig, SFTTrainer
 
     settings = profile.sft
+    _check_choice("sft.loss_turns", settings.loss_turns, LOSS_TURNS)
     steps, lora = settings.max_steps, settings.use_lora
     out = Path(out)
     micro_batch = settings.micro_batch or 1  # long-context examples: one sequence per device pass unless asked
     hardware = hardware_args(profile, "SFT")
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
-    size = profile.data.context_size
-
-    train_split = load_profile_split(profile, "train")
-    train, report = sft_examples(train_split, tokenizer, settings.max_length, size, limit=settings.rows,
-                                 think=settings.think_instruction, progress=progress, style=profile.train_prompt)
-    val_split = load_profile_split(profile, "val")
-    val, _ = sft_examples(val_split, tokenizer, settings.max_length, size, limit=settings.eval_rows,
-                          think=settings.think_instruction, progress=False, style=profile.train_prompt)
+    train, report = sft_examples_for(profile, load_profile_split(profile, "train"), tokenizer, settings.rows,
+                                     progress=progress)
+    val, _ = sft_examples_for(profile, load_profile_split(profile, "val"), tokenizer, settings.eval_rows,
+                              progress=False)
+    train_rows, val_rows = (trainer_rows(part, tokenizer, settings.loss_turns) for part in (train, val))
 
     model, init_kwargs = policy(start, training_dtypes(profile)[0])
     config = SFTConfig(
@@ -66,12 +156,13 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
     metrics = MetricsCSV(out, "sft")
     trainer = SFTTrainer(
         model=model, args=config, processing_class=tokenizer,
-        train_dataset=Dataset.from_list(to_prompt_completion(train)),
-        eval_dataset=Dataset.from_list(to_prompt_completion(val)),
+        train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(val_rows),
         peft_config=lora_config(settings.lora_rank) if lora else None, callbacks=[metrics],
     )
     summary = {"stage": "sft", "profile": profile.name, "init": start, "out": str(out), "lora": lora,
                "steps": steps, "examples": len(train), "eval_examples": len(val), "lengths": report.summary(),
+               "loss_turns": settings.loss_turns, "task_mix": settings.task_mix,
+               "tasks": {task: sum(e["task"] == task for e in train) for task in TASKS},
                "settings": asdict(settings), **protocol_record(profile)}
     return train_and_save(trainer, out, tokenizer, summary)
 
