@@ -86,8 +86,11 @@ def assistant_token_mask(tokenizer, messages: list[dict]) -> dict:
     """
     text, spans = assistant_spans(tokenizer, messages)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    mask = [int(any(start < span_end and end > span_start for span_start, span_end in spans))
-            for start, end in encoded["offset_mapping"]]
+    mask, current = [], 0  # spans and tokens both run left to right: one pass over each (histories are long)
+    for start, end in encoded["offset_mapping"]:
+        while current < len(spans) and spans[current][1] <= start:
+            current += 1
+        mask.append(int(current < len(spans) and end > spans[current][0] and start < spans[current][1]))
     return {"input_ids": list(encoded["input_ids"]), "assistant_masks": mask}
 
 
