@@ -177,3 +177,48 @@ def test_training_curves_draw_only_logged_metrics_with_gaps_skipped():
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
     assert set(lines) == {"train", "val"}
     assert list(lines["train"].get_xdata()) == [1, 2, 3] and list(lines["val"].get_ydata()) == [2.2]
+
+
+def _kill_after_first_checkpoint(command: list[str], out, timeout: float = 240.0) -> None:
+    """Start a training command, SIGKILL it once its first checkpoint is complete, and wait for it to die."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "pmv2nb.cli", *command], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    try:
+        while not list(out.glob("checkpoint-*/trainer_state.json")):
+            assert process.poll() is None, "the run ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within the time limit"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("stage", ["sft", "memory"])
+def test_a_killed_training_run_resumes_from_its_checkpoint(stage, tmp_path, capsys):
+    from pmv2nb.cli import main
+    from pmv2nb.models import load_causal_lm
+
+    out = tmp_path / stage
+    command = ["sft"] if stage == "sft" else ["memory", "train"]
+    command += ["--profile", "tiny", "--out", str(out), "--max-steps", "3", "--rows", "2", "--save-every", "1"]
+    if stage == "memory":
+        command += ["--set", "memory.rl.batch_size=1", "--set", "memory.max_chunks=2"]
+    _kill_after_first_checkpoint(command, out)
+    assert not (out / "run.json").exists()
+    capsys.readouterr()
+    assert main(command) == 0
+    assert "resuming from" in capsys.readouterr().out
+    record = pd.read_json(out / "run.json", typ="series")
+    assert record["resumed_from_step"] >= 1
+    metrics = read_metrics(out)
+    steps = metrics.loc[metrics["loss"].notna(), "step"].tolist()
+    assert steps == [1, 2, 3]  # each step once: what the killed run logged past its checkpoint is not repeated
+    assert not list(out.glob("checkpoint-*"))  # a finished run keeps only its final weights
+    load_causal_lm(out)

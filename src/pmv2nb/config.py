@@ -99,6 +99,10 @@ class TrainingSettings:
     lora_rank: int = setting(16, "LoRA rank r (alpha is twice the rank)")
     micro_batch: int | None = setting(None, "sequences per device pass (None: 1 for SFT, up to 8 for RL)")
     rows: int | None = setting(None, "use only the first N train rows (None: all)")
+    save_every: int | None = setting(None, "optimizer steps between resumable checkpoints (weights, optimizer, "
+                                           "scheduler, RNG and data position); None saves only the final weights")
+    keep_checkpoints: int = setting(2, "newest checkpoints kept while a run goes on (all are removed when it "
+                                       "finishes)")
 
 
 @settings_class
@@ -313,16 +317,17 @@ def _small() -> Profile:
         data=DataSettings(source="hub", row_limit=500),
         model=ModelSettings(name="Qwen/Qwen3-0.6B", dtype="bfloat16", device="cuda", requires_gpu=True,
                             max_context_tokens=32768),
-        sft=SFTSettings(max_steps=100, batch_size=8, learning_rate=1e-4, max_length=16384, use_lora=True,
+        sft=SFTSettings(max_steps=100, batch_size=8, learning_rate=1e-4, max_length=16384, use_lora=True, save_every=25,
                         eval_every=25, eval_rows=50),
         grpo=GRPOSettings(
             max_steps=100, batch_size=8, num_generations=4, learning_rate=5e-6,
             max_prompt_length=16384, max_completion_length=1024, use_vllm=True, use_lora=True,
             judge="openai:gpt-4.1-mini", drop_over=40960,  # Qwen3-0.6B's context: 16384 is a memory cut
+            save_every=25,
         ),
         memory=MemorySettings(chunk_tokens=2000, max_chunks=8, memory_tokens=1024, rl=MemoryRLSettings(
             max_steps=100, batch_size=8, num_generations=4, learning_rate=1e-6, max_answer_tokens=1024,
-            judge="openai:gpt-4.1-mini", use_lora=True)),
+            judge="openai:gpt-4.1-mini", use_lora=True, save_every=25)),
         eval=EvalSettings(mcq_rows=200, open_rows=100, max_new_tokens=1024, models=("vllm:Qwen/Qwen3-0.6B",),
                           judge="openai:gpt-4.1-mini"),
     )
@@ -340,14 +345,15 @@ def _paper() -> Profile:
         data=DataSettings(source="hub"),
         model=ModelSettings(name="Qwen/Qwen3-4B-Instruct-2507", dtype="bfloat16", device="cuda",
                             requires_gpu=True, max_context_tokens=40960),
-        sft=SFTSettings(max_steps=300, batch_size=64, learning_rate=1e-5, max_length=40960),
+        sft=SFTSettings(max_steps=300, batch_size=64, learning_rate=1e-5, max_length=40960, save_every=50),
         grpo=GRPOSettings(
             max_steps=500, batch_size=32, num_generations=8, learning_rate=5e-6,
             max_prompt_length=38912, max_completion_length=2048, use_vllm=True, judge="openai:gpt-4.1",
+            save_every=50,
         ),
         memory=MemorySettings(chunk_tokens=5000, max_chunks=8, memory_tokens=2048, rl=MemoryRLSettings(
             max_steps=500, batch_size=32, num_generations=8, learning_rate=1e-6, max_answer_tokens=2048,
-            judge="openai:gpt-4.1")),
+            judge="openai:gpt-4.1", save_every=50)),
         # Figure 4's six OpenAI models (section 4.1); the judge is our choice (the paper averages three judge calls)
         eval=EvalSettings(mcq_rows=None, open_rows=None, max_new_tokens=2048, concurrency=32, sizes=("32k", "128k"),
                           models=("openai:gpt-5-chat", "openai:gpt-5-mini", "openai:gpt-5-nano", "openai:gpt-4.1",
@@ -369,12 +375,13 @@ def _laptop() -> Profile:
         seed=0,
         data=DataSettings(source="data/mini"),
         model=ModelSettings(name="smollm2-135m-instruct", dtype="auto", max_context_tokens=8192),
-        sft=SFTSettings(max_steps=12, batch_size=2, learning_rate=5e-5, max_length=1024, eval_every=6, eval_rows=2),
+        sft=SFTSettings(max_steps=12, batch_size=2, learning_rate=5e-5, max_length=1024, eval_every=6, eval_rows=2,
+                        save_every=6),
         grpo=GRPOSettings(
             # 3 steps: the third batch holds an open-ended prompt, so both reward curves have a point
             max_steps=3, batch_size=2, num_generations=4, learning_rate=1e-5, max_prompt_length=640,
             max_completion_length=24, judges=1, judge="baseline:dense", ablation_steps=1,
-            ablation_rows=14, drop_over=8192,
+            ablation_rows=14, drop_over=8192, save_every=2,
         ),
         # Memory RL runs without its KL term here: in bf16 autocast on a CPU the policy's and the reference's
         # log-probabilities differ by rounding alone, and Adam turns that noise into full-size steps (measured:

@@ -17,13 +17,18 @@ SECTIONS = {"sft": "sft", "grpo": "grpo", "memory": "memory.rl"}
 def add_training_options(parser: argparse.ArgumentParser, example_out: str, section: str, rewards: bool) -> None:
     """Options every training stage takes; ``rewards`` adds the task mix and the judge."""
     add_profile_options(parser)
-    parser.add_argument("--out", required=True, help=f"run folder, e.g. {example_out} (replaced if it exists)")
+    parser.add_argument("--out", required=True, help=f"run folder, e.g. {example_out} (replaced if it exists, "
+                                                     f"resumed if it holds checkpoints of an interrupted run)")
     parser.add_argument("--init", default=None, help="starting checkpoint: a run folder or hub id "
                                                      "(default: the profile's model)")
     parser.add_argument("--max-steps", type=int, default=None, help=f"{section}.max_steps")
     parser.add_argument("--rows", type=int, default=None, help=f"use only the first N train rows ({section}.rows)")
     parser.add_argument("--micro-batch", type=int, default=None,
                         help=f"per-device micro-batch size ({section}.micro_batch)")
+    parser.add_argument("--save-every", type=int, default=None,
+                        help=f"steps between resumable checkpoints ({section}.save_every); the same command run "
+                             f"again into the same --out goes on from the newest one")
+    parser.add_argument("--restart", action="store_true", help="throw away the checkpoints in --out and start over")
     switch = parser.add_mutually_exclusive_group()
     switch.add_argument("--lora", action="store_true", help=f"train a LoRA adapter ({section}.use_lora=true)")
     switch.add_argument("--full", action="store_true", help=f"full fine-tuning ({section}.use_lora=false)")
@@ -36,7 +41,8 @@ def add_training_options(parser: argparse.ArgumentParser, example_out: str, sect
 
 def aliases(section: str) -> dict:
     return {"max_steps": to(f"{section}.max_steps"), "rows": to(f"{section}.rows"),
-            "micro_batch": to(f"{section}.micro_batch"), "lora": lambda v, a: {f"{section}.use_lora": True},
+            "micro_batch": to(f"{section}.micro_batch"), "save_every": to(f"{section}.save_every"),
+            "lora": lambda v, a: {f"{section}.use_lora": True},
             "full": lambda v, a: {f"{section}.use_lora": False}, "mcq_fraction": to(f"{section}.mcq_fraction"),
             "judge": to(f"{section}.judge"),
             "vllm_mode": lambda v, a: {"grpo.use_vllm": True, "grpo.vllm_mode": v},
@@ -80,15 +86,15 @@ def train(args: argparse.Namespace) -> int:
         if args.command == "sft":
             from ..train.sft import train_sft
 
-            summary = train_sft(profile, args.out, args.init)
+            summary = train_sft(profile, args.out, args.init, restart=args.restart)
         elif args.command == "grpo":
             from ..train.grpo import train_grpo
 
-            summary = train_grpo(profile, args.out, args.init)
+            summary = train_grpo(profile, args.out, args.init, restart=args.restart)
         else:
             from ..train.memory_rl import train_memory
 
-            summary = train_memory(profile, args.out, args.init)
+            summary = train_memory(profile, args.out, args.init, restart=args.restart)
     except (GPURequiredError, VLLMUnavailableError, BackendError, DataError, FileNotFoundError, ValueError) as err:
         return fail(name, err)
     print(json.dumps(summary, indent=2, default=str))

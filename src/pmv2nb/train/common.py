@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +26,7 @@ from ..prompts import TRAINING_FORMAT
 
 METRICS_FILE = "metrics.csv"
 RUN_FILE = "run.json"
+CHECKPOINT_PREFIX = "checkpoint-"
 
 
 def starting_point(profile: Profile, init: str | None) -> str:
@@ -112,20 +114,29 @@ def hardware_args(profile: Profile, purpose: str) -> dict[str, Any]:
         "gradient_checkpointing": gpu,  # slows CPU runs down and saves nothing there
         "report_to": "none",
         "logging_steps": 1,
-        "save_strategy": "no",  # the final weights are saved once, by train_and_save
         "seed": profile.seed,
         "dataloader_num_workers": 0,
     }
 
 
 class MetricsCSV(TrainerCallback):
-    """Appends every log event (loss, rewards, KL, step time...) to ``metrics.csv`` in the run folder."""
+    """Appends every log event (loss, rewards, KL, step time...) to ``metrics.csv`` in the run folder.
 
-    def __init__(self, folder: Path, stage: str):
+    A resumed run (``resumed_at`` the checkpoint's step) keeps the rows up to that step and drops the
+    later ones, which the interrupted run logged past its last checkpoint and will log again.
+    """
+
+    def __init__(self, folder: Path, stage: str, resumed_at: int | None = None):
         self.path = Path(folder) / METRICS_FILE
         self.stage = stage
         self.rows: list[dict] = []
         self.started = time.perf_counter()
+        if resumed_at is not None and self.path.is_file():
+            with self.path.open(newline="", encoding="utf-8") as handle:
+                kept = [row for row in csv.DictReader(handle) if int(row["step"]) <= resumed_at]
+            self.rows = [{k: v for k, v in row.items() if v != ""} for row in kept]
+            if self.rows:
+                self.started -= float(self.rows[-1].get("wall_s", 0))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or not state.is_world_process_zero:
@@ -152,22 +163,66 @@ RUN_ARTIFACTS = ("*.safetensors", "adapter_config.json", "config.json", "generat
 
 
 def clear_run_folder(out: Path) -> None:
-    """Remove a previous run's weights and logs from ``out``, so a LoRA run never sits beside stale full weights."""
+    """Remove a previous run's weights, logs and checkpoints from ``out``, so a LoRA run never sits beside stale
+    full weights and a fresh run never resumes an old one."""
     for pattern in RUN_ARTIFACTS:
         for path in out.glob(pattern):
             path.unlink()
+    for folder in checkpoints(out):
+        shutil.rmtree(folder)
 
 
-def train_and_save(trainer, out: Path, tokenizer, record: dict) -> dict:
-    """Train, then save weights (or the adapter) as safetensors, the tokenizer and run.json into ``out``."""
+def checkpoints(out: Path, complete: bool = False) -> list[Path]:
+    """The run's ``checkpoint-<step>`` folders, oldest first; with ``complete`` only those whose save finished
+    (the trainer writes ``trainer_state.json`` last, so a save cut short by a kill has none)."""
+    found = [p for p in Path(out).glob(f"{CHECKPOINT_PREFIX}*")
+             if p.is_dir() and p.name[len(CHECKPOINT_PREFIX):].isdigit()
+             and (not complete or (p / "trainer_state.json").is_file())]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
+def start_run_folder(out: Path, stage: str, restart: bool = False) -> Path | None:
+    """Get ``out`` ready for a run: the newest checkpoint to resume from, or None after clearing the folder.
+
+    A run killed part-way leaves ``checkpoint-<step>`` folders (``save_every``); the same command
+    run again goes on from the newest one. ``restart`` throws them away and starts over.
+    """
+    found = checkpoints(out, complete=True)
+    if restart or not found:
+        clear_run_folder(out)
+        return None
+    newest = found[-1]
+    print(f"{stage}: resuming from {newest} (step {newest.name[len(CHECKPOINT_PREFIX):]}); "
+          f"pass --restart to start over")
+    return newest
+
+
+def resumed_step(checkpoint: Path | None) -> int | None:
+    return int(checkpoint.name[len(CHECKPOINT_PREFIX):]) if checkpoint is not None else None
+
+
+def checkpoint_args(settings) -> dict[str, Any]:
+    """Trainer arguments for resumable checkpoints every ``save_every`` steps, the newest ``keep_checkpoints`` kept."""
+    if not settings.save_every:
+        return {"save_strategy": "no"}  # the final weights are saved once, by train_and_save
+    return {"save_strategy": "steps", "save_steps": settings.save_every,
+            "save_total_limit": max(1, settings.keep_checkpoints)}
+
+
+def train_and_save(trainer, out: Path, tokenizer, record: dict, resume_from: Path | None = None) -> dict:
+    """Train (going on from ``resume_from`` if given), then save weights (or the adapter) as safetensors, the
+    tokenizer and run.json into ``out``, and remove the checkpoints the finished run no longer needs."""
     started = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     record = {"prompt_format": TRAINING_FORMAT, **record, "train_loss": result.training_loss,
-              "train_seconds": round(time.perf_counter() - started, 2)}
+              "train_seconds": round(time.perf_counter() - started, 2),
+              "resumed_from_step": resumed_step(resume_from)}
     trainer.save_model(str(out))
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(str(out))
         (out / RUN_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+        for folder in checkpoints(out):
+            shutil.rmtree(folder)
     return record
 
 

@@ -15,8 +15,8 @@ from ..data.loader import load_profile_split
 from ..evaluate.cache import default_cache_path
 from ..models import tokenizer_for
 from .common import (
-    MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point,
-    protocol_record, train_and_save, training_dtypes,
+    MetricsCSV, accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record, resumed_step,
+    start_run_folder, starting_point, train_and_save, training_dtypes,
 )
 from .examples import grpo_prompts
 from .rewards import mixed_rewards
@@ -70,7 +70,7 @@ def schedule_args(settings: GRPOSettings) -> dict:
 
 
 def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, cache: str | Path | None = None,
-               progress: bool = True) -> dict:
+               progress: bool = True, restart: bool = False) -> dict:
     """Run the profile's GRPO recipe (``profile.grpo``) from ``init`` (usually the SFT run folder) into ``out``.
 
     The task mix, judge, steps, LoRA and vLLM use are settings (``grpo.mcq_fraction`` ...); notebook 04's
@@ -113,10 +113,10 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
         num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
         temperature=settings.temperature, beta=settings.beta, disable_tqdm=not progress,
         model_init_kwargs=init_kwargs,
-        **vllm_args, **hardware,
+        **checkpoint_args(settings), **vllm_args, **hardware,
     )
-    clear_run_folder(out)
-    metrics = MetricsCSV(out, "grpo")
+    checkpoint = start_run_folder(out, "grpo", restart)
+    metrics = MetricsCSV(out, "grpo", resumed_step(checkpoint))
     trainer = GRPOTrainer(
         model=model, reward_funcs=rewards, args=config, processing_class=tokenizer,
         train_dataset=Dataset.from_list(records), callbacks=[metrics],
@@ -125,4 +125,4 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     summary = {"stage": "grpo", "profile": profile.name, "init": start, "out": str(out), "steps": settings.max_steps,
                "prompts": len(records), "mcq_prompts": sum(r["task"] == "mcq" for r in records),
                "lengths": report.summary(), "settings": asdict(settings), **protocol_record(profile)}
-    return train_and_save(trainer, out, tokenizer, summary)
+    return train_and_save(trainer, out, tokenizer, summary, checkpoint)

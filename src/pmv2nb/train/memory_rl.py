@@ -36,8 +36,8 @@ from ..evaluate.tasks import rows_with_history
 from ..memory.agent import Chunker, MemoryJob, Trajectory, run_updates
 from ..models import tokenizer_for
 from .common import (
-    MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, starting_point,
-    protocol_record, train_and_save, training_dtypes,
+    MetricsCSV, accumulation, checkpoint_args, clear_run_folder, hardware_args, lora_config, protocol_record,
+    resumed_step, start_run_folder, starting_point, train_and_save, training_dtypes,
 )
 from .examples import split_tasks, training_options
 from .rewards import mixed_rewards
@@ -285,18 +285,21 @@ class MemoryGRPOTrainer(Trainer):
 
 
 def train_memory(profile: Profile, out: str | Path, init: str | None = None, *, cache: str | Path | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, restart: bool = False) -> dict:
     """Train the memory agent with GRPO from ``init`` (usually the SFT run folder) and save it in ``out``.
 
     Everything else is a setting: ``memory.rl.*`` for the RL recipe, ``memory.*`` for chunks and the cap.
     """
-    trainer, tokenizer, summary = build_memory_trainer(profile, out, init, cache=cache, progress=progress)
-    return train_and_save(trainer, Path(out), tokenizer, summary)
+    checkpoint = start_run_folder(Path(out), "memory train", restart)
+    trainer, tokenizer, summary = build_memory_trainer(profile, out, init, cache=cache, progress=progress,
+                                                       resume_from=checkpoint)
+    return train_and_save(trainer, Path(out), tokenizer, summary, checkpoint)
 
 
 def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = None, *,
-                         cache: str | Path | None = None, progress: bool = True):
-    """The trainer, tokenizer and run summary for the profile's memory RL recipe, ready to ``train()``."""
+                         cache: str | Path | None = None, progress: bool = True, resume_from: Path | None = None):
+    """The trainer, tokenizer and run summary for the profile's memory RL recipe, ready to ``train()``
+    (from ``resume_from``, a checkpoint in ``out``, when one is given)."""
     from datasets import Dataset
     from transformers import TrainingArguments
 
@@ -327,12 +330,14 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     args = TrainingArguments(
         output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation(settings.batch_size, micro),
-        remove_unused_columns=False, disable_tqdm=not progress, **schedule_args(settings), **hardware)
-    clear_run_folder(out)
+        remove_unused_columns=False, disable_tqdm=not progress, **schedule_args(settings),
+        **checkpoint_args(settings), **hardware)
+    if resume_from is None:
+        clear_run_folder(out)
     trainer = MemoryGRPOTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(items), tokenizer=tokenizer, reward_funcs=rewards,
         data=split, memory=memory, size=profile.data.context_size, ref_model=ref_model,
-        callbacks=[MetricsCSV(out, "memory-grpo")])
+        callbacks=[MetricsCSV(out, "memory-grpo", resumed_step(resume_from))])
     if ref_model is not None:
         ref_model.to(trainer.args.device)
     summary = {"stage": "memory-grpo", "profile": profile.name, "init": start, "out": str(out),

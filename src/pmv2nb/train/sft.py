@@ -21,8 +21,8 @@ from ..data.loader import load_profile_split
 from ..evaluate.tasks import MODES as TASKS
 from ..models import tokenizer_for
 from .common import (
-    MetricsCSV, accumulation, clear_run_folder, hardware_args, lora_config, policy, starting_point,
-    protocol_record, train_and_save, training_dtypes,
+    MetricsCSV, accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record, resumed_step,
+    start_run_folder, starting_point, train_and_save, training_dtypes,
 )
 from .examples import LengthReport, sft_examples
 
@@ -120,7 +120,8 @@ def sft_examples_for(profile: Profile, data, tokenizer, limit: int | None = None
                         style=profile.train_prompt)
 
 
-def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, progress: bool = True) -> dict:
+def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, progress: bool = True,
+              restart: bool = False) -> dict:
     """Run the profile's SFT recipe (``profile.sft``) and save the result in ``out``; returns a summary dict.
 
     Steps, LoRA, the train-row slice and the micro-batch are settings (``sft.max_steps`` ...): change
@@ -152,11 +153,11 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
         eval_strategy="steps", eval_steps=min(settings.eval_every, steps), lr_scheduler_type="cosine",
         max_grad_norm=settings.max_grad_norm,
         warmup_steps=0.05,
-        disable_tqdm=not progress, **hardware,
+        disable_tqdm=not progress, **checkpoint_args(settings), **hardware,
         model_init_kwargs=init_kwargs,
     )
-    clear_run_folder(out)
-    metrics = MetricsCSV(out, "sft")
+    checkpoint = start_run_folder(out, "sft", restart)
+    metrics = MetricsCSV(out, "sft", resumed_step(checkpoint))
     trainer = SFTTrainer(
         model=model, args=config, processing_class=tokenizer,
         train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(val_rows),
@@ -167,7 +168,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
                "loss_turns": settings.loss_turns, "task_mix": settings.task_mix,
                "tasks": {task: sum(e["task"] == task for e in train) for task in TASKS},
                "settings": asdict(settings), **protocol_record(profile)}
-    return train_and_save(trainer, out, tokenizer, summary)
+    return train_and_save(trainer, out, tokenizer, summary, checkpoint)
 
 
 def sft_run_for(profile: Profile, folder: str | Path | None = None) -> Path:
