@@ -209,3 +209,26 @@ def test_trained_format_switches_greedy_decoding_and_the_nearest_option_fallback
     assert theirs.no_letter_fallback == "nearest_option" and ours.no_letter_fallback == "invalid"
     options = ["Book a quiet table by the window.", "Order the spiciest curry on the menu.", "Skip dinner tonight."]
     assert nearest_option("<think>hmm</think>I would order the spiciest curry they have.", options) == "B"
+
+
+def test_api_switches_reach_the_run_settings_and_both_backends(monkeypatch):
+    from dataclasses import replace
+
+    from pmv2nb.backends import ChatRequest
+    from pmv2nb.evaluate.cache import CallCache
+    from pmv2nb.evaluate.runner import cached_backends
+    from pmv2nb.evaluate.suite import profile_settings
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    theirs = profile_settings(resolve("tiny", {"protocol": "official"}), "open", "32k")
+    ours = profile_settings(resolve("tiny", {"eval.reasoning_tokens": 500}), "open", "32k")
+    assert (theirs.api_sampling, theirs.fit_history) == ("none", "on_error")
+    assert (ours.api_sampling, ours.fit_history, ours.reasoning_tokens) == ("capped", "before", 500)
+    store = CallCache(":memory:")
+    answerer, grader = cached_backends("openai:o4-mini", "openai:gpt-4.1", store, theirs)
+    assert answerer.backend.api_sampling == grader.backend.api_sampling == "none"  # the judge is asked alike
+    answerer, _ = cached_backends("openai:o4-mini", None, store, ours)
+    sent = answerer.backend._arguments(ChatRequest([{"role": "user", "content": "hi"}], ours.sampling))
+    assert sent["max_completion_tokens"] == ours.sampling.max_tokens + 500
+    local, _ = cached_backends("openai:tiny@http://127.0.0.1:9/v1", None, store, replace(theirs))
+    assert local.backend.api_sampling == "capped"  # a local server keeps our sampling under either protocol
