@@ -3,7 +3,9 @@
 Tests point the real ``openai`` client at it to exercise retries, permanent errors, budgets and
 resumption without a key or network. It answers multiple-choice prompts with a letter and judge
 prompts with a boxed score, chosen from a hash of the request so answers are deterministic; with
-``echo_notes`` it plays a memory writer that copies every chunk into its notes.
+``echo_notes`` it plays a memory writer that copies every chunk into its notes. ``context_tokens`` makes it
+refuse longer prompts (counted as characters / 4) the way the API does; ``served_model`` and
+``finish_reason`` set what its replies report.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FakeOpenAI:
     def __init__(self, delay_s: float = 0.0, flaky_fraction: float = 0.0, flaky_statuses=(429, 500),
                  always_status: int | None = None, error_body: dict | None = None,
-                 judge_replies: list[str] | None = None, echo_notes: bool = False):
+                 judge_replies: list[str] | None = None, echo_notes: bool = False, context_tokens: int | None = None,
+                 served_model: str | None = None, finish_reason: str = "stop"):
+        self.context_tokens, self.served_model, self.finish_reason = context_tokens, served_model, finish_reason
+        self.refused = 0  # prompts refused as longer than context_tokens
         self.echo_notes = echo_notes  # memory-update prompts get the old notes plus the whole chunk back
         self.judge_replies = judge_replies  # judge prompts get judge_replies[seed % len] when given
         self.delay_s, self.flaky_fraction, self.flaky_statuses = delay_s, flaky_fraction, list(flaky_statuses)
@@ -54,6 +59,14 @@ class FakeOpenAI:
             self._attempts[key] = attempt + 1
         if self.always_status is not None:
             return self._send(handler, self.always_status, self.error_body or {"error": {"message": "refused"}})
+        size = self.prompt_tokens(body)
+        if self.context_tokens is not None and size > self.context_tokens:
+            with self._lock:
+                self.refused += 1
+            message = (f"This model's maximum context length is {self.context_tokens} tokens. However, your messages "
+                       f"resulted in {size} tokens. Please reduce the length of the messages.")
+            return self._send(handler, 400, {"error": {"message": message, "type": "invalid_request_error",
+                                                       "code": "context_length_exceeded"}})
         flaky = int(key[:8], 16) / 0xFFFFFFFF < self.flaky_fraction
         if flaky and attempt < len(self.flaky_statuses):
             with self._lock:
@@ -71,12 +84,18 @@ class FakeOpenAI:
             text = old_notes + "\n" + chunk.replace("\n\n", "\n")
         if self.judge_replies and "\\boxed" in str(last):
             text = self.judge_replies[int(body.get("seed") or 0) % len(self.judge_replies)]
-        reply = {"id": "fake", "object": "chat.completion", "created": 0, "model": body["model"],
-                 "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+        reply = {"id": "fake", "object": "chat.completion", "created": 0, "model": self.served_model or body["model"],
+                 "choices": [{"index": 0, "finish_reason": self.finish_reason,
+                              "message": {"role": "assistant", "content": text}}],
                  "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}}
         self._send(handler, 200, reply)
         with self._lock:
             self.answered.append(key)
+
+    @staticmethod
+    def prompt_tokens(body: dict) -> int:
+        """A rough token count of a request's messages: four characters a token."""
+        return sum(len(str(m["content"])) for m in body["messages"]) // 4
 
     @staticmethod
     def _send(handler, status: int, payload: dict, headers: dict | None = None) -> None:

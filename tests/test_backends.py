@@ -59,19 +59,55 @@ def test_openai_specs_need_a_key_and_say_what_else_to_use(monkeypatch, tmp_path)
         make_backend("openai:gpt-5-chat")
 
 
-def test_reasoning_models_get_their_own_arguments(monkeypatch):
+def test_reasoning_models_get_their_own_arguments_and_paper_names_reach_dated_snapshots(monkeypatch):
     with FakeOpenAI() as fake:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
         messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
-        for spec in ("openai:o4-mini", "openai:gpt-5-mini", "openai:gpt-5-chat", "openai:gpt-4.1"):
-            make_backend(spec).generate([ChatRequest(messages, Sampling(max_tokens=64, temperature=0.3))])
+        with pytest.warns(UserWarning, match="gpt-5-chat-latest, a name that moves"):
+            for spec in ("openai:o4-mini", "openai:gpt-5-mini", "openai:gpt-5-chat", "openai:gpt-4.1"):
+                make_backend(spec, reasoning_tokens=1000).generate(
+                    [ChatRequest(messages, Sampling(max_tokens=64, temperature=0.3))])
     reasoning, gpt5_mini, chat, gpt41 = fake.requests
-    for body in (reasoning, gpt5_mini):
-        assert body["max_completion_tokens"] == 64 and "temperature" not in body and "max_tokens" not in body
+    assert [b["model"] for b in fake.requests] == ["o4-mini-2025-04-16", "gpt-5-mini-2025-08-07", "gpt-5-chat-latest",
+                                                   "gpt-4.1-2025-04-14"]
+    for body in (reasoning, gpt5_mini):  # the reply cap plus room for hidden reasoning
+        assert body["max_completion_tokens"] == 64 + 1000 and "temperature" not in body and "max_tokens" not in body
         assert body["messages"][0]["role"] == "developer"
-    assert chat["model"] == "gpt-5-chat-latest" and chat["temperature"] == 0.3 and chat["max_tokens"] == 64
+    assert chat["temperature"] == 0.3 and chat["max_tokens"] == 64
     assert gpt41["messages"][0]["role"] == "system"
+
+
+def test_api_sampling_none_sends_no_cap_and_no_temperature_to_the_api_only(monkeypatch):
+    request = ChatRequest([{"role": "user", "content": "hi"}], Sampling(max_tokens=64, temperature=0.3))
+    with FakeOpenAI(served_model="gpt-4.1-2025-04-14") as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        bare = [make_backend(spec, api_sampling="none") for spec in ("openai:gpt-4.1", "openai:o4-mini")]
+        local = make_backend(f"openai:tiny@{fake.url}", api_sampling="none")
+        replies = [backend.generate([request])[0] for backend in (*bare, local)]
+        capped = make_backend("openai:gpt-4.1")
+    for body in fake.requests[:2]:
+        assert not {"max_tokens", "max_completion_tokens", "temperature", "top_p"} & set(body)
+    assert fake.requests[2]["max_tokens"] == 64 and fake.requests[2]["temperature"] == 0.3  # a local server
+    assert replies[0].served_model == "gpt-4.1-2025-04-14"  # what the server says answered, recorded in rows
+    assert bare[0].cache_identity() != capped.cache_identity()  # uncapped answers never pass for capped ones
+    assert local.cache_identity() == make_backend(f"openai:tiny@{fake.url}").cache_identity()
+    with pytest.raises(ValueError, match="api_sampling"):
+        make_backend("openai:gpt-4.1", api_sampling="off")
+
+
+def test_over_long_rows_are_all_named_and_the_other_rows_still_answered():
+    long = [{"role": "user", "content": "x" * 400}]
+    requests = [ChatRequest(long if i in (2, 4) else [{"role": "user", "content": f"q{i}"}], Sampling(max_tokens=8),
+                            f"row {i}") for i in range(6)]
+    with FakeOpenAI(context_tokens=50, delay_s=0.3) as fake:
+        backend = OpenAIBackend("tiny", fake.url, concurrency=6)
+        seen = []
+        with pytest.raises(ContextTooLongError) as caught:
+            backend.generate(requests, on_result=lambda i, r: seen.append(i))
+    assert caught.value.limit == 50 and caught.value.tokens == 100 and sorted(caught.value.tags) == ["row 2", "row 4"]
+    assert sorted(seen) == [0, 1, 3, 5]  # the other rows were answered and delivered all the same
 
 
 def test_bad_specs_list_the_valid_forms():

@@ -122,7 +122,7 @@ def test_open_ended_scores_are_the_mean_of_three_judge_calls(benchmark_data, tmp
     for _, row in results.iterrows():
         assert len(row["judge_scores"]) == 3
         assert row["score"] == pytest.approx(sum(row["judge_scores"]) / 3)
-    judged = [body for body in fake.requests if body["model"] == "gpt-4.1"]
+    judged = [body for body in fake.requests if body["model"] == "gpt-4.1-2025-04-14"]  # the dated snapshot
     assert sorted(body["seed"] for body in judged) == [0] * 8 + [1] * 8 + [2] * 8
     preferences = benchmark_data.questions.set_index("question_id")["preference"]
     for _, row in results.iterrows():
@@ -193,3 +193,62 @@ def test_cli_dry_run_calls_nothing_and_report_prints_breakdowns(benchmark_data, 
     assert "### overall" in text and "### who" in text and "| who | others | baseline:bm25 |" in text
     assert cli.main(["report", str(out), "--format", "csv", "--by", "pref_type"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 7
+
+
+def _api(monkeypatch, fake):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+
+
+def test_replies_cut_at_the_cap_are_summarised_and_warned_about(benchmark_data, tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
+
+    from pmv2nb.evaluate import breakdown
+
+    settings = RunSettings(limit=4, sampling=Sampling(max_tokens=16))
+    with FakeOpenAI(finish_reason="length") as fake:
+        _api(monkeypatch, fake)
+        cut = run_eval(benchmark_data, "openai:gpt-5-mini", settings, out=tmp_path / "cut.jsonl",
+                       cache=tmp_path / "c.sqlite", progress=False)
+        printed = capsys.readouterr().err
+        uncapped = run_eval(benchmark_data, "openai:gpt-5-mini", replace(settings, api_sampling="none"),
+                            out=tmp_path / "none.jsonl", cache=tmp_path / "c.sqlite", progress=False)
+    assert cut.warning in printed
+    assert "4 of 4 mcq replies of openai:gpt-5-mini (32k) stopped at the reply cap" in cut.warning
+    assert "eval.mcq_max_new_tokens" in cut.warning and "eval.reasoning_tokens" in cut.warning
+    assert "eval.api_sampling=none" in uncapped.warning
+    assert breakdown(cut.results)["cut_rate"].item() == 1.0
+    assert set(cut.results["served_model"]) == {"gpt-5-mini-2025-08-07"}
+    whole = run_eval(benchmark_data, "baseline:bm25", RunSettings(limit=4), out=tmp_path / "bm25.jsonl",
+                     cache=tmp_path / "c.sqlite", progress=False)
+    assert whole.warning == "" and breakdown(whole.results)["cut_rate"].item() == 0.0
+
+
+def test_fit_history_on_error_cuts_only_a_refused_row_and_retries_it_once(benchmark_data, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from pmv2nb.backends import ContextTooLongError
+
+    # the mini histories are about 2,800 tokens; the fake server takes 2,000, the cut keeps 1,500
+    before = RunSettings(limit=4, concurrency=2, sampling=Sampling(max_tokens=16), max_prompt_tokens=1500)
+    on_error = replace(before, fit_history="on_error")
+    cache = tmp_path / "c.sqlite"
+    with FakeOpenAI(context_tokens=2000) as fake:
+        _api(monkeypatch, fake)
+        theirs = run_eval(benchmark_data, "openai:gpt-4.1", on_error, out=tmp_path / "theirs.jsonl", cache=cache,
+                          progress=False)
+        refused_whole = fake.refused
+        sent_whole = [FakeOpenAI.prompt_tokens(body) for body in fake.requests[:2]]
+        ours = run_eval(benchmark_data, "openai:gpt-4.1", before, out=tmp_path / "ours.jsonl", cache=cache,
+                        progress=False)
+        refused_after = fake.refused
+        with pytest.raises(ContextTooLongError, match="refused again after"):  # the cut still too long: once only
+            run_eval(benchmark_data, "openai:gpt-4.1", replace(on_error, limit=1, max_prompt_tokens=2700),
+                     out=tmp_path / "again.jsonl", cache=cache, progress=False)
+    assert refused_whole == 4 and min(sent_whole) > 2000  # every whole history went out first
+    rows = theirs.results
+    assert rows["retried_shorter"].all() and (rows["dropped_messages"] > 0).all()
+    assert refused_after == 4 and not ours.results["retried_shorter"].any()  # cut before sending: never refused
+    assert (ours.results["dropped_messages"] == rows["dropped_messages"]).all()
+    assert ours.new_calls == 0  # the same rule and limit cut the same messages, so the cache had every answer
+    assert fake.refused == 6 and len(fake.answered) == len(set(fake.answered))

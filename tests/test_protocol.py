@@ -354,3 +354,26 @@ def test_memory_rl_warm_up_reaches_the_trainer_arguments():
                                                                   .memory.rl))
     assert warm.lr_scheduler_type == "constant_with_warmup" and warm.warmup_steps == 3
     assert TrainingArguments(output_dir="unused", **schedule_args(TINY.memory.rl)).lr_scheduler_type == "constant"
+
+
+def test_api_switches_reach_the_run_settings_and_both_backends(monkeypatch):
+    from dataclasses import replace
+
+    from pmv2nb.backends import ChatRequest
+    from pmv2nb.evaluate.cache import CallCache
+    from pmv2nb.evaluate.runner import cached_backends
+    from pmv2nb.evaluate.suite import profile_settings
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    theirs = profile_settings(resolve("tiny", {"protocol": "official"}), "open", "32k")
+    ours = profile_settings(resolve("tiny", {"eval.reasoning_tokens": 500}), "open", "32k")
+    assert (theirs.api_sampling, theirs.fit_history) == ("none", "on_error")
+    assert (ours.api_sampling, ours.fit_history, ours.reasoning_tokens) == ("capped", "before", 500)
+    store = CallCache(":memory:")
+    answerer, grader = cached_backends("openai:o4-mini", "openai:gpt-4.1", store, theirs)
+    assert answerer.backend.api_sampling == grader.backend.api_sampling == "none"  # the judge is asked alike
+    answerer, _ = cached_backends("openai:o4-mini", None, store, ours)
+    sent = answerer.backend._arguments(ChatRequest([{"role": "user", "content": "hi"}], ours.sampling))
+    assert sent["max_completion_tokens"] == ours.sampling.max_tokens + 500
+    local, _ = cached_backends("openai:tiny@http://127.0.0.1:9/v1", None, store, replace(theirs))
+    assert local.backend.api_sampling == "capped"  # a local server keeps our sampling under either protocol

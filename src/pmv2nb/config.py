@@ -248,6 +248,15 @@ class EvalSettings:
     max_prompt_tokens: int | None = setting(None, "cut a history that would make the prompt longer than this, "
                                                   "code-debugging filler first, then the oldest messages, and record "
                                                   "it in the row (None: never cut; an over-long prompt stops the run)")
+    fit_history: str = setting("before", "when eval.max_prompt_tokens cuts a history: 'before' sending, or "
+                                         "'on_error': send it whole and cut only a row the API refuses as too long, "
+                                         "asking once more (the authors')")
+    api_sampling: str = setting("capped", "what calls to the OpenAI API send: 'capped' (eval.temperature and the "
+                                          "reply cap) or 'none' (neither, as the authors' frontier runs); local "
+                                          "servers always get ours")
+    reasoning_tokens: int = setting(25000, "room for hidden reasoning added to the reply cap of OpenAI reasoning "
+                                           "models (o-series, GPT-5 but its chat model) under 'capped', so thinking "
+                                           "cannot use up the cap before the answer (OpenAI advises at least 25k)")
 
 
 @settings_class

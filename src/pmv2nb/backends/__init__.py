@@ -26,19 +26,24 @@ def split_spec(spec: str) -> tuple[str, str]:
     return engine, rest
 
 
-def make_backend(spec: str, concurrency: int = 8, batch_size: int = 4, dtype: str = "auto") -> ChatBackend:
+def make_backend(spec: str, concurrency: int = 8, batch_size: int = 4, dtype: str = "auto",
+                 api_sampling: str = "capped", reasoning_tokens: int | None = None) -> ChatBackend:
     """Build the backend a spec names; nothing is loaded or contacted until the first request.
 
     ``dtype`` is the precision of local transformers models (``auto``: bfloat16 where the hardware has it).
+    ``api_sampling`` and ``reasoning_tokens`` (``eval.api_sampling``, ``eval.reasoning_tokens``) shape calls to
+    the OpenAI API itself; every other engine, a local OpenAI-compatible server included, ignores them.
     """
     engine, rest = split_spec(spec)
     if engine == "openai":
-        from .openai_http import OpenAIBackend
+        from .openai_http import DEFAULT_REASONING_TOKENS, OpenAIBackend
 
+        api = {"api_sampling": api_sampling,
+               "reasoning_tokens": DEFAULT_REASONING_TOKENS if reasoning_tokens is None else reasoning_tokens}
         name, at, url = rest.rpartition("@")
         if at and url.startswith(("http://", "https://")):
-            return OpenAIBackend(name, url, concurrency=concurrency)
-        return OpenAIBackend(rest, concurrency=concurrency)
+            return OpenAIBackend(name, url, concurrency=concurrency, **api)
+        return OpenAIBackend(rest, concurrency=concurrency, **api)
     if engine == "vllm":
         from .vllm_offline import VLLMBackend
 

@@ -38,6 +38,7 @@ class ChatResponse:
     latency_s: float = 0.0
     finish_reason: str = ""
     cached: bool = False
+    served_model: str = ""  # the model name the server reported answering with (a dated snapshot, say)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -57,6 +58,7 @@ class ContextTooLongError(BackendError):
     def __init__(self, message: str, tokens: int | None = None, limit: int | None = None, tag: str = ""):
         super().__init__(message)
         self.tokens, self.limit, self.tag = tokens, limit, tag
+        self.tags = [tag]  # every request of the batch refused as too long (a backend may add the others' tags)
 
 
 # called once per finished request, in the caller's thread, as soon as it is done

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
+import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -23,8 +25,22 @@ KEY_ENV = "OPENAI_API_KEY"
 LOCAL_KEY_ENV = "PMV2NB_API_KEY"
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
-# names the paper uses -> names the API serves
-ALIASES = {"gpt-5-chat": "gpt-5-chat-latest"}
+# The paper's model names -> the dated snapshots the API serves, so a run asked today and one asked next
+# year reach the same weights. GPT-5-Chat has no snapshot: its only API name follows each new release.
+ALIASES = {
+    "gpt-4.1": "gpt-4.1-2025-04-14",
+    "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
+    "gpt-5": "gpt-5-2025-08-07",
+    "gpt-5-mini": "gpt-5-mini-2025-08-07",
+    "gpt-5-nano": "gpt-5-nano-2025-08-07",
+    "o4-mini": "o4-mini-2025-04-16",
+    "gpt-5-chat": "gpt-5-chat-latest",
+}
+MOVING_ALIASES = frozenset({"gpt-5-chat-latest"})  # served names whose weights change without notice
+
+API_SAMPLING = ("capped", "none")  # eval.api_sampling
+# eval.reasoning_tokens: OpenAI's reasoning guide advises leaving at least 25,000 tokens for reasoning plus answer
+DEFAULT_REASONING_TOKENS = 25_000
 
 
 class MissingKeyError(BackendError):
@@ -54,14 +70,20 @@ class OpenAIBackend:
     """Chat completions over HTTP with bounded concurrency and retries."""
 
     def __init__(self, model: str, base_url: str | None = None, concurrency: int = 8, max_retries: int = 6,
-                 timeout_s: float = 600.0, backoff_s: float = 1.0):
+                 timeout_s: float = 600.0, backoff_s: float = 1.0, api_sampling: str = "capped",
+                 reasoning_tokens: int = DEFAULT_REASONING_TOKENS):
         from openai import OpenAI
 
+        if api_sampling not in API_SAMPLING:
+            raise ValueError(f"api_sampling must be one of {API_SAMPLING}, got {api_sampling!r}")
         read_dotenv()
         # no URL in the spec means the OpenAI API (or what OPENAI_BASE_URL points at, e.g. a proxy):
         # a key is required and calls are priced
         self.official = base_url is None
         self.model = ALIASES.get(model, model) if self.official else model
+        # what to send besides the messages; local servers (vllm, transformers serve) always get our sampling
+        self.api_sampling = api_sampling if self.official else "capped"
+        self.reasoning_tokens = max(0, reasoning_tokens)
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
         self.spec = f"openai:{model}" if self.official else f"openai:{model}@{self.base_url}"
         self.concurrency, self.max_retries, self.backoff_s = max(1, concurrency), max_retries, backoff_s
@@ -73,20 +95,34 @@ class OpenAIBackend:
                 f"openai:NAME@http://127.0.0.1:PORT/v1 for a vllm/transformers server, or a baseline:… spec."
             )
         self.client = OpenAI(base_url=self.base_url, api_key=key or "EMPTY", max_retries=0, timeout=timeout_s)
+        if self.official and self.model in MOVING_ALIASES:
+            warnings.warn(f"openai:{model} is served as {self.model}, a name that moves to each new release; result "
+                          f"rows record the model the API reports in served_model", stacklevel=2)
         self.priced_as = self.model if self.official else None
 
     def cache_identity(self) -> dict:
-        return {"engine": "openai", "model": self.model, "base_url": self.base_url}
+        identity = {"engine": "openai", "model": self.model, "base_url": self.base_url}
+        # what is sent besides the request's own sampling changes the answer, so it separates cached calls
+        if self.api_sampling != "capped":
+            identity["api_sampling"] = self.api_sampling
+        elif self.official and is_reasoning_model(self.model):
+            identity["reasoning_tokens"] = self.reasoning_tokens
+        return identity
 
     def _arguments(self, request: ChatRequest) -> dict:
         sampling = request.sampling
         messages = list(request.messages)
-        if self.official and is_reasoning_model(self.model):
+        reasoning = self.official and is_reasoning_model(self.model)
+        if reasoning:
             messages = [{**m, "role": "developer"} if m["role"] == "system" else m for m in messages]
-            return {"model": self.model, "messages": messages, "max_completion_tokens": sampling.max_tokens,
-                    "seed": sampling.seed}
-        return {"model": self.model, "messages": messages, "max_tokens": sampling.max_tokens,
-                "temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed}
+        arguments = {"model": self.model, "messages": messages, "seed": sampling.seed}
+        if self.api_sampling == "none":  # the API's own defaults for length and sampling, as the authors ran it
+            return arguments
+        if reasoning:
+            # hidden reasoning counts against this cap too: without room for it a reply can end before its answer
+            return {**arguments, "max_completion_tokens": sampling.max_tokens + self.reasoning_tokens}
+        return {**arguments, "max_tokens": sampling.max_tokens, "temperature": sampling.temperature,
+                "top_p": sampling.top_p}
 
     def _permanent(self, err, request: ChatRequest) -> BackendError:
         import openai
@@ -97,8 +133,11 @@ class OpenAIBackend:
         message = getattr(err, "message", str(err))
         code = getattr(err, "code", None)
         if code == "context_length_exceeded" or "context length" in message.lower() or "too long" in message.lower():
+            limit = re.search(r"maximum context length is ([\d,]+)", message)
+            tokens = re.search(r"resulted in ([\d,]+) tokens", message)
             return ContextTooLongError(f"{where}: the prompt is longer than the model's context window: {message}",
-                                       tag=request.tag)
+                                       tokens=int(tokens[1].replace(",", "")) if tokens else None,
+                                       limit=int(limit[1].replace(",", "")) if limit else None, tag=request.tag)
         status = getattr(err, "status_code", "?")
         return BackendError(f"{where}: request refused with HTTP {status}: {message}")
 
@@ -122,7 +161,7 @@ class OpenAIBackend:
                                     tokens_in=usage.prompt_tokens if usage else 0,
                                     tokens_out=usage.completion_tokens if usage else 0,
                                     latency_s=time.perf_counter() - started,
-                                    finish_reason=choice.finish_reason or "")
+                                    finish_reason=choice.finish_reason or "", served_model=reply.model or "")
             if attempt == self.max_retries:
                 raise BackendError(f"{self.spec} ({request.tag}): still failing after {attempt + 1} attempts: "
                                    f"{type(failure).__name__}: {failure}") from None
@@ -145,13 +184,34 @@ class OpenAIBackend:
         bar = tqdm(total=len(requests), desc=self.model[-30:], disable=not progress, leave=False)
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
         waiting = {pool.submit(self._call, request): index for index, request in enumerate(requests)}
+        failure: BaseException | None = None
         try:
             while waiting:
                 finished, _ = wait(waiting, return_when=FIRST_COMPLETED)
                 for future in finished:
                     index = waiting.pop(future)
-                    yield index, future.result()
-                    bar.update()
+                    if future.cancelled():
+                        continue
+                    error = future.exception()
+                    if error is None:
+                        yield index, future.result()
+                        bar.update()
+                    elif isinstance(error, ContextTooLongError) and isinstance(failure, (ContextTooLongError,
+                                                                                       type(None))):
+                        # one over-long prompt says nothing of the others: they finish, and the error names every
+                        # refused request, so a caller that cuts them (eval.fit_history on_error) retries once
+                        if failure is None:
+                            failure = error
+                        else:
+                            failure.tags.append(error.tag)
+                    elif failure is None or isinstance(failure, ContextTooLongError):
+                        # stop what has not started; calls already under way are paid for, so they are still
+                        # handed over (and reach the cache) before the error is raised
+                        failure = error
+                        for pending in waiting:
+                            pending.cancel()
+            if failure is not None:
+                raise failure
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             bar.close()

@@ -54,15 +54,18 @@ def with_distance_bins(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_question(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """One row per question and group: the mean score over its option-order variants."""
+    """One row per question and group: the mean score over its option-order variants (and the share of those
+    answers that were invalid, or stopped at the reply cap)."""
     frame = results.copy()
     frame["invalid"] = ~frame["valid"].astype(bool)
+    frame["cut"] = frame["finish_reason"] == "length" if "finish_reason" in frame else False
     return (frame.groupby(keys + ["question_id"], dropna=False, observed=True)
-            .agg(score=("score", "mean"), invalid=("invalid", "mean")).reset_index())
+            .agg(score=("score", "mean"), invalid=("invalid", "mean"), cut=("cut", "mean")).reset_index())
 
 
 def breakdown(results: pd.DataFrame, by: str = "overall", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Accuracy per (model, mode, size, group) with n, a 95% CI and the invalid-answer rate."""
+    """Accuracy per (model, mode, size, group) with n, a 95% CI, the invalid-answer rate and ``cut_rate``, the share
+    of replies that stopped at the reply cap (finish reason ``length``) and may have lost their answer."""
     if by not in BREAKDOWNS:
         raise ValueError(f"unknown breakdown {by!r}; choose from {', '.join(BREAKDOWNS)}")
     column = BREAKDOWNS[by]
@@ -79,10 +82,11 @@ def breakdown(results: pd.DataFrame, by: str = "overall", n_boot: int = 2000, se
     for group_keys, part in questions.groupby(keys + ["group"], sort=True, observed=True):
         mean, low, high = bootstrap_ci(part["score"].to_numpy(), n_boot=n_boot, seed=seed)
         rows.append({**dict(zip(keys + ["group"], group_keys)), "by": by, "n": len(part), "accuracy": mean,
-                     "ci_low": low, "ci_high": high, "invalid_rate": float(part["invalid"].mean())})
+                     "ci_low": low, "ci_high": high, "invalid_rate": float(part["invalid"].mean()),
+                     "cut_rate": float(part["cut"].mean())})
     table = pd.DataFrame(rows)
     order = ["by", "group", "model", "mode"] + (["size"] if column != "size" else []) + \
-        ["n", "accuracy", "ci_low", "ci_high", "invalid_rate"]
+        ["n", "accuracy", "ci_low", "ci_high", "invalid_rate", "cut_rate"]
     return table[order] if len(table) else table
 
 

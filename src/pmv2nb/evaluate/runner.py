@@ -9,6 +9,7 @@ cache, so an interrupted run costs nothing twice and a finished one costs nothin
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .. import prompts
 from ..backends import ChatRequest, ContextTooLongError, Sampling, make_backend
+from ..backends.openai_http import ALIASES, DEFAULT_REASONING_TOKENS, is_reasoning_model
 from ..config import TrainPromptSettings, repo_root
 from ..data.loader import PersonaMemData
 from ..data.sources import describe_source
@@ -27,10 +29,12 @@ from .parsing import parse_choice
 from .results import ResultsFile, read_results, row_key
 from .retrieval import Retrieval, embed_queries
 from .tasks import (
-    MODES, Task, build_task, resolve_format, row_facts, rows_with_history, split_context, trained_prompt_style,
+    MODES, Task, build_task, fit_history, resolve_format, row_facts, rows_with_history, split_context,
+    trained_prompt_style,
 )
 
 EXPECTED_OUTPUT_TOKENS = {"mcq": 500, "open": 600, "judge": 350}  # typical lengths, for estimates only
+FIT_HISTORY = ("before", "on_error")  # eval.fit_history
 JUDGE_FRAME_TOKENS = 250
 
 
@@ -80,6 +84,10 @@ class RunSettings:
     rag_overlap: int = 2  # eval.rag_overlap
     rag_top_k: int = 10  # eval.rag_top_k
     max_prompt_tokens: int | None = None  # a longer prompt loses filler, then its oldest messages (fit_history)
+    fit_history: str = "before"  # eval.fit_history: cut before sending, or only a row the API refuses ("on_error")
+    api_sampling: str = "capped"  # eval.api_sampling, for the OpenAI API
+    reasoning_tokens: int = DEFAULT_REASONING_TOKENS  # eval.reasoning_tokens
+    train_prompt: TrainPromptSettings = field(default_factory=TrainPromptSettings)  # the boxed format's shape
 
     def retrieval(self) -> Retrieval:
         return Retrieval(self.rag_window, self.rag_overlap, self.rag_top_k)
@@ -93,7 +101,7 @@ class RunSettings:
         return row_key({"question_id": task.question_id, "model": model, "mode": self.mode, "size": self.size,
                         "variant": task.variant, "prompt_format": self.prompt_format or prompts.CHAT_FORMAT,
                         "protocol": self.protocol, "retrieval": self.retrieval_tag(model)})
-    train_prompt: TrainPromptSettings = field(default_factory=TrainPromptSettings)  # the boxed format's shape
+
 
 @dataclass
 class EvalRun:
@@ -104,6 +112,7 @@ class EvalRun:
     spent_usd: float = 0.0
     stopped: str = ""  # why the run ended early, empty when it finished
     skipped_rows: int = 0
+    warning: str = ""  # replies cut at the reply cap, when some were (printed as well)
 
 
 class _Tokens:
@@ -131,6 +140,8 @@ def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple
     """Every task of the run (rows x order variants) and how many rows were skipped for lack of a history."""
     if settings.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {settings.mode!r}")
+    if settings.fit_history not in FIT_HISTORY:
+        raise ValueError(f"fit_history must be one of {FIT_HISTORY}, got {settings.fit_history!r}")
     context, _ = split_context(model)
     rows = rows_with_history(data, settings.size)
     skipped = len(data) - len(rows)
@@ -140,7 +151,8 @@ def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple
     retrieval = settings.retrieval()
     if context == "rag":
         embed_queries([data.questions["query_text"].iat[row] for row in rows])
-    counter = _Tokens().messages if settings.max_prompt_tokens is not None else None
+    fit_first = settings.max_prompt_tokens is not None and settings.fit_history == "before"
+    counter = _Tokens().messages if fit_first else None
     tasks = [build_task(data, row, settings.mode, settings.size, context, v, prompt_format, settings.recall_sentence,
                         retrieval, counter, settings.max_prompt_tokens, settings.train_prompt)
              for row in rows for v in variants]
@@ -150,8 +162,6 @@ def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple
 def estimate(data: PersonaMemData, model: str, settings: RunSettings, judge: str | None = None,
              tasks: list[Task] | None = None) -> dict:
     """Calls, tokens and dollars a run would need, before making any call (``--dry-run``)."""
-    from ..backends.openai_http import ALIASES
-
     tasks = tasks if tasks is not None else plan_tasks(data, model, settings)[0]
     counter = _Tokens()
     context, backend_spec = split_context(model)
@@ -164,10 +174,12 @@ def estimate(data: PersonaMemData, model: str, settings: RunSettings, judge: str
         else:
             tokens_in += counter.messages(task.messages)
     out_each = min(settings.sampling.max_tokens, EXPECTED_OUTPUT_TOKENS[settings.mode])
+    priced = _priced_name(backend_spec, ALIASES)
     plan = {"model": model, "mode": settings.mode, "size": settings.size, "rows": len({t.row for t in tasks}),
             "calls": len(tasks), "tokens_in": tokens_in, "tokens_out_expected": out_each * len(tasks),
-            "tokens_out_max": settings.sampling.max_tokens * len(tasks)}
-    priced = _priced_name(backend_spec, ALIASES)
+            "tokens_out_max": _reply_cap(priced, settings.sampling.max_tokens, settings) * len(tasks),
+            # with eval.api_sampling none nothing caps a reply, and the maximum above is only what the cap would be
+            "replies_capped": priced is None or settings.api_sampling == "capped"}
     plan["cost_usd_expected"] = call_cost(priced, tokens_in, plan["tokens_out_expected"])
     plan["cost_usd_max"] = call_cost(priced, tokens_in, plan["tokens_out_max"])
     if settings.mode == "open" and judge:
@@ -179,8 +191,14 @@ def estimate(data: PersonaMemData, model: str, settings: RunSettings, judge: str
                     judge_tokens_out_expected=judge_out)
         plan["cost_usd_expected"] += call_cost(judge_priced, plan["judge_tokens_in"], judge_out)
         plan["cost_usd_max"] += call_cost(judge_priced, plan["judge_tokens_in"],
-                                          settings.judge_sampling.max_tokens * judge_calls)
+                                          _reply_cap(judge_priced, settings.judge_sampling.max_tokens, settings)
+                                          * judge_calls)
     return plan
+
+
+def _reply_cap(api_name: str | None, max_tokens: int, settings: RunSettings) -> int:
+    """Output tokens one call may bill: the reply cap, plus the hidden-reasoning room of an API reasoning model."""
+    return max_tokens + (settings.reasoning_tokens if api_name and is_reasoning_model(api_name) else 0)
 
 
 def _priced_name(spec: str, aliases: dict) -> str | None:
@@ -202,8 +220,7 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
     path = Path(out) if out else results_path_for(data, model, settings)
     run = EvalRun(path=path, results=pd.DataFrame(), skipped_rows=skipped)
     with opened_cache(cache) as store, ResultsFile(path) as results:
-        answerer, grader = cached_backends(split_context(model)[1], judge, store, settings.concurrency,
-                                           settings.batch_size, settings.dtype)
+        answerer, grader = cached_backends(split_context(model)[1], judge, store, settings)
         todo = [t for t in tasks if settings.result_key(model, t) not in results]
         per_task_estimate = None
         if settings.budget_usd is not None and todo:
@@ -226,6 +243,9 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
     run.results = read_results(path) if path.exists() else pd.DataFrame()
     if run.stopped and progress:
         print(run.stopped)
+    run.warning = cut_replies_warning(run.results, model, settings)
+    if run.warning:
+        print(run.warning, file=sys.stderr)
     return run
 
 
@@ -234,6 +254,32 @@ def results_path_for(data: PersonaMemData, model: str, settings: RunSettings) ->
     settings = settings_for(model, settings)
     return default_results_path(data, model, settings.mode, settings.size, settings.prompt_format, settings.protocol,
                                 settings.retrieval_tag(model))
+
+
+def cut_replies_warning(results: pd.DataFrame, model: str, settings: RunSettings) -> str:
+    """A warning naming the model, how many of this run's replies stopped at the reply cap and the setting to
+    raise; empty when none did. A cut reply may have lost its answer, so it can count as invalid or wrong."""
+    if not len(results) or "finish_reason" not in results:
+        return ""
+    protocol = results["protocol"] if "protocol" in results else "paper"  # files older than protocols
+    mine = results[(results["model"] == model) & (results["mode"] == settings.mode)
+                   & (results["size"] == settings.size) & (protocol == settings.protocol)]
+    cut = mine[mine["finish_reason"] == "length"]
+    if not len(cut):
+        return ""
+    unreadable = int((~cut["valid"].astype(bool)).sum()) if "valid" in cut else 0
+    api_name = _priced_name(split_context(model)[1], ALIASES)
+    if api_name and settings.api_sampling == "none":
+        remedy = "no cap was sent (eval.api_sampling=none), so they reached the model's own output limit"
+    else:
+        remedy = ("raise eval.mcq_max_new_tokens (eval.max_new_tokens when it is unset; --max-tokens sets both)"
+                  if settings.mode == "mcq" else "raise eval.max_new_tokens (--max-tokens)")
+        remedy += f", now {settings.sampling.max_tokens}"
+        if api_name and is_reasoning_model(api_name):
+            remedy += (f", or eval.reasoning_tokens (now {settings.reasoning_tokens}): hidden reasoning fills the "
+                       f"cap too")
+    return (f"warning: {len(cut)} of {len(mine)} {settings.mode} replies of {model} ({settings.size}) stopped at "
+            f"the reply cap (finish_reason 'length'), {unreadable} of them without a readable answer; {remedy}")
 
 
 def settings_for(model: str, settings: RunSettings) -> RunSettings:
@@ -259,25 +305,72 @@ def nearest_option(reply: str, options: list[str]) -> str:
     return prompts.LETTERS[int(similarity.argmax())]
 
 
-def cached_backends(spec: str, judge: str | None, store: CallCache, concurrency: int,
-                    batch_size: int = 4, dtype: str = "auto") -> tuple[CachedBackend, CachedBackend | None]:
-    """The answering model and (when given) the judge, both answering through ``store``."""
-    answerer = CachedBackend(make_backend(spec, concurrency=concurrency, batch_size=batch_size, dtype=dtype), store)
-    grader = CachedBackend(make_backend(judge, concurrency=concurrency), store) if judge else None
+def cached_backends(spec: str, judge: str | None, store: CallCache,
+                    settings: RunSettings) -> tuple[CachedBackend, CachedBackend | None]:
+    """The answering model and (when given) the judge, both answering through ``store``.
+
+    The judge's calls go out as the model's do: the authors asked their judge through the same client, so
+    ``eval.api_sampling`` covers both.
+    """
+    api = {"concurrency": settings.concurrency, "api_sampling": settings.api_sampling,
+           "reasoning_tokens": settings.reasoning_tokens}
+    answerer = CachedBackend(make_backend(spec, batch_size=settings.batch_size, dtype=settings.dtype, **api), store)
+    grader = CachedBackend(make_backend(judge, **api), store) if judge else None
     return answerer, grader
 
 
-def _ask(backend: CachedBackend, requests: list[ChatRequest], data: PersonaMemData, tasks: list[Task], size: str):
-    try:
-        return backend.generate(requests)
-    except ContextTooLongError as err:
-        task = next((t for t, r in zip(tasks, requests) if r.tag == err.tag), tasks[0])
-        tokens = err.tokens or _Tokens().messages(task.messages)
-        raise ContextTooLongError(
-            f"{data.table} row {task.row} ({task.question_id}), {size} history: the prompt is about {tokens} tokens, "
-            f"more than {backend.spec} accepts{f' ({err.limit})' if err.limit else ''}. Use a model with a longer "
-            f"context, --size 32k, or the memory agent (notebook 05).\n{err}", tokens=tokens, limit=err.limit,
-            tag=err.tag) from None
+def _ask(backend: CachedBackend, requests: list[ChatRequest], data: PersonaMemData, tasks: list[Task],
+         settings: RunSettings):
+    """The backend's answers; with ``fit_history`` on_error, a row refused as too long is cut and asked once more.
+
+    Answers that arrived before a refusal are in the cache, so asking the whole chunk again pays only for
+    the cut row and for what had not been sent.
+    """
+    refitted: set[str] = set()
+    while True:
+        try:
+            return backend.generate(requests)
+        except ContextTooLongError as err:
+            limit = _refit_limit(err, settings)
+            again = [tag for tag in err.tags if tag in refitted]
+            if settings.fit_history != "on_error" or not all(err.tags) or again or limit is None:
+                if again:  # name a row refused a second time; its size is counted anew
+                    err.tag, err.tokens = again[0], None
+                raise _too_long(err, backend, data, tasks, requests, settings, bool(again)) from None
+            refitted.update(err.tags)
+            counter = _Tokens().messages
+            for i, task in enumerate(tasks):
+                if requests[i].tag in err.tags:
+                    task.messages, task.dropped = fit_history(task.messages, counter, limit)
+                    task.retried_shorter = True
+                    requests[i] = replace(requests[i], messages=task.messages)
+
+
+def _refit_limit(err: ContextTooLongError, settings: RunSettings) -> int | None:
+    """The prompt size to cut a refused row to: eval.max_prompt_tokens, else the window the server named less the
+    reply cap (our token counts only approximate the server's)."""
+    if settings.max_prompt_tokens is not None:
+        return settings.max_prompt_tokens
+    return err.limit - settings.sampling.max_tokens if err.limit else None
+
+
+def _too_long(err: ContextTooLongError, backend: CachedBackend, data: PersonaMemData, tasks: list[Task],
+              requests: list[ChatRequest], settings: RunSettings, refitted: bool) -> ContextTooLongError:
+    """The refusal, with the row, its size and what to change."""
+    task = next((t for t, r in zip(tasks, requests) if r.tag == err.tag), tasks[0])
+    tokens = err.tokens or _Tokens().messages(task.messages)
+    if refitted:
+        advice = (f"It was refused again after {len(task.dropped)} history messages were dropped to fit "
+                  f"{_refit_limit(err, settings)} tokens; lower eval.max_prompt_tokens.")
+    elif settings.fit_history == "on_error":
+        advice = "Set eval.max_prompt_tokens to cut such a history after a refusal (eval.fit_history on_error)."
+    else:
+        advice = ("Use a model with a longer context, --size 32k, the memory agent (notebook 05), or "
+                  "eval.max_prompt_tokens to cut the history.")
+    return ContextTooLongError(
+        f"{data.table} row {task.row} ({task.question_id}), {settings.size} history: the prompt is about {tokens} "
+        f"tokens, more than {backend.spec} accepts{f' ({err.limit})' if err.limit else ''}. {advice}\n{err}",
+        tokens=tokens, limit=err.limit, tag=err.tag)
 
 
 def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str | None, answerer: CachedBackend,
@@ -286,7 +379,7 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
     q = data.questions
     tags = [f"{data.table} row {t.row}" for t in chunk]
     requests = [ChatRequest(t.messages, settings.sampling, tag) for t, tag in zip(chunk, tags)]
-    answers = _ask(answerer, requests, data, chunk, settings.size)
+    answers = _ask(answerer, requests, data, chunk, settings)
     judged: list[list] = [[] for _ in chunk]
     if settings.mode == "open":
         grading = []
@@ -307,7 +400,8 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
                **row_facts(q, task.row, settings.size),
                "response": answer.text, "finish_reason": answer.finish_reason, "tokens_in": answer.tokens_in,
                "tokens_out": answer.tokens_out, "latency_s": round(answer.latency_s, 4), "cost_usd": cost,
-               "cached": answer.cached, "dropped_messages": len(task.dropped)}
+               "cached": answer.cached, "served_model": answer.served_model,
+               "dropped_messages": len(task.dropped), "retried_shorter": task.retried_shorter}
         if task.rag_windows is not None:
             row["rag_windows"] = task.rag_windows
             row["retrieval"] = settings.retrieval_tag(model)

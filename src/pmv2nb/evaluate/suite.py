@@ -56,7 +56,9 @@ def profile_settings(profile: Profile, mode: str, size: str, prompt_format: str 
                         judge_rubric=profile.eval.judge_rubric, boxed_temperature=profile.eval.boxed_temperature,
                         no_letter_fallback=profile.eval.no_letter_fallback, rag_window=profile.eval.rag_window,
                         rag_overlap=profile.eval.rag_overlap, rag_top_k=profile.eval.rag_top_k,
-                        max_prompt_tokens=profile.eval.max_prompt_tokens, train_prompt=profile.train_prompt)
+                        max_prompt_tokens=profile.eval.max_prompt_tokens, fit_history=profile.eval.fit_history,
+                        api_sampling=profile.eval.api_sampling, reasoning_tokens=profile.eval.reasoning_tokens,
+                        train_prompt=profile.train_prompt)
 
 
 def plan(data: PersonaMemData, profile: Profile, models: list[str], judge: str | None,
@@ -137,7 +139,8 @@ def compare_checkpoints(data: PersonaMemData, profile: Profile, checkpoints: dic
     table = breakdown(results, "overall")
     table["checkpoint"] = table["model"].map({spec: label for label, spec in checkpoints.items()})
     table["prompt_format"] = prompt_format or "chat"
-    return table[["checkpoint", "mode", "prompt_format", "n", "accuracy", "ci_low", "ci_high", "invalid_rate"]]
+    return table[["checkpoint", "mode", "prompt_format", "n", "accuracy", "ci_low", "ci_high", "invalid_rate",
+                  "cut_rate"]]
 
 
 def _combined(runs: list[EvalRun]) -> pd.DataFrame:

@@ -65,6 +65,7 @@ class Task:
     n_options: int = 0
     rag_windows: list[int] | None = None  # start (in messages after the persona's) of each retrieved window
     dropped: list[dict] = field(default_factory=list)  # history messages left out by fit_history
+    retried_shorter: bool = False  # the API refused the whole prompt, and it was asked again with `dropped` left out
 
 
 def rag_messages(data: PersonaMemData, row: int, size: str,

@@ -169,8 +169,7 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
     run = MemoryRun(path=path, results=pd.DataFrame())
     with opened_cache(cache) as store, ResultsFile(path) as results:
         # the backends first: a vllm: spec without a GPU fails here, before any tokenizer download
-        answerer, grader = cached_backends(model, judge, store, settings.concurrency, settings.batch_size,
-                                           settings.dtype)
+        answerer, grader = cached_backends(model, judge, store, settings)
         tokenizer = tokenizer_for(model)  # an API model's is not public: its chunks are cut by Qwen3 token counts
         chunker = Chunker(data, tokenizer, memory, settings.size)
         jobs = {row: chunker.job(row, update_query_text(data, row, settings.mode, settings.size, update_query,
@@ -253,8 +252,7 @@ def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: R
     settings = settings_for(model, settings)
     settings = agent_settings(settings, memory) if memory is not None else settings
     with opened_cache(cache) as store:
-        answerer, grader = cached_backends(model, judge, store, settings.concurrency, settings.batch_size,
-                                           settings.dtype)
+        answerer, grader = cached_backends(model, judge, store, settings)
         task = _with_memory(build_task(data, row, settings.mode, settings.size, "none", 0, settings.prompt_format,
                                        settings.recall_sentence, style=settings.train_prompt),
                             notes, settings.prompt_format)
