@@ -200,25 +200,39 @@ def _kill_after_first_checkpoint(command: list[str], out, timeout: float = 240.0
     assert process.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("stage", ["sft", "memory"])
-def test_a_killed_training_run_resumes_from_its_checkpoint(stage, tmp_path, capsys):
+def test_a_killed_sft_run_resumes_from_its_checkpoint(tmp_path, capsys):
     from pmv2nb.cli import main
     from pmv2nb.models import load_causal_lm
 
-    out = tmp_path / stage
-    command = ["sft"] if stage == "sft" else ["memory", "train"]
-    command += ["--profile", "tiny", "--out", str(out), "--max-steps", "3", "--rows", "2", "--save-every", "1"]
-    if stage == "memory":
-        command += ["--set", "memory.rl.batch_size=1", "--set", "memory.max_chunks=2"]
+    out = tmp_path / "sft"
+    command = ["sft", "--profile", "tiny", "--out", str(out), "--max-steps", "2", "--rows", "2", "--save-every", "1"]
     _kill_after_first_checkpoint(command, out)
     assert not (out / "run.json").exists()
     capsys.readouterr()
     assert main(command) == 0
     assert "resuming from" in capsys.readouterr().out
     record = pd.read_json(out / "run.json", typ="series")
-    assert record["resumed_from_step"] >= 1
+    assert record["resumed_from_step"] == 1
     metrics = read_metrics(out)
-    steps = metrics.loc[metrics["loss"].notna(), "step"].tolist()
-    assert steps == [1, 2, 3]  # each step once: what the killed run logged past its checkpoint is not repeated
+    assert metrics.loc[metrics["loss"].notna(), "step"].tolist() == [1, 2]  # each step once
     assert not list(out.glob("checkpoint-*"))  # a finished run keeps only its final weights
     load_causal_lm(out)
+
+
+def test_an_interrupted_memory_rl_run_resumes_and_restart_starts_over(tmp_path, capsys):
+    from pmv2nb.train.memory_rl import build_memory_trainer, train_memory
+
+    out = tmp_path / "memory"
+    profile = with_overrides(TINY, {"memory.rl.save_every": 1, "memory.rl.batch_size": 1, "memory.rl.rows": 2,
+                                    "memory.max_chunks": 2})
+    first, _, _ = build_memory_trainer(with_overrides(profile, {"memory.rl.max_steps": 1}), out, progress=False)
+    first.train()  # stands in for a run that stopped after its first checkpoint: no run.json, a checkpoint
+    assert (out / "checkpoint-1" / "trainer_state.json").is_file() and not (out / "run.json").exists()
+    record = train_memory(with_overrides(profile, {"memory.rl.max_steps": 2}), out, progress=False)
+    assert "resuming from" in capsys.readouterr().out and record["resumed_from_step"] == 1
+    metrics = read_metrics(out)
+    assert metrics.loc[metrics["loss"].notna(), "step"].tolist() == [1, 2]
+    assert not list(out.glob("checkpoint-*"))
+    first.train()  # leaves checkpoint-1 again
+    again = train_memory(with_overrides(profile, {"memory.rl.max_steps": 1}), out, progress=False, restart=True)
+    assert again["resumed_from_step"] is None and read_metrics(out)["step"].max() == 1
