@@ -3,7 +3,9 @@
 Tests point the real ``openai`` client at it to exercise retries, permanent errors, budgets and
 resumption without a key or network. It answers multiple-choice prompts with a letter and judge
 prompts with a boxed score, chosen from a hash of the request so answers are deterministic; with
-``echo_notes`` it plays a memory writer that copies every chunk into its notes.
+``echo_notes`` it plays a memory writer that copies every chunk into its notes. ``fail_when`` makes
+it answer 500 (with ``retry-after: 0``, so retries are instant) to every request the predicate picks,
+for as long as it is set: a row that outlasts any number of retries until the test heals the server.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FakeOpenAI:
     def __init__(self, delay_s: float = 0.0, flaky_fraction: float = 0.0, flaky_statuses=(429, 500),
                  always_status: int | None = None, error_body: dict | None = None,
-                 judge_replies: list[str] | None = None, echo_notes: bool = False):
+                 judge_replies: list[str] | None = None, echo_notes: bool = False, fail_when=None):
+        self.fail_when = fail_when  # body -> bool; set to None to heal the server
         self.echo_notes = echo_notes  # memory-update prompts get the old notes plus the whole chunk back
         self.judge_replies = judge_replies  # judge prompts get judge_replies[seed % len] when given
         self.delay_s, self.flaky_fraction, self.flaky_statuses = delay_s, flaky_fraction, list(flaky_statuses)
@@ -54,6 +57,10 @@ class FakeOpenAI:
             self._attempts[key] = attempt + 1
         if self.always_status is not None:
             return self._send(handler, self.always_status, self.error_body or {"error": {"message": "refused"}})
+        if self.fail_when is not None and self.fail_when(body):
+            with self._lock:
+                self.failures += 1
+            return self._send(handler, 500, {"error": {"message": "this one keeps failing"}}, {"retry-after": "0"})
         flaky = int(key[:8], 16) / 0xFFFFFFFF < self.flaky_fraction
         if flaky and attempt < len(self.flaky_statuses):
             with self._lock:
