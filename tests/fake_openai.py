@@ -5,7 +5,9 @@ resumption without a key or network. It answers multiple-choice prompts with a l
 prompts with a boxed score, chosen from a hash of the request so answers are deterministic; with
 ``echo_notes`` it plays a memory writer that copies every chunk into its notes. ``context_tokens`` makes it
 refuse longer prompts (counted as characters / 4) the way the API does; ``served_model`` and
-``finish_reason`` set what its replies report.
+``finish_reason`` set what its replies report. ``fail_when`` makes it answer 500 (with ``retry-after: 0``,
+so retries are instant) to every request the predicate picks, for as long as it is set: a row that
+outlasts any number of retries until the test heals the server.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ class FakeOpenAI:
     def __init__(self, delay_s: float = 0.0, flaky_fraction: float = 0.0, flaky_statuses=(429, 500),
                  always_status: int | None = None, error_body: dict | None = None,
                  judge_replies: list[str] | None = None, echo_notes: bool = False, context_tokens: int | None = None,
-                 served_model: str | None = None, finish_reason: str = "stop"):
+                 served_model: str | None = None, finish_reason: str = "stop", fail_when=None):
         self.context_tokens, self.served_model, self.finish_reason = context_tokens, served_model, finish_reason
         self.refused = 0  # prompts refused as longer than context_tokens
+        self.fail_when = fail_when  # body -> bool; set to None to heal the server
         self.echo_notes = echo_notes  # memory-update prompts get the old notes plus the whole chunk back
         self.judge_replies = judge_replies  # judge prompts get judge_replies[seed % len] when given
         self.delay_s, self.flaky_fraction, self.flaky_statuses = delay_s, flaky_fraction, list(flaky_statuses)
@@ -59,6 +62,10 @@ class FakeOpenAI:
             self._attempts[key] = attempt + 1
         if self.always_status is not None:
             return self._send(handler, self.always_status, self.error_body or {"error": {"message": "refused"}})
+        if self.fail_when is not None and self.fail_when(body):
+            with self._lock:
+                self.failures += 1
+            return self._send(handler, 500, {"error": {"message": "this one keeps failing"}}, {"retry-after": "0"})
         size = self.prompt_tokens(body)
         if self.context_tokens is not None and size > self.context_tokens:
             with self._lock:

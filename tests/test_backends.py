@@ -3,9 +3,11 @@
 import pytest
 from fake_openai import FakeOpenAI
 
-from pmv2nb.backends import BackendError, ChatRequest, ContextTooLongError, Sampling, make_backend
+from pmv2nb.backends import (
+    BackendError, ChatRequest, ContextTooLongError, RequestsFailedError, RetriesExhaustedError, Sampling, make_backend,
+)
 from pmv2nb.backends.openai_http import MissingKeyError, OpenAIBackend
-from pmv2nb.evaluate import RunSettings, run_eval
+from pmv2nb.evaluate import CachedBackend, CallCache, RunSettings, run_eval
 
 
 def _requests(n):
@@ -30,6 +32,22 @@ def test_a_request_that_keeps_failing_gives_up_with_a_clear_message():
         with pytest.raises(BackendError, match=r"row 0\): still failing after 3 attempts"):
             backend.generate(_requests(1))
     assert len(fake.requests) == 3
+
+
+def test_a_request_out_of_retries_fails_alone_and_the_cache_keeps_the_others(tmp_path):
+    with FakeOpenAI(fail_when=lambda body: body["messages"][-1]["content"] == "question 2") as fake:
+        cached = CachedBackend(OpenAIBackend("tiny", fake.url, concurrency=3, max_retries=2, backoff_s=0.01),
+                               CallCache(tmp_path / "c.sqlite"))
+        requests = _requests(5) + _requests(3)[2:]  # the failing request twice: asked once, both copies fail
+        seen = []
+        with pytest.raises(RequestsFailedError) as caught:
+            cached.generate(requests, on_result=lambda i, r: seen.append(i))
+    failed = caught.value
+    assert set(failed.failures) == {2, 5} and isinstance(failed.failures[2], RetriesExhaustedError)
+    assert "(row 2): still failing after 3 attempts" in str(failed.failures[2])
+    assert [r is None for r in failed.responses] == [False, False, True, False, False, True]
+    assert sorted(seen) == [0, 1, 3, 4]
+    assert len(fake.requests) == 4 + 3 and len(cached.cache) == 4  # the failure itself is not cached
 
 
 def test_a_rejected_key_fails_at_once_without_retrying():

@@ -11,6 +11,7 @@ import pytest
 from fake_openai import FakeOpenAI
 
 from pmv2nb.backends import ChatRequest, ChatResponse, Sampling
+from pmv2nb.backends.openai_http import ALIASES
 from pmv2nb.evaluate import CachedBackend, CallCache, RunSettings, read_results, run_eval
 from pmv2nb.evaluate.results import ResultsFile
 
@@ -252,3 +253,126 @@ def test_fit_history_on_error_cuts_only_a_refused_row_and_retries_it_once(benchm
     assert (ours.results["dropped_messages"] == rows["dropped_messages"]).all()
     assert ours.new_calls == 0  # the same rule and limit cut the same messages, so the cache had every answer
     assert fake.refused == 6 and len(fake.answered) == len(set(fake.answered))
+
+
+def _query_turn(body):
+    """The question's own turn and the options or judge frame after it (the history before is left out)."""
+    return str(body["messages"][-2:])
+
+
+def test_a_row_that_keeps_failing_is_named_and_a_rerun_asks_only_for_it(benchmark_data, tmp_path, capsys,
+                                                                       monkeypatch):
+    from pmv2nb import cli
+
+    q = benchmark_data.questions
+    stuck = q["query_text"].iat[3]
+    out, cache = tmp_path / "r.jsonl", tmp_path / "c.sqlite"
+    command = ["eval", "--source", "data/mini", "--model", "openai:gpt-4.1-mini", "--limit", "12",
+               "--concurrency", "4", "--out", str(out), "--cache", str(cache)]
+    with FakeOpenAI(fail_when=lambda body: stuck in _query_turn(body)) as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        assert cli.main(command) == 4
+        printed = capsys.readouterr()
+        assert "11 result rows" in printed.out
+        assert "1 task(s) failed" in printed.err and f"row 3 ({q['question_id'].iat[3]}" in printed.err
+        assert "still failing after 7 attempts" in printed.err
+        rows = read_results(out)
+        assert len(rows) == 11 and q["question_id"].iat[3] not in set(rows["question_id"])
+        assert fake.failures == 7 and len(_cache_keys(cache)) == 11  # the failure was never cached
+
+        fake.fail_when = None  # healed
+        asked_before = len(fake.requests)
+        assert cli.main(command) == 0
+        assert "12 result rows" in capsys.readouterr().out
+        asked = fake.requests[asked_before:]
+    assert len(asked) == 1 and stuck in _query_turn(asked[0])  # only the failed row was asked again
+    rows = read_results(out)
+    assert len(rows) == 12 and rows["question_id"].is_unique
+
+
+def test_a_judge_call_that_keeps_failing_fails_its_row_and_the_rest_are_written(benchmark_data, tmp_path,
+                                                                                monkeypatch):
+    q = benchmark_data.questions
+    stuck = q["query_text"].iat[2]
+
+    def judged_row_two(body):
+        return body["model"] == ALIASES["gpt-4.1"] and stuck in _query_turn(body)  # the judge's dated name
+
+    settings = RunSettings(mode="open", limit=6, chunk_rows=4)
+    out, cache = tmp_path / "o.jsonl", tmp_path / "c.sqlite"
+    with FakeOpenAI(fail_when=judged_row_two) as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        first = run_eval(benchmark_data, "openai:gpt-4.1-mini", settings, judge="openai:gpt-4.1", out=out,
+                         cache=cache, progress=False)
+        assert [(f.row, f.question_id) for f in first.failed] == [(2, q["question_id"].iat[2])]
+        assert len(first.results) == 5 and not first.stopped
+        assert "row 2 (" in first.failure_summary()
+        fake.fail_when = None
+        asked_before = len(fake.requests)
+        second = run_eval(benchmark_data, "openai:gpt-4.1-mini", settings, judge="openai:gpt-4.1", out=out,
+                          cache=cache, progress=False)
+        asked = fake.requests[asked_before:]
+    assert not second.failed and len(second.results) == 6
+    # the row's answer came from the cache; only its three judge calls were asked again
+    assert second.new_calls == 0 and second.new_judge_calls == 3
+    assert [b["model"] for b in asked] == [ALIASES["gpt-4.1"]] * 3
+
+
+def test_a_second_writer_is_refused_and_a_killed_holder_blocks_nothing(tmp_path):
+    from pmv2nb.evaluate.results import ResultsBusyError
+
+    path = tmp_path / "r.jsonl"
+    with ResultsFile(path):
+        with pytest.raises(ResultsBusyError, match=f"r.jsonl is being written by another run \\(PID {os.getpid()}"):
+            ResultsFile(path)
+    ResultsFile(path).close()  # released on close
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pmv2nb.evaluate.results import ResultsFile\n"
+                               "f = ResultsFile(sys.argv[1])\nprint('holding', flush=True)\ntime.sleep(60)", str(path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(ResultsBusyError, match=f"PID {holder.pid} "):
+            ResultsFile(path)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with ResultsFile(path) as results:  # the kernel dropped the dead process's lock
+        results.append({"question_id": "q1", "model": "m", "mode": "mcq", "size": "32k", "variant": 0})
+    assert len(read_results(path)) == 1
+
+
+def test_two_identical_runs_started_together_write_each_row_once(tmp_path):
+    out, cache = tmp_path / "r.jsonl", tmp_path / "c.sqlite"
+    with FakeOpenAI(delay_s=0.15) as fake:
+        env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.url}
+        command = [sys.executable, "-m", "pmv2nb.cli", "eval", "--source", "data/mini",
+                   "--model", "openai:gpt-4.1-mini", "--limit", "16", "--concurrency", "1",
+                   "--out", str(out), "--cache", str(cache)]
+        runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+        finished = [(run, *run.communicate(timeout=120)) for run in runs]
+    rows = read_results(out)
+    assert len(rows) == 16 and rows["question_id"].is_unique
+    assert len(fake.answered) == len(set(fake.answered)) == 16  # no call paid twice
+    (winner, won, _), = [f for f in finished if f[0].returncode == 0]
+    (loser, _, refused), = [f for f in finished if f[0].returncode != 0]
+    assert "16 result rows" in won and loser.returncode == 1
+    assert f"{out} is being written by another run (PID {winner.pid} " in refused
+
+
+def test_the_call_cache_takes_writes_from_two_processes_at_once(tmp_path):
+    path = tmp_path / "c.sqlite"
+    script = ("import sys\nfrom pmv2nb.backends import ChatResponse\nfrom pmv2nb.evaluate.cache import CallCache\n"
+              "cache = CallCache(sys.argv[1])\nfor i in range(300):\n"
+              "    cache.put(f'{sys.argv[2]}-{i}', 'm', ChatResponse(text=str(i)))\n"
+              "    cache.put(f'shared-{i % 50}', 'm', ChatResponse(text='same'))\n")
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(path), name], stderr=subprocess.PIPE, text=True)
+               for name in ("a", "b")]
+    errors = [w.communicate(timeout=60)[1] for w in writers]
+    assert [w.returncode for w in writers] == [0, 0], errors
+    keys = _cache_keys(path)
+    assert len(keys) == 650 and CallCache(path).get_many(["a-299", "b-0"])["b-0"].text == "0"

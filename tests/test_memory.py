@@ -187,6 +187,32 @@ def test_open_ended_memory_run_with_judge_and_privacy_audit(benchmark_data, tmp_
     assert ordinary["memory_leak"].isna().all()
 
 
+def test_a_memory_update_that_keeps_failing_fails_only_its_persona(benchmark_data, tmp_path):
+    """Rows 0-13 share one history and rows 14-15 another; the second's updates fail until the server heals."""
+    marker = benchmark_data.history(14, "32k", keep_persona=False, text_only=True)[0]["content"]
+    assert marker not in str(benchmark_data.history(0, "32k", keep_persona=False, text_only=True))
+
+    def second_history(body):
+        return "Your notes so far:" in str(body["messages"][-1]["content"]) and marker in str(body["messages"])
+
+    out, cache = tmp_path / "m.jsonl", tmp_path / "c.sqlite"
+    with FakeOpenAI(echo_notes=True, fail_when=second_history) as fake:
+        model = f"openai:fake@{fake.url}"
+        first = run_memory(benchmark_data, model, _settings(limit=16), TINY.memory, out=out, cache=cache,
+                           progress=False)
+        assert sorted(f.row for f in first.failed) == [14, 15] and "still failing" in first.failed[0].error
+        assert len(first.results) == 14 and len(read_trajectories(out)) == 1  # the broken notes are not stored
+        fake.fail_when = None
+        asked_before = len(fake.requests)
+        second = run_memory(benchmark_data, model, _settings(limit=16), TINY.memory, out=out, cache=cache,
+                            progress=False)
+        asked = fake.requests[asked_before:]
+    assert not second.failed and len(second.results) == 16 and second.results["question_id"].is_unique
+    chunks = second.trajectories[second.results["memory_key"].iat[-1]].steps
+    # only the second history's updates and its two answers are asked; the first history's notes are cached
+    assert len(asked) == second.new_calls == len(chunks) + 2 and second.new_update_calls == len(chunks)
+
+
 def test_memory_columns_flag_protected_details(benchmark_data):
     q = benchmark_data.questions
     row = int(q.index[q["pref_type"] == "sensitive_info"][0])

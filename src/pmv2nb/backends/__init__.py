@@ -9,10 +9,13 @@
 
 from __future__ import annotations
 
-from .base import BackendError, ChatBackend, ChatRequest, ChatResponse, ContextTooLongError, Sampling, request_key
+from .base import (
+    BackendError, ChatBackend, ChatRequest, ChatResponse, ContextTooLongError, RequestsFailedError,
+    RetriesExhaustedError, Sampling, generate_some, request_key,
+)
 
-__all__ = ["BackendError", "ChatBackend", "ChatRequest", "ChatResponse", "ContextTooLongError", "Sampling",
-           "make_backend", "request_key", "split_spec"]
+__all__ = ["BackendError", "ChatBackend", "ChatRequest", "ChatResponse", "ContextTooLongError", "RequestsFailedError",
+           "RetriesExhaustedError", "Sampling", "generate_some", "make_backend", "request_key", "split_spec"]
 
 ENGINES = ("openai", "vllm", "hf", "baseline")
 

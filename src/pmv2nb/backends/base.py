@@ -52,6 +52,32 @@ class BackendError(RuntimeError):
     """A request failed for good (after retries, or for a reason retrying cannot fix)."""
 
 
+class RetriesExhaustedError(BackendError):
+    """A transient failure (rate limit, 5xx, dropped connection) outlasted every retry.
+
+    Unlike a refused request, asking again later may well work, so a run records the row as failed and
+    goes on with the others instead of stopping.
+    """
+
+    def __init__(self, message: str, tag: str = ""):
+        super().__init__(message)
+        self.tag = tag
+
+
+class RequestsFailedError(BackendError):
+    """Some requests of a batch ran out of retries while the others were answered.
+
+    Carries what did arrive (``responses``, in request order, ``None`` where a request failed) and the
+    error of each failed index (``failures``), so a caller can keep the answers and name the rest.
+    """
+
+    def __init__(self, responses: list["ChatResponse | None"], failures: dict[int, RetriesExhaustedError]):
+        first = failures[min(failures)]
+        super().__init__(f"{len(failures)} of {len(responses)} request(s) still failing after retries; "
+                         f"the first: {first}")
+        self.responses, self.failures = responses, failures
+
+
 class ContextTooLongError(BackendError):
     """The prompt does not fit the model's context window."""
 
@@ -85,11 +111,34 @@ def request_key(identity: dict, request: ChatRequest) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def deliver(results: Iterable[tuple[int, ChatResponse]], size: int, on_result: OnResult | None) -> list[ChatResponse]:
-    """Collect ``(index, response)`` pairs into an ordered list, reporting each one as it arrives."""
+def deliver(results: Iterable[tuple[int, ChatResponse | RetriesExhaustedError]], size: int,
+            on_result: OnResult | None) -> list[ChatResponse]:
+    """Collect ``(index, response)`` pairs into an ordered list, reporting each one as it arrives.
+
+    A pair may carry a :class:`RetriesExhaustedError` instead of a response: the rest are still collected
+    (and reported, so the cache keeps them), then one :class:`RequestsFailedError` names every failure.
+    """
     out: list[ChatResponse | None] = [None] * size
+    failures: dict[int, RetriesExhaustedError] = {}
     for index, response in results:
+        if isinstance(response, RetriesExhaustedError):
+            failures[index] = response
+            continue
         out[index] = response
         if on_result is not None:
             on_result(index, response)
+    if failures:
+        raise RequestsFailedError(out, failures)
     return out  # type: ignore[return-value]
+
+
+def generate_some(backend: ChatBackend, requests: list[ChatRequest],
+                  **options) -> tuple[list[ChatResponse | None], dict[int, BackendError]]:
+    """Answers where they came (``None`` where not) and the error of each request that ran out of retries.
+
+    For callers that can go on without some answers; any other error still propagates.
+    """
+    try:
+        return backend.generate(requests, **options), {}
+    except RequestsFailedError as err:
+        return err.responses, dict(err.failures)

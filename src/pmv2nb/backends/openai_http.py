@@ -3,7 +3,9 @@
 Uses the official ``openai`` client with its own retries switched off, so that one policy applies
 everywhere: transient failures (429, 5xx, timeouts, dropped connections) are retried with
 exponential backoff, permanent ones (bad key, unknown model, prompt too long) stop the run at once
-with a message that says what to change. Requests run on a bounded thread pool.
+with a message that says what to change. A request whose transient failure outlasts the retries
+fails alone (``RetriesExhaustedError``): the batch's other requests are still answered and delivered.
+Requests run on a bounded thread pool.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .base import BackendError, ChatRequest, ChatResponse, ContextTooLongError, OnResult, deliver
+from .base import BackendError, ChatRequest, ChatResponse, ContextTooLongError, OnResult, RetriesExhaustedError, deliver
 
 OPENAI_URL = "https://api.openai.com/v1"
 KEY_ENV = "OPENAI_API_KEY"
@@ -163,8 +165,8 @@ class OpenAIBackend:
                                     latency_s=time.perf_counter() - started,
                                     finish_reason=choice.finish_reason or "", served_model=reply.model or "")
             if attempt == self.max_retries:
-                raise BackendError(f"{self.spec} ({request.tag}): still failing after {attempt + 1} attempts: "
-                                   f"{type(failure).__name__}: {failure}") from None
+                raise RetriesExhaustedError(f"{self.spec} ({request.tag}): still failing after {attempt + 1} "
+                                            f"attempts: {type(failure).__name__}: {failure}", request.tag) from None
             time.sleep(self._delay(failure, attempt))
         raise AssertionError("unreachable")
 
@@ -195,6 +197,9 @@ class OpenAIBackend:
                     error = future.exception()
                     if error is None:
                         yield index, future.result()
+                        bar.update()
+                    elif isinstance(error, RetriesExhaustedError):  # fails alone: deliver() reports it at the end
+                        yield index, error
                         bar.update()
                     elif isinstance(error, ContextTooLongError) and isinstance(failure, (ContextTooLongError,
                                                                                        type(None))):

@@ -1,4 +1,9 @@
-"""``pmv2nb eval`` and ``pmv2nb report``: benchmark a model spec resumably, then tabulate result files."""
+"""``pmv2nb eval`` and ``pmv2nb report``: benchmark a model spec resumably, then tabulate result files.
+
+Exit status of ``eval``: 0 when every row was written, 1 on an error that stops the run (bad key, prompt
+too long, the results file held by another run), 3 on a ``--budget`` stop, 4 when some rows failed
+after their retries (the others are written; running the command again retries only those).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import sys
 from ..prompts import PROMPT_FORMATS
 from .common import add_profile_options, fail, progress, resolve_profile, to
 from .data import source_key
+
+FAILED_ROWS_STATUS = 4
 
 
 def add_run_options(parser: argparse.ArgumentParser, modes: tuple[str, ...], out_help: str) -> None:
@@ -78,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import DataError, load_profile_split
     from ..evaluate import estimate, run_eval
     from ..evaluate.breakdown import breakdown, to_markdown
+    from ..evaluate.results import ResultsBusyError
 
     modes = ("mcq", "open") if args.mode == "both" else (args.mode,)
     if args.out and len(modes) > 1:
@@ -100,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = run_eval(data, args.model, settings, judge=judge if mode == "open" else None, out=args.out,
                               cache=args.cache, progress=progress())
-        except (BackendError, ValueError) as err:
+        except (BackendError, ResultsBusyError, ValueError) as err:
             return fail("eval", err)
         print(f"{mode}: {len(result.results)} result rows in {result.path} ({result.new_calls} new model calls, "
               f"{result.new_judge_calls} new judge calls, ${result.spent_usd:.4f} spent)")
@@ -109,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         if result.stopped:
             print(result.stopped, file=sys.stderr)
             status = 3
+        if result.failed:
+            print(result.failure_summary(), file=sys.stderr)
+            status = status or FAILED_ROWS_STATUS
     return status
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .common import fail, progress, to
-from .evaluate import RUN_ALIASES, add_run_options, run_settings
+from .evaluate import FAILED_ROWS_STATUS, RUN_ALIASES, add_run_options, run_settings
 from .train import add_memory_parser
 
 
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..backends.vllm_offline import VLLMUnavailableError
     from ..data import DataError, load_profile_split
     from ..evaluate.breakdown import breakdown, to_markdown
+    from ..evaluate.results import ResultsBusyError
     from ..memory import run_memory, token_accounting
     from ..models import default_model_spec
 
@@ -53,11 +55,14 @@ def run(args: argparse.Namespace) -> int:
         data = load_profile_split(profile, args.split)
         result = run_memory(data, model, settings, profile.memory, judge=judge if args.mode == "open" else None,
                             out=args.out, cache=args.cache, progress=progress())
-    except (BackendError, DataError, ValueError, VLLMUnavailableError) as err:
+    except (BackendError, DataError, ResultsBusyError, ValueError, VLLMUnavailableError) as err:
         return fail("memory run", err)
     print(f"{len(result.results)} result rows in {result.path}, trajectories beside it "
           f"({result.new_calls} new model calls, {result.new_update_calls} of them memory updates)")
     if len(result.results):
         print(to_markdown(breakdown(result.results, "overall", n_boot=1000)))
         print(to_markdown(token_accounting(result.results).round(2)))
+    if result.failed:
+        print(result.failure_summary(), file=sys.stderr)
+        return FAILED_ROWS_STATUS
     return 0

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..backends.base import ChatBackend, ChatRequest, ChatResponse, OnResult, request_key
+from ..backends.base import ChatBackend, ChatRequest, ChatResponse, OnResult, RequestsFailedError, request_key
 from ..config import repo_root
 
 
@@ -73,7 +73,11 @@ class CallCache:
 
 
 class CachedBackend:
-    """Wraps any backend: answers from the cache when it can, stores each new answer as it arrives."""
+    """Wraps any backend: answers from the cache when it can, stores each new answer as it arrives.
+
+    A request that runs out of retries is never stored, so the next run asks it again; the batch's
+    answers are stored all the same and the failure is passed on (``RequestsFailedError``) by index.
+    """
 
     def __init__(self, backend: ChatBackend, cache: CallCache):
         self.backend, self.cache = backend, cache
@@ -111,5 +115,10 @@ class CachedBackend:
                     if on_result is not None:
                         on_result(twin, response)
 
-            self.backend.generate([requests[i] for i in firsts], on_result=store, progress=progress)
+            try:
+                self.backend.generate([requests[i] for i in firsts], on_result=store, progress=progress)
+            except RequestsFailedError as err:
+                failures = {twin: error for position, error in err.failures.items()
+                            for twin in missing[keys[firsts[position]]]}
+                raise RequestsFailedError(out, failures) from None
         return out  # type: ignore[return-value]

@@ -4,6 +4,10 @@ A run killed mid-write can leave a torn last line; opening the file again cuts i
 row that survives is complete and appears exactly once. Rows are keyed by question, model, mode,
 context size, option-order variant and prompt format (rows written before formats were recorded
 count as the evaluation's ``chat`` format).
+
+One run writes a file at a time: opening it takes an OS lock on ``<file>.lock`` (released by the
+kernel even when the holder is killed), and a second run of the same evaluation stops at once with
+an error naming the holder, instead of appending the same rows and paying the same calls again.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
+import time
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 KEY_FIELDS = ("question_id", "model", "mode", "size", "variant", "prompt_format", "protocol", "retrieval")
 KEY_DEFAULTS = {"prompt_format": "chat", "protocol": "paper", "retrieval": ""}
@@ -31,15 +38,82 @@ def _clean(value):
     return value
 
 
+def _names_live_process(owner: str) -> bool:
+    """Whether an owner line (``PID 123 on host, since ...``) names a process running on this machine."""
+    parts = owner.split()
+    if len(parts) < 2 or parts[0] != "PID" or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ResultsBusyError(RuntimeError):
+    """Another run (this process or another) is writing the same results file."""
+
+
+def lock_path(path: str | Path) -> Path:
+    return Path(f"{path}.lock")
+
+
+def owner_path(path: str | Path) -> Path:
+    """Who holds the lock (PID, host, start time): the lock file itself cannot say, since locking opens it."""
+    return Path(f"{path}.lock.owner")
+
+
 class ResultsFile:
-    """Append-only JSONL of result rows with the keys already present."""
+    """Append-only JSONL of result rows with the keys already present, written by one run at a time.
+
+    A second writer is refused rather than made to wait: two runs of one evaluation at once are almost
+    always a mistake (a command in two terminals, a notebook cell run twice), and a waiting run would
+    sit silent for as long as the first takes, then find nothing left to do. The lock is taken before
+    the file is read, so the torn-line repair never cuts a line that another run is still writing.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.done: set[tuple] = set()
-        self._repair_and_index()
-        self._handle = self.path.open("a", encoding="utf-8")
+        self._lock = FileLock(str(lock_path(self.path)), thread_local=False)
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise ResultsBusyError(f"{self.path} is being written by another run ({self._holder()}); let it finish "
+                                   f"or stop it, then run again (finished rows are kept)") from None
+        try:
+            owner = owner_path(self.path)
+            partial = owner.with_name(owner.name + f".{os.getpid()}")
+            partial.write_text(f"PID {os.getpid()} on {socket.gethostname()}, since "
+                               f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n", encoding="utf-8")
+            partial.replace(owner)  # whole or absent, never half-written, for a refused run reading it
+            self._repair_and_index()
+            self._handle = self.path.open("a", encoding="utf-8")
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _holder(self, patience_s: float = 2.0) -> str:
+        """Who holds the lock, as its owner file says. The holder writes that file just after locking, and a
+        killed holder leaves a stale one, so a live PID is waited for briefly before the file is believed."""
+        deadline = time.monotonic() + patience_s
+        text = ""
+        while True:
+            try:
+                text = owner_path(self.path).read_text(encoding="utf-8").strip()
+            except OSError:
+                text = ""
+            if _names_live_process(text) or time.monotonic() > deadline:
+                return text or "holder unknown"
+            time.sleep(0.05)
+
+    def _unlock(self) -> None:
+        if self._lock.is_locked:
+            owner_path(self.path).unlink(missing_ok=True)
+            self._lock.release()
 
     def _repair_and_index(self) -> None:
         if not self.path.exists():
@@ -74,6 +148,7 @@ class ResultsFile:
             self._handle.flush()
             os.fsync(self._handle.fileno())
             self._handle.close()
+        self._unlock()
 
     def __enter__(self) -> "ResultsFile":
         return self

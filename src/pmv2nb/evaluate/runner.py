@@ -4,6 +4,9 @@ Rows are processed in chunks: build the prompts, ask the (cached) model, for ope
 ask the judge several times, then append one finished result row per question to the JSONL file.
 Restarting with the same arguments skips finished rows and answers already-made calls from the
 cache, so an interrupted run costs nothing twice and a finished one costs nothing at all.
+
+A call that keeps failing after its retries fails its row only: the row is named in ``EvalRun.failed``
+and left out of the file, every other row is written, and the next run asks just for what is missing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import prompts
-from ..backends import ChatRequest, ContextTooLongError, Sampling, make_backend
+from ..backends import BackendError, ChatRequest, ContextTooLongError, Sampling, generate_some, make_backend
 from ..backends.openai_http import ALIASES, DEFAULT_REASONING_TOKENS, is_reasoning_model
 from ..config import TrainPromptSettings, repo_root
 from ..data.loader import PersonaMemData
@@ -103,6 +106,16 @@ class RunSettings:
                         "protocol": self.protocol, "retrieval": self.retrieval_tag(model)})
 
 
+@dataclass(frozen=True)
+class FailedRow:
+    """A task left unwritten because one of its calls (answer, judge or memory update) ran out of retries."""
+
+    row: int
+    question_id: str
+    variant: int
+    error: str
+
+
 @dataclass
 class EvalRun:
     path: Path
@@ -113,6 +126,16 @@ class EvalRun:
     stopped: str = ""  # why the run ended early, empty when it finished
     skipped_rows: int = 0
     warning: str = ""  # replies cut at the reply cap, when some were (printed as well)
+    failed: list[FailedRow] = field(default_factory=list)  # not in the file: the next run asks for them again
+
+    def failure_summary(self) -> str:
+        """One line per failed task, or empty when none failed."""
+        if not self.failed:
+            return ""
+        lines = [f"{len(self.failed)} task(s) failed after their retries and were not written to {self.path}; "
+                 f"run the same command again to retry only those:"]
+        lines += [f"  row {f.row} ({f.question_id}, variant {f.variant}): {f.error}" for f in self.failed]
+        return "\n".join(lines)
 
 
 class _Tokens:
@@ -246,6 +269,8 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
     run.warning = cut_replies_warning(run.results, model, settings)
     if run.warning:
         print(run.warning, file=sys.stderr)
+    if run.failed and progress:
+        print(run.failure_summary())
     return run
 
 
@@ -320,8 +345,9 @@ def cached_backends(spec: str, judge: str | None, store: CallCache,
 
 
 def _ask(backend: CachedBackend, requests: list[ChatRequest], data: PersonaMemData, tasks: list[Task],
-         settings: RunSettings):
-    """The backend's answers; with ``fit_history`` on_error, a row refused as too long is cut and asked once more.
+         settings: RunSettings) -> tuple[list, dict[int, BackendError]]:
+    """The answers (``None`` where a call ran out of retries) and those calls' errors by index; with
+    ``fit_history`` on_error, a row refused as too long is cut and asked once more.
 
     Answers that arrived before a refusal are in the cache, so asking the whole chunk again pays only for
     the cut row and for what had not been sent.
@@ -329,7 +355,7 @@ def _ask(backend: CachedBackend, requests: list[ChatRequest], data: PersonaMemDa
     refitted: set[str] = set()
     while True:
         try:
-            return backend.generate(requests)
+            return generate_some(backend, requests)
         except ContextTooLongError as err:
             limit = _refit_limit(err, settings)
             again = [tag for tag in err.tags if tag in refitted]
@@ -375,22 +401,38 @@ def _too_long(err: ContextTooLongError, backend: CachedBackend, data: PersonaMem
 
 def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str | None, answerer: CachedBackend,
                grader: CachedBackend | None, settings: RunSettings, run: EvalRun) -> list[dict]:
-    """Ask the model (and for open-ended rows the judge) about each task; one finished result row per task."""
+    """Ask the model (and for open-ended rows the judge) about each task; one finished result row per task.
+
+    A task whose answer or any judge call ran out of retries gets no row: it goes to ``run.failed``
+    (what its successful calls cost still counts towards the budget), and the other tasks are scored.
+    """
     q = data.questions
     tags = [f"{data.table} row {t.row}" for t in chunk]
     requests = [ChatRequest(t.messages, settings.sampling, tag) for t, tag in zip(chunk, tags)]
-    answers = _ask(answerer, requests, data, chunk, settings)
+    answers, failed = _ask(answerer, requests, data, chunk, settings)
     judged: list[list] = [[] for _ in chunk]
     if settings.mode == "open":
-        grading = []
-        for t, tag, answer in zip(chunk, tags, answers):
-            grading += judge_requests(q["query_text"].iat[t.row], q["preference"].iat[t.row], answer.text,
-                                      settings.judge_calls, settings.judge_sampling, tag, settings.judge_rubric)
-        verdicts = grader.generate(grading)
-        for i in range(len(chunk)):
-            judged[i] = verdicts[i * settings.judge_calls:(i + 1) * settings.judge_calls]
+        grading, owners = [], []
+        for i, (t, tag, answer) in enumerate(zip(chunk, tags, answers)):
+            if i in failed:
+                continue
+            asked = judge_requests(q["query_text"].iat[t.row], q["preference"].iat[t.row], answer.text,
+                                   settings.judge_calls, settings.judge_sampling, tag, settings.judge_rubric)
+            grading += asked
+            owners += [i] * len(asked)
+        verdicts, judge_failed = generate_some(grader, grading)
+        for position, err in judge_failed.items():
+            failed.setdefault(owners[position], err)
+        for owner, verdict in zip(owners, verdicts):
+            judged[owner].append(verdict)
     rows = []
-    for task, answer, verdicts in zip(chunk, answers, judged):
+    for i, (task, answer, verdicts) in enumerate(zip(chunk, answers, judged)):
+        if i in failed:
+            paid = [(answerer, answer)] + [(grader, v) for v in verdicts]
+            run.spent_usd += sum(call_cost(b.priced_as, r.tokens_in, r.tokens_out)
+                                 for b, r in paid if r is not None and not r.cached)
+            run.failed.append(FailedRow(task.row, task.question_id, task.variant, str(failed[i])))
+            continue
         cost = 0.0 if answer.cached else call_cost(answerer.priced_as, answer.tokens_in, answer.tokens_out)
         row = {"question_id": task.question_id, "model": model, "mode": settings.mode, "size": settings.size,
                "variant": task.variant, "row": task.row, "split": data.split, "modality": data.modality,

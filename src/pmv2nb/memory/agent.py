@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from ..answers import strip_thinking
+from ..backends.base import RequestsFailedError
 from ..config import MemorySettings
 from ..data.loader import PersonaMemData
 from ..prompts import memory_update_messages
@@ -70,6 +71,7 @@ class Trajectory:
     initial: str
     chunking: Chunking
     steps: list[Rewrite] = field(default_factory=list)
+    error: str = ""  # set when an update ran out of retries: the notes stop there and are not usable
 
     @property
     def memory(self) -> str:
@@ -132,17 +134,30 @@ class Chunker:
 
 def run_updates(jobs: list[MemoryJob], rewrite: Rewriter, settings: MemorySettings,
                 progress: bool = False) -> dict[str, Trajectory]:
-    """Build every job's notes, one batched rewrite request per step for all jobs still reading."""
+    """Build every job's notes, one batched rewrite request per step for all jobs still reading.
+
+    When a rewriter reports that some updates ran out of retries (``RequestsFailedError``), those jobs
+    stop with ``Trajectory.error`` set, since each update needs the previous notes; the rest go on.
+    """
     trajectories = {job.key: Trajectory(job.key, job.link, job.query, settings.initial_memory, job.chunking)
                     for job in jobs}
     unique = list({job.key: job for job in jobs}.values())
     steps = max((len(job.chunking) for job in unique), default=0)
     for step in tqdm(range(steps), desc="memory updates", disable=not progress, leave=False):
-        active = [job for job in unique if step < len(job.chunking)]
+        active = [job for job in unique if step < len(job.chunking) and not trajectories[job.key].error]
+        if not active:
+            break
         conversations = [memory_update_messages(trajectories[job.key].memory, job.chunking.chunks[step], job.query,
                                                 settings.privacy_instruction) for job in active]
-        replies = rewrite(conversations, [f"{job.key} chunk {step + 1}" for job in active])
+        try:
+            replies = rewrite(conversations, [f"{job.key} chunk {step + 1}" for job in active])
+        except RequestsFailedError as err:
+            replies = err.responses
+            for index, error in err.failures.items():
+                trajectories[active[index].key].error = str(error)
         for job, reply in zip(active, replies):
+            if reply is None:
+                continue
             notes = notes_from_reply(reply.text, settings.raw_notes)
             previous = trajectories[job.key].memory
             trajectories[job.key].steps.append(Rewrite(

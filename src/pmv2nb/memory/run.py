@@ -19,13 +19,15 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..answers import is_privacy_row, leaks, protected_detail, reward_labels
-from ..backends import ChatRequest
+from ..backends import BackendError, ChatRequest
 from ..config import MemorySettings, Profile
 from ..data.columns import content_text
 from ..data.loader import PersonaMemData
 from ..evaluate.cache import CallCache, opened_cache
 from ..evaluate.results import ResultsFile, read_results
-from ..evaluate.runner import EvalRun, RunSettings, cached_backends, default_results_path, score_tasks, settings_for
+from ..evaluate.runner import (
+    EvalRun, FailedRow, RunSettings, cached_backends, default_results_path, score_tasks, settings_for,
+)
 from ..evaluate.tasks import Task, build_task, resolve_format, rows_with_history, split_context
 from ..models import chat_template_length, tokenizer_for
 from ..prompts import BOXED_FORMAT, CHAT_FORMAT, boxed_system, memory_context
@@ -191,22 +193,30 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
                                            progress=progress)
                 run.new_update_calls += answerer.new_calls - calls_before
                 for key in group:
-                    if key not in saved:
+                    if key not in saved and not trajectories[key].error:
                         trajectory_file.write(json.dumps(trajectories[key].to_record(), ensure_ascii=False) + "\n")
                         trajectory_file.flush()
                         saved.add(key)
+                grouped = [t for t in todo if jobs[t.row].key in group]
+                # a task whose notes stopped at a failed update is not answered; its finished updates are cached
+                run.failed += [FailedRow(t.row, t.question_id, t.variant, trajectories[jobs[t.row].key].error)
+                               for t in grouped if trajectories[jobs[t.row].key].error]
                 chunk = [_with_memory(t, trajectories[jobs[t.row].key].memory, settings.prompt_format)
-                         for t in todo if jobs[t.row].key in group]
-                for task, result in zip(chunk, score_tasks(data, chunk, label, judge, answerer, grader, settings, run)):
+                         for t in grouped if not trajectories[jobs[t.row].key].error]
+                by_task = {(t.row, t.variant): t for t in chunk}
+                for result in score_tasks(data, chunk, label, judge, answerer, grader, settings, run):
+                    task = by_task[result["row"], result["variant"]]
                     trajectory = trajectories[jobs[task.row].key]
                     labels = reward_labels(data, task.row, settings.mode)
                     result.update(memory_columns(trajectory, shared_by[trajectory.key], labels))
                     result["full_history_tokens"] = full_tokens(task.row, result["tokens_in"], trajectory.memory)
                     results.append(result)
-                bar.update(len(chunk))
+                bar.update(len(grouped))
         run.new_calls, run.new_judge_calls = answerer.new_calls, grader.new_calls if grader else 0
     run.results = read_results(path) if path.exists() else pd.DataFrame()
     run.trajectories = read_trajectories(path)  # this run's and those of rows finished earlier
+    if run.failed and progress:
+        print(run.failure_summary())
     return run
 
 
@@ -257,5 +267,7 @@ def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: R
                                        settings.recall_sentence, style=settings.train_prompt),
                             notes, settings.prompt_format)
         scratch = EvalRun(path=Path("unsaved"), results=pd.DataFrame())
-        result = score_tasks(data, [task], memory_spec(model), judge, answerer, grader, settings, scratch)[0]
-    return {"memory": notes, **result}
+        scored = score_tasks(data, [task], memory_spec(model), judge, answerer, grader, settings, scratch)
+    if scratch.failed:  # one row and nothing saved: a failure is the whole answer
+        raise BackendError(scratch.failed[0].error)
+    return {"memory": notes, **scored[0]}
