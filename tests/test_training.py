@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import TrainerCallback
 
 from pmv2nb import config
 from pmv2nb.config import with_overrides
@@ -225,8 +226,14 @@ def test_an_interrupted_memory_rl_run_resumes_and_restart_starts_over(tmp_path, 
     out = tmp_path / "memory"
     profile = with_overrides(TINY, {"memory.rl.save_every": 1, "memory.rl.batch_size": 1, "memory.rl.rows": 2,
                                     "memory.max_chunks": 2})
-    first, _, _ = build_memory_trainer(with_overrides(profile, {"memory.rl.max_steps": 1}), out, progress=False)
-    first.train()  # stands in for a run that stopped after its first checkpoint: no run.json, a checkpoint
+    class StopAfterFirstStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_training_stop = True
+
+    # stands in for a run that stopped after its first checkpoint: a checkpoint and no run.json
+    first, _, _ = build_memory_trainer(with_overrides(profile, {"memory.rl.max_steps": 2}), out, progress=False)
+    first.add_callback(StopAfterFirstStep())
+    first.train()
     assert (out / "checkpoint-1" / "trainer_state.json").is_file() and not (out / "run.json").exists()
     record = train_memory(with_overrides(profile, {"memory.rl.max_steps": 2}), out, progress=False)
     assert "resuming from" in capsys.readouterr().out and record["resumed_from_step"] == 1
@@ -236,3 +243,4 @@ def test_an_interrupted_memory_rl_run_resumes_and_restart_starts_over(tmp_path, 
     first.train()  # leaves checkpoint-1 again
     again = train_memory(with_overrides(profile, {"memory.rl.max_steps": 1}), out, progress=False, restart=True)
     assert again["resumed_from_step"] is None and read_metrics(out)["step"].max() == 1
+    assert not list(out.glob("checkpoint-*"))  # the last step saves no checkpoint: the final weights are saved

@@ -158,6 +158,15 @@ class MetricsCSV(TrainerCallback):
         partial.replace(self.path)
 
 
+class NoFinalCheckpoint(TrainerCallback):
+    """Skips the checkpoint the last step would save: train_and_save writes the final weights anyway and
+    then removes every checkpoint, so on a CPU that save (optimizer state included) is time for nothing."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.max_steps and state.global_step >= state.max_steps:
+            control.should_save = False
+
+
 RUN_ARTIFACTS = ("*.safetensors", "adapter_config.json", "config.json", "generation_config.json", METRICS_FILE,
                  RUN_FILE, "training_args.bin")
 

@@ -15,8 +15,8 @@ from ..data.loader import load_profile_split
 from ..evaluate.cache import default_cache_path
 from ..models import tokenizer_for
 from .common import (
-    MetricsCSV, accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record, resumed_step,
-    start_run_folder, starting_point, train_and_save, training_dtypes,
+    MetricsCSV, NoFinalCheckpoint, accumulation, checkpoint_args, hardware_args, lora_config, policy,
+    protocol_record, resumed_step, start_run_folder, starting_point, train_and_save, training_dtypes,
 )
 from .examples import grpo_prompts
 from .rewards import mixed_rewards
@@ -119,7 +119,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     metrics = MetricsCSV(out, "grpo", resumed_step(checkpoint))
     trainer = GRPOTrainer(
         model=model, reward_funcs=rewards, args=config, processing_class=tokenizer,
-        train_dataset=Dataset.from_list(records), callbacks=[metrics],
+        train_dataset=Dataset.from_list(records), callbacks=[metrics, NoFinalCheckpoint()],
         peft_config=lora_config(settings.lora_rank) if settings.use_lora else None,
     )
     summary = {"stage": "grpo", "profile": profile.name, "init": start, "out": str(out), "steps": settings.max_steps,

@@ -36,8 +36,8 @@ from ..evaluate.tasks import rows_with_history
 from ..memory.agent import Chunker, MemoryJob, Trajectory, run_updates
 from ..models import tokenizer_for
 from .common import (
-    MetricsCSV, accumulation, checkpoint_args, clear_run_folder, hardware_args, lora_config, protocol_record,
-    resumed_step, start_run_folder, starting_point, train_and_save, training_dtypes,
+    MetricsCSV, NoFinalCheckpoint, accumulation, checkpoint_args, clear_run_folder, hardware_args, lora_config,
+    protocol_record, resumed_step, start_run_folder, starting_point, train_and_save, training_dtypes,
 )
 from .examples import split_tasks, training_options
 from .rewards import mixed_rewards
@@ -337,7 +337,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     trainer = MemoryGRPOTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(items), tokenizer=tokenizer, reward_funcs=rewards,
         data=split, memory=memory, size=profile.data.context_size, ref_model=ref_model,
-        callbacks=[MetricsCSV(out, "memory-grpo", resumed_step(resume_from))])
+        callbacks=[MetricsCSV(out, "memory-grpo", resumed_step(resume_from)), NoFinalCheckpoint()])
     if ref_model is not None:
         ref_model.to(trainer.args.device)
     summary = {"stage": "memory-grpo", "profile": profile.name, "init": start, "out": str(out),

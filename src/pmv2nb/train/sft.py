@@ -21,8 +21,8 @@ from ..data.loader import load_profile_split
 from ..evaluate.tasks import MODES as TASKS
 from ..models import tokenizer_for
 from .common import (
-    MetricsCSV, accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record, resumed_step,
-    start_run_folder, starting_point, train_and_save, training_dtypes,
+    MetricsCSV, NoFinalCheckpoint, accumulation, checkpoint_args, hardware_args, lora_config, policy,
+    protocol_record, resumed_step, start_run_folder, starting_point, train_and_save, training_dtypes,
 )
 from .examples import LengthReport, sft_examples
 
@@ -161,7 +161,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
     trainer = SFTTrainer(
         model=model, args=config, processing_class=tokenizer,
         train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(val_rows),
-        peft_config=lora_config(settings.lora_rank) if lora else None, callbacks=[metrics],
+        peft_config=lora_config(settings.lora_rank) if lora else None, callbacks=[metrics, NoFinalCheckpoint()],
     )
     summary = {"stage": "sft", "profile": profile.name, "init": start, "out": str(out), "lora": lora,
                "steps": steps, "examples": len(train), "eval_examples": len(val), "lengths": report.summary(),
