@@ -8,6 +8,10 @@ refuse longer prompts (counted as characters / 4) the way the API does; ``served
 ``finish_reason`` set what its replies report. ``fail_when`` makes it answer 500 (with ``retry-after: 0``,
 so retries are instant) to every request the predicate picks, for as long as it is set: a row that
 outlasts any number of retries until the test heals the server.
+
+With ``prompt_cache`` it bills like the API's prompt cache: ``usage.prompt_tokens`` is the prompt's size
+(characters / 4), and ``usage.prompt_tokens_details.cached_tokens`` the longest prefix it shares with a prompt
+answered before (as characters / 4), rounded down to 128 tokens and reported only from 1,024.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ class FakeOpenAI:
     def __init__(self, delay_s: float = 0.0, flaky_fraction: float = 0.0, flaky_statuses=(429, 500),
                  always_status: int | None = None, error_body: dict | None = None,
                  judge_replies: list[str] | None = None, echo_notes: bool = False, context_tokens: int | None = None,
-                 served_model: str | None = None, finish_reason: str = "stop", fail_when=None):
+                 served_model: str | None = None, finish_reason: str = "stop", fail_when=None,
+                 prompt_cache: bool = False):
+        self.prompt_cache = prompt_cache
+        self._prompts_seen: list[str] = []  # prompt texts answered so far, for prompt_cache
         self.context_tokens, self.served_model, self.finish_reason = context_tokens, served_model, finish_reason
         self.refused = 0  # prompts refused as longer than context_tokens
         self.fail_when = fail_when  # body -> bool; set to None to heal the server
@@ -91,13 +98,32 @@ class FakeOpenAI:
             text = old_notes + "\n" + chunk.replace("\n\n", "\n")
         if self.judge_replies and "\\boxed" in str(last):
             text = self.judge_replies[int(body.get("seed") or 0) % len(self.judge_replies)]
+        usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}
+        if self.prompt_cache:
+            usage = self._cached_usage(body)
         reply = {"id": "fake", "object": "chat.completion", "created": 0, "model": self.served_model or body["model"],
                  "choices": [{"index": 0, "finish_reason": self.finish_reason,
                               "message": {"role": "assistant", "content": text}}],
-                 "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}}
+                 "usage": usage}
         self._send(handler, 200, reply)
         with self._lock:
             self.answered.append(key)
+
+    def _cached_usage(self, body: dict) -> dict:
+        """Usage as a prompt cache reports it: the prefix shared with an earlier prompt, in 128-token steps."""
+        text = self.prompt_text(body)
+        with self._lock:
+            shared = max((_common_prefix(text, seen) for seen in self._prompts_seen), default=0) // 4
+            self._prompts_seen.append(text)
+        cached = shared // 128 * 128 if shared >= 1024 else 0
+        tokens = len(text) // 4
+        return {"prompt_tokens": tokens, "completion_tokens": 10, "total_tokens": tokens + 10,
+                "prompt_tokens_details": {"cached_tokens": cached}}
+
+    @staticmethod
+    def prompt_text(body: dict) -> str:
+        """A request's messages as one string, in order, as a cache keyed on the prompt's prefix sees them."""
+        return "".join(f"<{m['role']}>{m['content']}" for m in body["messages"])
 
     @staticmethod
     def prompt_tokens(body: dict) -> int:
@@ -122,3 +148,15 @@ class FakeOpenAI:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix of two strings (a binary search on slices, fast on long prompts)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low

@@ -144,3 +144,39 @@ def test_vllm_specs_fail_early_without_a_gpu():
 
     with pytest.raises(VLLMUnavailableError, match="hf:PATH"):
         make_backend("vllm:Qwen/Qwen3-4B-Instruct-2507")
+
+
+class _FakeVLLM:
+    """Stands in for the vllm module: records the engine's arguments and every conversation it is given."""
+
+    def __init__(self):
+        self.engine_args, self.conversations = None, []
+        fake = self
+
+        class LLM:
+            def __init__(self, **engine_args):
+                fake.engine_args = engine_args
+
+            def chat(self, conversations, sampling_params, use_tqdm=False):
+                fake.conversations += conversations
+                reply = type("Out", (), {"text": "Final Answer: A", "token_ids": [1, 2], "finish_reason": "stop"})
+                return [type("Request", (), {"prompt_token_ids": [0] * 5, "outputs": [reply]}) for _ in conversations]
+
+        self.LLM = LLM
+        self.SamplingParams = lambda **params: params
+
+
+def test_vllm_reads_each_history_once_with_prefix_caching_and_gets_a_personas_questions_together(
+        monkeypatch, mini_root, tmp_path):
+    from pmv2nb.backends import vllm_offline
+    from pmv2nb.data import load_split
+
+    fake = _FakeVLLM()
+    monkeypatch.setattr(vllm_offline, "require_vllm", lambda: fake)
+    val = load_split(mini_root, "val")  # its file order alternates between two histories
+    run = run_eval(val, "vllm:Qwen/Qwen3-0.6B", RunSettings(chunk_rows=8), out=tmp_path / "v.jsonl",
+                   cache=tmp_path / "c.sqlite", progress=False)
+    assert fake.engine_args["enable_prefix_caching"] is True and fake.engine_args["model"] == "Qwen/Qwen3-0.6B"
+    assert len(run.results) == len(fake.conversations) == len(val)
+    personas = [conversation[0]["content"] for conversation in fake.conversations]  # the persona's system message
+    assert sum(a != b for a, b in zip(personas, personas[1:])) == 1

@@ -183,7 +183,9 @@ def test_cli_dry_run_calls_nothing_and_report_prints_breakdowns(benchmark_data, 
                      "openai:gpt-4.1-mini", "--limit", "10", "--max-tokens", "2000", "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["calls"] == 10 and plan["judge_calls"] == 30 and plan["tokens_out_max"] == 20000
-    assert plan["cost_usd_max"] > plan["cost_usd_expected"] > 0
+    # ten questions of one persona: all but the first find its history in the API's prompt cache
+    assert plan["cost_usd_max"] > plan["cost_usd_no_cache"] > plan["cost_usd_expected"] > 0
+    assert plan["tokens_in_cached_expected"] > 0.8 * plan["tokens_in"]
     out = tmp_path / "bm25.jsonl"
     # the profile's row count is the default, as in the notebooks; "none" asks for every row
     assert cli.main(["eval", "--source", "data/mini", "--model", "baseline:bm25", "--out", str(out),
@@ -376,3 +378,83 @@ def test_the_call_cache_takes_writes_from_two_processes_at_once(tmp_path):
     assert [w.returncode for w in writers] == [0, 0], errors
     keys = _cache_keys(path)
     assert len(keys) == 650 and CallCache(path).get_many(["a-299", "b-0"])["b-0"].text == "0"
+
+
+def test_cached_input_is_billed_at_the_cached_rate_and_the_rows_add_up(benchmark_data, tmp_path, monkeypatch):
+    from pmv2nb.evaluate.cost import call_cost, cacheable
+
+    # a dated snapshot costs what its family does; cached tokens are part of the prompt, never more than it
+    assert call_cost("gpt-4.1-mini-2025-04-14", 2000, 10, 1024) == pytest.approx((976 * 0.40 + 1024 * 0.10
+                                                                                   + 10 * 1.60) / 1e6)
+    assert call_cost("gpt-4.1-mini", 100, 0, 500) == pytest.approx(100 * 0.10 / 1e6)
+    assert [cacheable(n) for n in (1023, 1024, 1151, 1152, 30_000)] == [0, 1024, 1024, 1152, 29_952]
+    settings = RunSettings(limit=28, chunk_rows=8, sampling=Sampling(max_tokens=64))  # two personas, 14 rows each
+    with FakeOpenAI(prompt_cache=True) as fake:
+        _api(monkeypatch, fake)
+        run = run_eval(benchmark_data, "openai:gpt-4.1-mini", settings, out=tmp_path / "r.jsonl",
+                       cache=tmp_path / "c.sqlite", progress=False)
+    rows = run.results
+    assert len(rows) == 28 and not rows["cached"].any()
+    # each persona's first prompt to arrive shares nothing long with any earlier one; every other one finds the
+    # history in the cache (in 128-token steps, from 1,024 on) and pays the full rate only for what follows it
+    for _, persona in rows.groupby("persona_id"):
+        assert (persona["cached_tokens_in"] == 0).sum() == 1
+        hits = persona[persona["cached_tokens_in"] > 0]
+        assert len(hits) == 13 and (hits["cached_tokens_in"] % 128 == 0).all()
+        assert (hits["cached_tokens_in"] >= 1024).all() and (hits["cached_tokens_in"] < hits["tokens_in"]).all()
+        assert (hits["cached_tokens_in"] > 0.8 * hits["tokens_in"]).all()  # the history is most of the prompt
+    expected = (rows["tokens_in"] - rows["cached_tokens_in"]) * 0.40 + rows["cached_tokens_in"] * 0.10 \
+        + rows["tokens_out"] * 1.60
+    assert list(rows["cost_usd"]) == pytest.approx(list(expected / 1e6))
+    assert rows["cost_usd"].sum() == pytest.approx(run.spent_usd)
+    uncached = (rows["tokens_in"] * 0.40 + rows["tokens_out"] * 1.60).sum() / 1e6
+    assert run.spent_usd < 0.5 * uncached
+
+
+def test_the_cost_plan_pays_each_history_once_and_budgets_for_no_cache_hits(benchmark_data):
+    from pmv2nb.evaluate.cost import cacheable
+    from pmv2nb.evaluate.runner import _Tokens, estimate
+    from pmv2nb.prompts import boxed_system
+
+    plan = estimate(benchmark_data, "openai:gpt-4.1", RunSettings(limit=28, sampling=Sampling(max_tokens=2000)))
+    q = benchmark_data.questions
+    # chat format: the history leads every prompt and the query follows, so all but a persona's first question
+    # reuse exactly its history
+    known = q["total_tokens_in_chat_history_32k"].iloc[:28]
+    first = ~q["chat_history_32k_link"].iloc[:28].duplicated()
+    assert first.sum() == 2
+    assert plan["tokens_in_cached_expected"] == sum(cacheable(int(n)) for n in known[~first])
+    assert plan["tokens_in"] > plan["tokens_in_cached_expected"] > 0.8 * plan["tokens_in"]
+    cached, full = plan["tokens_in_cached_expected"], plan["tokens_in"]
+    out = plan["tokens_out_expected"] * 8.0
+    assert plan["cost_usd_expected"] == pytest.approx(((full - cached) * 2.0 + cached * 0.5 + out) / 1e6)
+    assert plan["cost_usd_no_cache"] == pytest.approx((full * 2.0 + out) / 1e6)
+    assert plan["cost_usd_max"] > plan["cost_usd_no_cache"] > 1.5 * plan["cost_usd_expected"]
+    # the boxed format opens with its instruction, then the history: both are shared
+    boxed = estimate(benchmark_data, "openai:gpt-4.1", RunSettings(limit=16, prompt_format="boxed"))
+    instruction = _Tokens().messages([boxed_system()])
+    assert boxed["tokens_in_cached_expected"] == sum(cacheable(int(n) + instruction) for n in known[~first][:14])
+    # without a history nothing long repeats
+    blind = estimate(benchmark_data, "nohistory:openai:gpt-4.1", RunSettings(limit=16))
+    assert blind["tokens_in_cached_expected"] == 0 and blind["cost_usd_expected"] == blind["cost_usd_no_cache"]
+
+
+def test_a_personas_questions_are_sent_together_and_each_task_is_unchanged(mini_root, tmp_path):
+    from pmv2nb.data import load_split
+    from pmv2nb.evaluate.runner import history_switches, plan_tasks
+
+    val = load_split(mini_root, "val")  # its file order alternates between two histories
+    settings = RunSettings(variants=2)
+    file_order = [build for row in range(len(val)) for build in ((row, 0), (row, 1))]
+    tasks, _ = plan_tasks(val, "baseline:longest", settings)
+    links = val.questions["chat_history_32k_link"]
+    assert history_switches(val, [type("T", (), {"row": r})() for r, _ in file_order[::2]], "32k") == 12
+    assert history_switches(val, tasks, "32k") == links.nunique() - 1 == 1
+    assert sorted((t.row, t.variant) for t in tasks) == sorted(file_order)
+    for link in links.unique():  # within a history, file order and each row's variants in order
+        mine = [(t.row, t.variant) for t in tasks if links.iat[t.row] == link]
+        assert mine == [pair for pair in file_order if links.iat[pair[0]] == link]
+    run = run_eval(val, "baseline:longest", settings, out=tmp_path / "v.jsonl", cache=tmp_path / "c.sqlite",
+                   progress=False)
+    assert history_switches(val, [type("T", (), {"row": r})() for r in run.results["row"]], "32k") == 1
+    assert len(run.results) == 2 * len(val)

@@ -39,6 +39,7 @@ class ChatResponse:
     finish_reason: str = ""
     cached: bool = False
     served_model: str = ""  # the model name the server reported answering with (a dated snapshot, say)
+    cached_tokens_in: int = 0  # prompt tokens the server found in its prompt cache (billed at a lower rate)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)

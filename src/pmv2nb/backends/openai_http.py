@@ -68,6 +68,13 @@ def is_reasoning_model(model: str) -> bool:
     return name.startswith(("o1", "o3", "o4")) or (name.startswith("gpt-5") and "chat" not in name)
 
 
+def cached_prompt_tokens(usage) -> int:
+    """Prompt tokens the server answered from its prompt cache; 0 when it does not say (older servers,
+    ``transformers serve``, vLLM without usage details)."""
+    details = getattr(usage, "prompt_tokens_details", None) if usage is not None else None
+    return int(getattr(details, "cached_tokens", None) or 0)
+
+
 class OpenAIBackend:
     """Chat completions over HTTP with bounded concurrency and retries."""
 
@@ -163,7 +170,8 @@ class OpenAIBackend:
                                     tokens_in=usage.prompt_tokens if usage else 0,
                                     tokens_out=usage.completion_tokens if usage else 0,
                                     latency_s=time.perf_counter() - started,
-                                    finish_reason=choice.finish_reason or "", served_model=reply.model or "")
+                                    finish_reason=choice.finish_reason or "", served_model=reply.model or "",
+                                    cached_tokens_in=cached_prompt_tokens(usage))
             if attempt == self.max_retries:
                 raise RetriesExhaustedError(f"{self.spec} ({request.tag}): still failing after {attempt + 1} "
                                             f"attempts: {type(failure).__name__}: {failure}", request.tag) from None

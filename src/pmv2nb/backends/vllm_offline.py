@@ -2,6 +2,10 @@
 
 vLLM is an optional extra (``pip install -e ".[gpu]"``) and needs CUDA, so both are checked
 before anything loads, with a message naming the CPU alternative.
+
+Prefix caching is switched on explicitly rather than left to the version's default: every question of a
+persona repeats its whole history, and with the cache the engine reads that history once per batch
+instead of once per question (the evaluation sends a persona's questions together for this reason).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class VLLMBackend:
         self.spec, self.model = f"vllm:{model}", model
         self.engine_args = {"model": model, "max_model_len": max_model_len,
                             "tensor_parallel_size": tensor_parallel_size,
-                            "gpu_memory_utilization": gpu_memory_utilization}
+                            "gpu_memory_utilization": gpu_memory_utilization, "enable_prefix_caching": True}
         self.priced_as = None
         self._engine = None
 

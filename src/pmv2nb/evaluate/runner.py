@@ -23,10 +23,11 @@ from .. import prompts
 from ..backends import BackendError, ChatRequest, ContextTooLongError, Sampling, generate_some, make_backend
 from ..backends.openai_http import ALIASES, DEFAULT_REASONING_TOKENS, is_reasoning_model
 from ..config import TrainPromptSettings, repo_root
+from ..data.columns import content_text
 from ..data.loader import PersonaMemData
 from ..data.sources import describe_source
 from .cache import CachedBackend, CallCache, opened_cache
-from .cost import call_cost
+from .cost import cacheable, call_cost
 from .judging import judge_requests, read_verdict
 from .parsing import parse_choice
 from .results import ResultsFile, read_results, row_key
@@ -148,8 +149,6 @@ class _Tokens:
         self._seen: dict[str, int] = {}  # the questions of a persona share its history: count each text once
 
     def messages(self, messages: list[dict]) -> int:
-        from ..data.columns import content_text
-
         total = 0
         for m in messages:
             text = content_text(m["content"])
@@ -160,7 +159,8 @@ class _Tokens:
 
 
 def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple[list[Task], int]:
-    """Every task of the run (rows x order variants) and how many rows were skipped for lack of a history."""
+    """Every task of the run (rows x order variants), in the order they are sent (a history's questions together,
+    :func:`grouped_by_history`), and how many rows were skipped for lack of a history."""
     if settings.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {settings.mode!r}")
     if settings.fit_history not in FIT_HISTORY:
@@ -179,31 +179,98 @@ def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple
     tasks = [build_task(data, row, settings.mode, settings.size, context, v, prompt_format, settings.recall_sentence,
                         retrieval, counter, settings.max_prompt_tokens, settings.train_prompt)
              for row in rows for v in variants]
-    return tasks, skipped
+    return grouped_by_history(data, tasks, settings.size), skipped
+
+
+def grouped_by_history(data: PersonaMemData, tasks: list[Task], size: str) -> list[Task]:
+    """The tasks with the questions of each history next to each other, histories in order of first appearance
+    and tasks in their own order within one (a stable sort, so file order is kept where it already groups them).
+
+    Sent together, a persona's prompts find its history in the engine's prefix cache (vLLM) or the API's
+    prompt cache (OpenAI, which forgets a prefix after minutes), instead of paying for it again. Only the
+    order of sending changes: each task, and so each result row, is the same.
+    """
+    links = data.questions[data.link_column(size)]
+    first: dict = {}
+    for task in tasks:
+        first.setdefault(links.iat[task.row], len(first))
+    return sorted(tasks, key=lambda task: first[links.iat[task.row]])
+
+
+def history_switches(data: PersonaMemData, tasks: list[Task], size: str) -> int:
+    """How often the history changes from one task to the next: the fewest is one less than the histories."""
+    links = [data.questions[data.link_column(size)].iat[task.row] for task in tasks]
+    return sum(a != b for a, b in zip(links, links[1:]))
+
+
+def _prompt_pieces(data: PersonaMemData, task: Task, settings: RunSettings, context: str,
+                   counter: _Tokens) -> list[tuple]:
+    """A task's prompt as (kind, content, tokens) pieces in order, to compare prompts and add up their size.
+
+    A whole full-context history is one piece counted from the dataset's own token column (tokenizing
+    every 32k history would make a dry run slow); every other message is a piece of its own.
+    """
+    messages = task.messages
+    known = data.questions[f"total_tokens_in_chat_history_{settings.size}"].iat[task.row]
+    start = end = 0
+    if context == "full" and not task.dropped and not pd.isna(known):
+        history = data.history(task.row, settings.size, keep_persona=True)
+        # the chat format opens with the history, the boxed format with its instruction and then the history
+        start = next((i for i in range(len(messages) - len(history) + 1)
+                      if messages[i:i + len(history)] == history), -1)
+        end = start + len(history) if start >= 0 else 0
+    pieces = [(m["role"], content_text(m["content"]), counter.messages([m])) for m in messages[:max(start, 0)]]
+    if end:
+        pieces.append(("history", data.questions[data.link_column(settings.size)].iat[task.row], int(known)))
+    return pieces + [(m["role"], content_text(m["content"]), counter.messages([m])) for m in messages[end:]]
+
+
+def _shared_tokens(pieces: list[tuple], earlier: list[tuple] | None) -> int:
+    """Tokens in the leading pieces two prompts have in common (0 without an earlier prompt)."""
+    shared = 0
+    for mine, theirs in zip(pieces, earlier or []):
+        if mine[:2] != theirs[:2]:
+            break
+        shared += mine[2]
+    return shared
 
 
 def estimate(data: PersonaMemData, model: str, settings: RunSettings, judge: str | None = None,
              tasks: list[Task] | None = None) -> dict:
-    """Calls, tokens and dollars a run would need, before making any call (``--dry-run``)."""
+    """Calls, tokens and dollars a run would need, before making any call (``--dry-run``).
+
+    Three prices: ``cost_usd_expected`` with typical reply lengths and the API's prompt cache,
+    ``cost_usd_no_cache`` with typical replies and no cache hit at all, ``cost_usd_max`` with no cache hit
+    and every reply at its cap.
+
+    The cache is modelled simply, on the tasks in the order they are sent (a persona's questions together,
+    :func:`grouped_by_history`): a prompt is billed as cached for the messages it shares from the start with
+    the previous prompt of the same history, counted only from 1,024 tokens and in steps of 128
+    (:func:`~pmv2nb.evaluate.cost.cacheable`). So a persona's first question pays its whole history and the
+    others pay the cached rate for it. Real hits can be fewer: requests sent at the same moment, a prefix
+    the API has already forgotten, a resumed run. Judge prompts are short and priced without the cache.
+    """
     tasks = tasks if tasks is not None else plan_tasks(data, model, settings)[0]
     counter = _Tokens()
     context, backend_spec = split_context(model)
-    tokens_in = 0
+    links = data.questions[data.link_column(settings.size)]
+    tokens_in = cached_in = 0
+    previous: dict = {}  # history link -> the pieces of the last prompt sent with it
     for task in tasks:
-        known = data.questions[f"total_tokens_in_chat_history_{settings.size}"].iat[task.row]
-        if context == "full" and not task.dropped and not pd.isna(known):
-            history = len(data.chat_history(task.row, settings.size))
-            tokens_in += int(known) + counter.messages(task.messages[history:])
-        else:
-            tokens_in += counter.messages(task.messages)
+        pieces = _prompt_pieces(data, task, settings, context, counter)
+        tokens_in += sum(piece[2] for piece in pieces)
+        cached_in += cacheable(_shared_tokens(pieces, previous.get(links.iat[task.row])))
+        previous[links.iat[task.row]] = pieces
     out_each = min(settings.sampling.max_tokens, EXPECTED_OUTPUT_TOKENS[settings.mode])
     priced = _priced_name(backend_spec, ALIASES)
     plan = {"model": model, "mode": settings.mode, "size": settings.size, "rows": len({t.row for t in tasks}),
-            "calls": len(tasks), "tokens_in": tokens_in, "tokens_out_expected": out_each * len(tasks),
+            "calls": len(tasks), "tokens_in": tokens_in, "tokens_in_cached_expected": cached_in,
+            "tokens_out_expected": out_each * len(tasks),
             "tokens_out_max": _reply_cap(priced, settings.sampling.max_tokens, settings) * len(tasks),
             # with eval.api_sampling none nothing caps a reply, and the maximum above is only what the cap would be
             "replies_capped": priced is None or settings.api_sampling == "capped"}
-    plan["cost_usd_expected"] = call_cost(priced, tokens_in, plan["tokens_out_expected"])
+    plan["cost_usd_expected"] = call_cost(priced, tokens_in, plan["tokens_out_expected"], cached_in)
+    plan["cost_usd_no_cache"] = call_cost(priced, tokens_in, plan["tokens_out_expected"])
     plan["cost_usd_max"] = call_cost(priced, tokens_in, plan["tokens_out_max"])
     if settings.mode == "open" and judge:
         judge_in = sum(counter.messages(t.messages[-1:]) + JUDGE_FRAME_TOKENS + out_each for t in tasks)
@@ -213,6 +280,7 @@ def estimate(data: PersonaMemData, model: str, settings: RunSettings, judge: str
         plan.update(judge=judge, judge_calls=judge_calls, judge_tokens_in=judge_in * settings.judge_calls,
                     judge_tokens_out_expected=judge_out)
         plan["cost_usd_expected"] += call_cost(judge_priced, plan["judge_tokens_in"], judge_out)
+        plan["cost_usd_no_cache"] += call_cost(judge_priced, plan["judge_tokens_in"], judge_out)
         plan["cost_usd_max"] += call_cost(judge_priced, plan["judge_tokens_in"],
                                           _reply_cap(judge_priced, settings.judge_sampling.max_tokens, settings)
                                           * judge_calls)
@@ -247,8 +315,11 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
         todo = [t for t in tasks if settings.result_key(model, t) not in results]
         per_task_estimate = None
         if settings.budget_usd is not None and todo:
+            # priced without cache hits: a hit is never certain (concurrent requests miss, the API forgets a
+            # prefix within minutes, a resumed run starts cold), so the run stops before a budget it could
+            # overrun, while what it records as spent is what the API billed, cached input included
             plan = estimate(data, model, settings, judge, todo[:min(len(todo), 8)])
-            per_task_estimate = plan["cost_usd_expected"] / plan["calls"]
+            per_task_estimate = plan["cost_usd_no_cache"] / plan["calls"]
         with tqdm(total=len(tasks), initial=len(tasks) - len(todo), disable=not progress,
                   desc=f"{settings.mode} {settings.size} {model[:40]}") as bar:
             for start in range(0, len(todo), settings.chunk_rows):
@@ -429,11 +500,12 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
     for i, (task, answer, verdicts) in enumerate(zip(chunk, answers, judged)):
         if i in failed:
             paid = [(answerer, answer)] + [(grader, v) for v in verdicts]
-            run.spent_usd += sum(call_cost(b.priced_as, r.tokens_in, r.tokens_out)
+            run.spent_usd += sum(call_cost(b.priced_as, r.tokens_in, r.tokens_out, r.cached_tokens_in)
                                  for b, r in paid if r is not None and not r.cached)
             run.failed.append(FailedRow(task.row, task.question_id, task.variant, str(failed[i])))
             continue
-        cost = 0.0 if answer.cached else call_cost(answerer.priced_as, answer.tokens_in, answer.tokens_out)
+        cost = (0.0 if answer.cached
+                else call_cost(answerer.priced_as, answer.tokens_in, answer.tokens_out, answer.cached_tokens_in))
         row = {"question_id": task.question_id, "model": model, "mode": settings.mode, "size": settings.size,
                "variant": task.variant, "row": task.row, "split": data.split, "modality": data.modality,
                "context": split_context(model)[0], "prompt_format": settings.prompt_format or prompts.CHAT_FORMAT,
@@ -441,7 +513,8 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
                "data_source": describe_source(data.source),
                **row_facts(q, task.row, settings.size),
                "response": answer.text, "finish_reason": answer.finish_reason, "tokens_in": answer.tokens_in,
-               "tokens_out": answer.tokens_out, "latency_s": round(answer.latency_s, 4), "cost_usd": cost,
+               "cached_tokens_in": answer.cached_tokens_in, "tokens_out": answer.tokens_out,
+               "latency_s": round(answer.latency_s, 4), "cost_usd": cost,
                "cached": answer.cached, "served_model": answer.served_model,
                "dropped_messages": len(task.dropped), "retried_shorter": task.retried_shorter}
         if task.rag_windows is not None:
@@ -461,11 +534,13 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
                        score=float(valid and parsed == task.gold_letter))
         else:
             verdict = read_verdict(verdicts)
-            judge_cost = sum(call_cost(grader.priced_as, v.tokens_in, v.tokens_out) for v in verdicts if not v.cached)
+            judge_cost = sum(call_cost(grader.priced_as, v.tokens_in, v.tokens_out, v.cached_tokens_in)
+                             for v in verdicts if not v.cached)
             row.update(judge=judge, judge_responses=[v.text for v in verdicts], judge_scores=verdict.scores,
                        valid=verdict.valid, score=verdict.score, judge_sd=verdict.spread,
                        judge_tokens_in=sum(v.tokens_in for v in verdicts),
-                       judge_tokens_out=sum(v.tokens_out for v in verdicts), judge_cost_usd=judge_cost)
+                       judge_tokens_out=sum(v.tokens_out for v in verdicts),
+                       judge_cached_tokens_in=sum(v.cached_tokens_in for v in verdicts), judge_cost_usd=judge_cost)
             cost += judge_cost
         run.spent_usd += cost
         rows.append(row)

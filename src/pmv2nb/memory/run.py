@@ -197,7 +197,8 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
                         trajectory_file.write(json.dumps(trajectories[key].to_record(), ensure_ascii=False) + "\n")
                         trajectory_file.flush()
                         saved.add(key)
-                grouped = [t for t in todo if jobs[t.row].key in group]
+                # the questions answered from the same notes go out together, so a prompt cache keeps the notes
+                grouped = [t for key in group for t in todo if jobs[t.row].key == key]
                 # a task whose notes stopped at a failed update is not answered; its finished updates are cached
                 run.failed += [FailedRow(t.row, t.question_id, t.variant, trajectories[jobs[t.row].key].error)
                                for t in grouped if trajectories[jobs[t.row].key].error]
