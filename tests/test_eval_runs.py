@@ -347,15 +347,25 @@ def test_a_second_writer_is_refused_and_a_killed_holder_blocks_nothing(tmp_path)
     assert len(read_results(path)) == 1
 
 
-def test_two_identical_runs_started_together_write_each_row_once(tmp_path):
+def test_a_second_identical_run_while_the_first_writes_is_refused_and_each_row_is_written_once(tmp_path):
+    from pmv2nb.evaluate.results import owner_path
+
     out, cache = tmp_path / "r.jsonl", tmp_path / "c.sqlite"
-    with FakeOpenAI(delay_s=0.15) as fake:
+    with FakeOpenAI(delay_s=0.4) as fake:
         env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.url}
         command = [sys.executable, "-m", "pmv2nb.cli", "eval", "--source", "data/mini",
                    "--model", "openai:gpt-4.1-mini", "--limit", "16", "--concurrency", "1",
                    "--out", str(out), "--cache", str(cache)]
-        runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for _ in range(2)]
+
+        def start():
+            return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        first = start()
+        deadline = time.monotonic() + 60
+        while not owner_path(out).exists():  # the first run holds the file (about 6 s of calls still to go)
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        runs = [first, start()]
         finished = [(run, *run.communicate(timeout=120)) for run in runs]
     rows = read_results(out)
     assert len(rows) == 16 and rows["question_id"].is_unique
