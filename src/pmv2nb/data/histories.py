@@ -60,6 +60,12 @@ def parse_history(payload: Any) -> tuple[dict, tuple[dict, ...]]:
     return metadata, tuple(payload["chat_history"])
 
 
+def _read_json(path) -> Any:
+    """The parsed file; a ValueError (bad JSON or bad UTF-8) when its bytes do not form a whole document."""
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 class HistoryStore:
     """Loads each history file at most once per store and keeps it for every row that links to it."""
 
@@ -74,11 +80,19 @@ class HistoryStore:
             return self._loaded[link]
         try:
             path = self.source.fetch(link)
-            with open(path, encoding="utf-8") as handle:
-                metadata, messages = parse_history(json.load(handle))
-        except DataError as err:  # missing file or a link outside the root: the reason names the link
+            try:
+                payload = _read_json(path)
+            except ValueError as err:  # cut short in a download or a copy, most likely: get a fresh one once
+                path = self.source.fetch_again(link, f"is not valid JSON ({err})")
+                try:
+                    payload = _read_json(path)
+                except ValueError as again:
+                    raise DataError(f"history {link!r} from {self.source} is still not valid JSON after a fresh "
+                                    f"download ({again}); the copy at the source looks broken") from None
+            metadata, messages = parse_history(payload)
+        except DataError as err:  # missing, unreadable or undownloadable file, or a link outside the root
             raise DataError(err.reason, file=table, row=row, column=column) from None
-        except ValueError as err:  # broken JSON or the wrong structure inside the file
+        except ValueError as err:  # the file parses, but not into a history
             raise DataError(f"history {link!r}: {err}", file=table, row=row, column=column) from None
         history = ChatHistory(link=link, metadata=metadata, messages=messages)
         self._loaded[link] = history

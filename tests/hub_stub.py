@@ -1,0 +1,113 @@
+"""A stand-in for the Hugging Face Hub: a loopback HTTP server answering ``resolve`` URLs from a folder.
+
+The real ``huggingface_hub`` client talks to it through ``HF_ENDPOINT``, so downloads, the cache,
+the client's own retries and ours all run as they would against the Hub. Like the Hub, a HEAD names
+the commit, the ETag (sha256 of the file for ``.json`` files, as for LFS files; the git blob id for
+the rest) and the size; a GET sends the whole file (a client asking for a ``Range`` copes with
+that, as with any server that ignores one). ``etags="opaque"`` gives ETags that are no
+checksum, as a non-Hub mirror might. ``fault`` picks requests to spoil: it is called with
+(method, path, GETs answered so far) and returns None, an HTTP status, ``"drop"`` (close without an
+answer) or ``"cut"`` (announce the whole file, send half, close). ``bodies`` serves other bytes for a
+path, as if the file on the Hub itself were broken. ``log`` records every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+from huggingface_hub.utils.sha import git_hash
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class HubStub:
+    def __init__(self, root: Path, etags: str = "hash"):
+        self.root, self.etags = Path(root), etags
+        self.fault = None
+        self.bodies: dict[str, bytes] = {}
+        self.log: list[tuple[str, str, object]] = []  # (method, repo path, status or fault)
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                stub._answer(self, head=True)
+
+            def do_GET(self):
+                stub._answer(self, head=False)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> HubStub:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def gets(self, outcome: object = 200) -> list[str]:
+        """Paths of the GETs that ended with ``outcome`` (a status or a fault), in order."""
+        return [path for method, path, result in self.log if method == "GET" and result == outcome]
+
+    def etag(self, path: str, body: bytes) -> str:
+        if self.etags == "opaque":
+            return "opaque-" + hashlib.md5(path.encode()).hexdigest()
+        return hashlib.sha256(body).hexdigest() if path.endswith(".json") else git_hash(body)
+
+    def _answer(self, handler: BaseHTTPRequestHandler, head: bool) -> None:
+        method = "HEAD" if head else "GET"
+        # /datasets/<owner>/<name>/resolve/<revision>/<path>
+        parts = unquote(handler.path.split("?")[0]).lstrip("/").split("/")
+        if len(parts) < 6 or parts[0] != "datasets" or parts[3] != "resolve" or parts[4] not in ("main", COMMIT):
+            return self._status(handler, method, "/".join(parts), 404, "RepoNotFound")
+        path = "/".join(parts[5:])
+        with self._lock:
+            answered = len(self.gets())
+        action = self.fault(method, path, answered) if self.fault else None
+        if action == "drop":
+            self._record(method, path, "drop")
+            handler.close_connection = True
+            return
+        if isinstance(action, int):
+            return self._status(handler, method, path, action)
+        file = (self.root / path).resolve()
+        if path not in self.bodies and (not file.is_relative_to(self.root.resolve()) or not file.is_file()):
+            return self._status(handler, method, path, 404, "EntryNotFound")
+        body = self.bodies.get(path) or file.read_bytes()
+        handler.send_response(200)
+        handler.send_header("X-Repo-Commit", COMMIT)
+        handler.send_header("ETag", f'"{self.etag(path, body)}"')
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        if head:
+            return self._record(method, path, 200)
+        if action == "cut":
+            handler.wfile.write(body[:len(body) // 2])
+            handler.wfile.flush()
+            handler.close_connection = True
+            return self._record(method, path, "cut")
+        handler.wfile.write(body)
+        self._record(method, path, 200)
+
+    def _status(self, handler, method: str, path: str, status: int, code: str | None = None) -> None:
+        handler.send_response(status)
+        handler.send_header("X-Repo-Commit", COMMIT)
+        if code:
+            handler.send_header("X-Error-Code", code)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+        self._record(method, path, status)
+
+    def _record(self, method: str, path: str, outcome: object) -> None:
+        with self._lock:
+            self.log.append((method, path, outcome))
