@@ -205,6 +205,11 @@ def test_every_stage_runs_under_the_official_protocol_from_the_command_line(tmp_
         assert record["protocol"] == "official" and record["protocol_changes"] == {}
         assert record["train_prompt"] == {"system": "generic", "recall": False, "max_options": 4}
     assert json.loads((grpo / "run.json").read_text())["settings"]["lr_scheduler"] == "constant"
+    import torch
+
+    sft_args = torch.load(sft / "training_args.bin", weights_only=False)  # what the trainer really ran with
+    grpo_args = torch.load(grpo / "training_args.bin", weights_only=False)
+    assert sft_args.max_grad_norm == 0.5 and grpo_args.lr_scheduler_type == "constant"
     assert json.loads((sft / "run.json").read_text())["loss_turns"] == "all"  # trained on every assistant turn
     out = tmp_path / "memory.jsonl"
     assert main(["memory", "run", *common, "--model", "hf:tiny", "--limit", "2", "--max-chunks", "2",
@@ -377,3 +382,59 @@ def test_api_switches_reach_the_run_settings_and_both_backends(monkeypatch):
     assert sent["max_completion_tokens"] == ours.sampling.max_tokens + 500
     local, _ = cached_backends("openai:tiny@http://127.0.0.1:9/v1", None, store, replace(theirs))
     assert local.backend.api_sampling == "capped"  # a local server keeps our sampling under either protocol
+
+
+def test_reward_switches_reach_the_reward_functions_of_both_rl_stages(tmp_path):
+    from pmv2nb.train.rewards import rl_rewards
+
+    official = resolve("tiny", {"protocol": "official"})
+    ours = rl_rewards(TINY.grpo, TINY.eval.judge_rubric, tmp_path / "c.sqlite")
+    theirs = rl_rewards(official.grpo, official.eval.judge_rubric, tmp_path / "c.sqlite")
+    assert (ours[1].calls, ours[1].require_think, ours[1].rubric) == (3, False, "graded")
+    assert (theirs[1].calls, theirs[1].require_think, theirs[1].rubric) == (1, True, "strict")
+    memory_ours = rl_rewards(TINY.memory.rl, TINY.eval.judge_rubric, tmp_path / "c.sqlite")
+    memory_theirs = rl_rewards(official.memory.rl, official.eval.judge_rubric, tmp_path / "c.sqlite")
+    assert len(memory_ours) == 2 and memory_ours[1].require_think is False  # memory.rl.require_think_open
+    assert len(memory_theirs) == 1  # MCQ only under official (memory.rl.mcq_fraction 1.0): no judge at all
+    bare = [[{"role": "assistant", "content": "\\boxed{a}"}]]
+    loose = rl_rewards(official.grpo, "strict")[0]
+    strict = rl_rewards(with_overrides(official, {"grpo.require_think_mcq": True}).grpo, "strict")[0]
+    assert loose(bare, task=["mcq"], gold_letter=["a"]) == [1.0]
+    assert strict(bare, task=["mcq"], gold_letter=["a"]) == [0.0]
+
+
+def test_memory_update_switches_reach_the_agent(benchmark_data):
+    from pmv2nb.backends import ChatResponse
+    from pmv2nb.memory.agent import Chunker, run_updates
+    from pmv2nb.models import tokenizer_for
+
+    def notes_and_prompts(profile):
+        prompts_seen = []
+
+        def rewrite(conversations, tags):
+            prompts_seen.extend(c[-1]["content"] for c in conversations)
+            return [ChatResponse(text="<think>Sorting.</think>- Likes trains.") for _ in conversations]
+
+        memory = with_overrides(profile, {"memory.max_chunks": 1}).memory
+        job = Chunker(benchmark_data, tokenizer_for("tiny"), memory, "32k").job(0)
+        return next(iter(run_updates([job], rewrite, memory).values())).memory, prompts_seen
+
+    ours, our_prompts = notes_and_prompts(TINY)
+    theirs, their_prompts = notes_and_prompts(resolve("tiny", {"protocol": "official"}))
+    assert ours == "- Likes trains." and theirs.startswith("<think>")  # memory.raw_notes
+    assert "private data" in our_prompts[0] and "private data" not in their_prompts[0]  # memory.privacy_instruction
+
+
+def test_sft_switches_reach_the_examples_and_the_trainer_arguments():
+    from pmv2nb.data import load_profile_split
+    from pmv2nb.models import tokenizer_for
+    from pmv2nb.train.sft import sft_examples_for
+
+    official = resolve("tiny", {"protocol": "official"})
+    train, tokenizer = load_profile_split(TINY, "train"), tokenizer_for("tiny")
+
+    def asks_to_think(profile):
+        examples, _ = sft_examples_for(profile, train, tokenizer, limit=2, progress=False)
+        return {"<think>" in " ".join(m["content"] for m in e["messages"][:-1]) for e in examples}
+
+    assert asks_to_think(TINY) == {True} and asks_to_think(official) == {False}  # sft.think_instruction

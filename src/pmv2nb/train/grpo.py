@@ -19,7 +19,7 @@ from .common import (
     protocol_record, resumed_step, start_run_folder, starting_point, train_and_save, training_dtypes,
 )
 from .examples import grpo_prompts
-from .rewards import mixed_rewards
+from .rewards import rl_rewards
 
 
 def require_vllm_if_asked(use_vllm: bool) -> None:
@@ -86,8 +86,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
                          "(or set grpo.use_vllm=true and grpo.vllm_mode=server)")
     hardware = hardware_args(profile, "GRPO")
     require_vllm_if_asked(settings.use_vllm)
-    rewards = mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache or default_cache_path(),
-                            settings.require_think_mcq, settings.require_think_open, profile.eval.judge_rubric)
+    rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path())
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
 

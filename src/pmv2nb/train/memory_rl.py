@@ -40,7 +40,7 @@ from .common import (
     protocol_record, resumed_step, start_run_folder, starting_point, train_and_save, training_dtypes,
 )
 from .examples import split_tasks, training_options
-from .rewards import mixed_rewards
+from .rewards import rl_rewards
 
 REWARD_COLUMNS = ("task", "gold_letter", "query_text", "preference", "pref_type", "sensitive_info", "prev_pref")
 
@@ -309,8 +309,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     settings: MemoryRLSettings = memory.rl
     out = Path(out)
     hardware = hardware_args(profile, "memory-agent RL")
-    rewards = mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache or default_cache_path(),
-                            settings.require_think_mcq, settings.require_think_open, profile.eval.judge_rubric)
+    rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path())
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
     split = load_profile_split(profile, "train")

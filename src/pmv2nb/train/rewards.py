@@ -138,4 +138,12 @@ def mixed_rewards(mcq_fraction: float, judge: str | None, calls: int = 3, cache:
                             rubric)
 
 
-__all__ = ["OpenEndedReward", "boxed_letter", "completion_text", "mcq_reward", "mixed_rewards", "reward_functions"]
+def rl_rewards(settings, rubric: str, cache: CallCache | str | None = None) -> list:
+    """The rewards of an RL stage as its settings (``grpo`` or ``memory.rl``) and the judge rubric
+    (``eval.judge_rubric``) define them: the task mix, the judge and its call count, and the think rules."""
+    return mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache, settings.require_think_mcq,
+                         settings.require_think_open, rubric)
+
+
+__all__ = ["OpenEndedReward", "boxed_letter", "completion_text", "mcq_reward", "mixed_rewards", "reward_functions",
+           "rl_rewards"]
