@@ -20,10 +20,12 @@ import hashlib
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback import LoopbackServer
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     def __init__(self, delay_s: float = 0.0, flaky_fraction: float = 0.0, flaky_statuses=(429, 500),
                  always_status: int | None = None, error_body: dict | None = None,
                  judge_replies: list[str] | None = None, echo_notes: bool = False, context_tokens: int | None = None,
@@ -43,19 +45,10 @@ class FakeOpenAI:
         self.failures = 0
         self._attempts: dict[str, int] = {}
         self._lock = threading.Lock()
-        fake = self
+        super().__init__("/v1")
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                fake._handle(self, body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def do_POST(self, handler: BaseHTTPRequestHandler) -> None:
+        self._handle(handler, json.loads(handler.rfile.read(int(handler.headers["content-length"]))))
 
     @staticmethod
     def body_hash(body: dict) -> str:
@@ -105,9 +98,9 @@ class FakeOpenAI:
                  "choices": [{"index": 0, "finish_reason": self.finish_reason,
                               "message": {"role": "assistant", "content": text}}],
                  "usage": usage}
-        self._send(handler, 200, reply)
-        with self._lock:
+        with self._lock:  # counted before the reply goes out: a client that has its answer finds it counted
             self.answered.append(key)
+        self._send(handler, 200, reply)
 
     def _cached_usage(self, body: dict) -> dict:
         """Usage as a prompt cache reports it: the prefix shared with an earlier prompt, in 128-token steps."""
@@ -140,14 +133,6 @@ class FakeOpenAI:
             handler.send_header(name, value)
         handler.end_headers()
         handler.wfile.write(data)
-
-    def __enter__(self) -> "FakeOpenAI":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _common_prefix(a: str, b: str) -> int:

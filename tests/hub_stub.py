@@ -15,45 +15,30 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote
 
 from huggingface_hub.utils.sha import git_hash
+from loopback import LoopbackServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-class HubStub:
+class HubStub(LoopbackServer):
     def __init__(self, root: Path, etags: str = "hash"):
         self.root, self.etags = Path(root), etags
         self.fault = None
         self.bodies: dict[str, bytes] = {}
         self.log: list[tuple[str, str, object]] = []  # (method, repo path, status or fault)
         self._lock = threading.Lock()
-        stub = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+    def do_HEAD(self, handler: BaseHTTPRequestHandler) -> None:
+        self._answer(handler, head=True)
 
-            def do_HEAD(self):
-                stub._answer(self, head=True)
-
-            def do_GET(self):
-                stub._answer(self, head=False)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> HubStub:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def do_GET(self, handler: BaseHTTPRequestHandler) -> None:
+        self._answer(handler, head=False)
 
     def gets(self, outcome: object = 200) -> list[str]:
         """Paths of the GETs that ended with ``outcome`` (a status or a fault), in order."""
@@ -84,29 +69,31 @@ class HubStub:
         if path not in self.bodies and (not file.is_relative_to(self.root.resolve()) or not file.is_file()):
             return self._status(handler, method, path, 404, "EntryNotFound")
         body = self.bodies.get(path) or file.read_bytes()
+        cut = action == "cut" and not head
+        # logged before the first byte goes out: a client that has its answer finds it in the log
+        self._record(method, path, "cut" if cut else 200)
         handler.send_response(200)
         handler.send_header("X-Repo-Commit", COMMIT)
         handler.send_header("ETag", f'"{self.etag(path, body)}"')
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         if head:
-            return self._record(method, path, 200)
-        if action == "cut":
+            return
+        if cut:
             handler.wfile.write(body[:len(body) // 2])
             handler.wfile.flush()
             handler.close_connection = True
-            return self._record(method, path, "cut")
+            return
         handler.wfile.write(body)
-        self._record(method, path, 200)
 
     def _status(self, handler, method: str, path: str, status: int, code: str | None = None) -> None:
+        self._record(method, path, status)
         handler.send_response(status)
         handler.send_header("X-Repo-Commit", COMMIT)
         if code:
             handler.send_header("X-Error-Code", code)
         handler.send_header("Content-Length", "0")
         handler.end_headers()
-        self._record(method, path, status)
 
     def _record(self, method: str, path: str, outcome: object) -> None:
         with self._lock:
