@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -190,24 +190,38 @@ def checkpoints(out: Path, complete: bool = False) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
 
 
-def start_run_folder(out: Path, stage: str, restart: bool = False) -> Path | None:
-    """Get ``out`` ready for a run: the newest checkpoint to resume from, or None after clearing the folder.
+@dataclass(frozen=True)
+class RunFolder:
+    """A stage's output folder as the run found it: where it writes, its name in logs, and the checkpoint it
+    goes on from (None: a fresh start). One object, so every stage resumes, logs and saves the same way."""
+
+    out: Path
+    stage: str
+    checkpoint: Path | None = None
+
+    @property
+    def resumed_step(self) -> int | None:
+        return int(self.checkpoint.name[len(CHECKPOINT_PREFIX):]) if self.checkpoint is not None else None
+
+    def callbacks(self) -> list[TrainerCallback]:
+        """The trainer callbacks every stage takes: metrics.csv (kept up to the resumed step) and no last-step save."""
+        return [MetricsCSV(self.out, self.stage, self.resumed_step), NoFinalCheckpoint()]
+
+
+def start_run_folder(out: str | Path, stage: str, restart: bool = False) -> RunFolder:
+    """Get ``out`` ready for a run: resume from its newest complete checkpoint, or clear it for a fresh start.
 
     A run killed part-way leaves ``checkpoint-<step>`` folders (``save_every``); the same command
     run again goes on from the newest one. ``restart`` throws them away and starts over.
     """
+    out = Path(out)
     found = checkpoints(out, complete=True)
     if restart or not found:
         clear_run_folder(out)
-        return None
-    newest = found[-1]
-    print(f"{stage}: resuming from {newest} (step {newest.name[len(CHECKPOINT_PREFIX):]}); "
-          f"pass --restart to start over")
-    return newest
-
-
-def resumed_step(checkpoint: Path | None) -> int | None:
-    return int(checkpoint.name[len(CHECKPOINT_PREFIX):]) if checkpoint is not None else None
+        return RunFolder(out, stage)
+    folder = RunFolder(out, stage, found[-1])
+    print(f"{stage}: resuming from {folder.checkpoint} (step {folder.resumed_step}); pass --restart to start over")
+    return folder
 
 
 def checkpoint_args(settings) -> dict[str, Any]:
@@ -218,14 +232,15 @@ def checkpoint_args(settings) -> dict[str, Any]:
             "save_total_limit": max(1, settings.keep_checkpoints)}
 
 
-def train_and_save(trainer, out: Path, tokenizer, record: dict, resume_from: Path | None = None) -> dict:
-    """Train (going on from ``resume_from`` if given), then save weights (or the adapter) as safetensors, the
-    tokenizer and run.json into ``out``, and remove the checkpoints the finished run no longer needs."""
+def train_and_save(trainer, folder: RunFolder, tokenizer, record: dict) -> dict:
+    """Train (going on from the folder's checkpoint if it has one), then save weights (or the adapter) as
+    safetensors, the tokenizer and run.json into the folder, and remove the checkpoints the finished run
+    no longer needs."""
+    out = folder.out
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    result = trainer.train(resume_from_checkpoint=str(folder.checkpoint) if folder.checkpoint else None)
     record = {"prompt_format": TRAINING_FORMAT, **record, "train_loss": result.training_loss,
-              "train_seconds": round(time.perf_counter() - started, 2),
-              "resumed_from_step": resumed_step(resume_from)}
+              "train_seconds": round(time.perf_counter() - started, 2), "resumed_from_step": folder.resumed_step}
     trainer.save_model(str(out))
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(str(out))

@@ -15,8 +15,8 @@ from ..data.loader import load_profile_split
 from ..evaluate.cache import default_cache_path
 from ..models import tokenizer_for
 from .common import (
-    MetricsCSV, NoFinalCheckpoint, accumulation, checkpoint_args, hardware_args, lora_config, policy,
-    protocol_record, resumed_step, start_run_folder, starting_point, train_and_save, training_dtypes,
+    accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record, start_run_folder,
+    starting_point, train_and_save, training_dtypes,
 )
 from .examples import grpo_prompts
 from .rewards import rl_rewards
@@ -114,14 +114,13 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
         model_init_kwargs=init_kwargs,
         **checkpoint_args(settings), **vllm_args, **hardware,
     )
-    checkpoint = start_run_folder(out, "grpo", restart)
-    metrics = MetricsCSV(out, "grpo", resumed_step(checkpoint))
+    folder = start_run_folder(out, "grpo", restart)
     trainer = GRPOTrainer(
         model=model, reward_funcs=rewards, args=config, processing_class=tokenizer,
-        train_dataset=Dataset.from_list(records), callbacks=[metrics, NoFinalCheckpoint()],
+        train_dataset=Dataset.from_list(records), callbacks=folder.callbacks(),
         peft_config=lora_config(settings.lora_rank) if settings.use_lora else None,
     )
     summary = {"stage": "grpo", "profile": profile.name, "init": start, "out": str(out), "steps": settings.max_steps,
                "prompts": len(records), "mcq_prompts": sum(r["task"] == "mcq" for r in records),
                "lengths": report.summary(), "settings": asdict(settings), **protocol_record(profile)}
-    return train_and_save(trainer, out, tokenizer, summary, checkpoint)
+    return train_and_save(trainer, folder, tokenizer, summary)

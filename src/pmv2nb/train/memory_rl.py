@@ -29,26 +29,27 @@ from .. import prompts
 from ..answers import reward_labels
 from ..backends.hf_local import Completion, sample_completions
 from ..data.columns import content_text
-from ..config import MemoryRLSettings, MemorySettings, Profile
+from ..config import MemoryRLSettings, MemorySettings, Profile, TrainPromptSettings
 from ..data.loader import PersonaMemData, load_profile_split
 from ..evaluate.cache import default_cache_path
 from ..evaluate.tasks import rows_with_history
 from ..memory.agent import Chunker, MemoryJob, Trajectory, run_updates
 from ..models import tokenizer_for
 from .common import (
-    MetricsCSV, NoFinalCheckpoint, accumulation, checkpoint_args, clear_run_folder, hardware_args, lora_config,
-    protocol_record, resumed_step, start_run_folder, starting_point, train_and_save, training_dtypes,
+    RunFolder, accumulation, checkpoint_args, hardware_args, lora_config, protocol_record, start_run_folder,
+    starting_point, train_and_save, training_dtypes,
 )
 from .examples import split_tasks, training_options
 from .rewards import rl_rewards
 
+STAGE = "memory-grpo"  # the stage's name in metrics.csv and run.json
 REWARD_COLUMNS = ("task", "gold_letter", "query_text", "preference", "pref_type", "sensitive_info", "prev_pref")
 
 
 # ---------- data ----------
 
 def memory_rl_items(data: PersonaMemData, mcq_fraction: float, size: str = "32k", limit: int | None = None,
-                    seed: int = 0, style=None) -> list[dict]:
+                    seed: int = 0, style: TrainPromptSettings | None = None) -> list[dict]:
     """One item per question: its row, task (MCQ or open, in the profile's mix), answer turn and reward labels."""
     rows = rows_with_history(data, size, limit)
     assignment = split_tasks(rows, mcq_fraction, seed)
@@ -290,16 +291,18 @@ def train_memory(profile: Profile, out: str | Path, init: str | None = None, *, 
 
     Everything else is a setting: ``memory.rl.*`` for the RL recipe, ``memory.*`` for chunks and the cap.
     """
-    checkpoint = start_run_folder(Path(out), "memory train", restart)
+    folder = start_run_folder(out, STAGE, restart)
     trainer, tokenizer, summary = build_memory_trainer(profile, out, init, cache=cache, progress=progress,
-                                                       resume_from=checkpoint)
-    return train_and_save(trainer, Path(out), tokenizer, summary, checkpoint)
+                                                       folder=folder)
+    return train_and_save(trainer, folder, tokenizer, summary)
 
 
 def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = None, *,
-                         cache: str | Path | None = None, progress: bool = True, resume_from: Path | None = None):
-    """The trainer, tokenizer and run summary for the profile's memory RL recipe, ready to ``train()``
-    (from ``resume_from``, a checkpoint in ``out``, when one is given)."""
+                         cache: str | Path | None = None, progress: bool = True, folder: RunFolder | None = None):
+    """The trainer, tokenizer and run summary for the profile's memory RL recipe, ready to ``train()``.
+
+    ``folder`` is ``out`` as :func:`~pmv2nb.train.common.start_run_folder` found it (a checkpoint to resume
+    from, maybe); without one, ``out`` is cleared for a fresh run."""
     from datasets import Dataset
     from transformers import TrainingArguments
 
@@ -307,7 +310,8 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
 
     memory = profile.memory
     settings: MemoryRLSettings = memory.rl
-    out = Path(out)
+    folder = folder or start_run_folder(out, STAGE, restart=True)
+    out = folder.out
     hardware = hardware_args(profile, "memory-agent RL")
     rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path())
     start = starting_point(profile, init)
@@ -331,15 +335,13 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
         per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation(settings.batch_size, micro),
         remove_unused_columns=False, disable_tqdm=not progress, **schedule_args(settings),
         **checkpoint_args(settings), **hardware)
-    if resume_from is None:
-        clear_run_folder(out)
     trainer = MemoryGRPOTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(items), tokenizer=tokenizer, reward_funcs=rewards,
         data=split, memory=memory, size=profile.data.context_size, ref_model=ref_model,
-        callbacks=[MetricsCSV(out, "memory-grpo", resumed_step(resume_from)), NoFinalCheckpoint()])
+        callbacks=folder.callbacks())
     if ref_model is not None:
         ref_model.to(trainer.args.device)
-    summary = {"stage": "memory-grpo", "profile": profile.name, "init": start, "out": str(out),
+    summary = {"stage": STAGE, "profile": profile.name, "init": start, "out": str(out),
                "steps": settings.max_steps, "questions": len(items),
                "mcq_questions": sum(item["task"] == "mcq" for item in items),
                "update_query": memory.update_query,

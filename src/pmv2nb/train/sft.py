@@ -16,23 +16,18 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from ..config import Profile
+from ..config import Profile, check_choice
 from ..data.loader import load_profile_split
 from ..evaluate.tasks import MODES as TASKS
 from ..models import tokenizer_for
 from .common import (
-    MetricsCSV, NoFinalCheckpoint, accumulation, checkpoint_args, hardware_args, lora_config, policy,
-    protocol_record, resumed_step, start_run_folder, starting_point, train_and_save, training_dtypes,
+    accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record, start_run_folder,
+    starting_point, train_and_save, training_dtypes,
 )
 from .examples import LengthReport, sft_examples
 
 LOSS_TURNS = ("final", "all")
 TASK_MIXES = ("both", "rl_mix")
-
-
-def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{key} must be one of {choices}, got {value!r}")
 
 
 def to_prompt_completion(examples: list[dict]) -> list[dict]:
@@ -101,7 +96,7 @@ def to_token_targets(examples: list[dict], tokenizer) -> list[dict]:
 
 def trainer_rows(examples: list[dict], tokenizer, loss_turns: str) -> list[dict]:
     """The rows SFTTrainer gets for ``sft.loss_turns``: prompt/completion pairs, or pre-tokenized with a mask."""
-    _check_choice("sft.loss_turns", loss_turns, LOSS_TURNS)
+    check_choice("sft.loss_turns", loss_turns, LOSS_TURNS)
     return to_token_targets(examples, tokenizer) if loss_turns == "all" else to_prompt_completion(examples)
 
 
@@ -113,7 +108,7 @@ def sft_examples_for(profile: Profile, data, tokenizer, limit: int | None = None
     ``rl_mix`` one example per row in the GRPO mix (``grpo.mcq_fraction``, the profile's seed).
     """
     settings = profile.sft
-    _check_choice("sft.task_mix", settings.task_mix, TASK_MIXES)
+    check_choice("sft.task_mix", settings.task_mix, TASK_MIXES)
     fraction = profile.grpo.mcq_fraction if settings.task_mix == "rl_mix" else None
     return sft_examples(data, tokenizer, settings.max_length, profile.data.context_size, limit=limit,
                         think=settings.think_instruction, mcq_fraction=fraction, seed=profile.seed, progress=progress,
@@ -131,7 +126,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
     from trl import SFTConfig, SFTTrainer
 
     settings = profile.sft
-    _check_choice("sft.loss_turns", settings.loss_turns, LOSS_TURNS)
+    check_choice("sft.loss_turns", settings.loss_turns, LOSS_TURNS)
     steps, lora = settings.max_steps, settings.use_lora
     out = Path(out)
     micro_batch = settings.micro_batch or 1  # long-context examples: one sequence per device pass unless asked
@@ -156,19 +151,18 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
         disable_tqdm=not progress, **checkpoint_args(settings), **hardware,
         model_init_kwargs=init_kwargs,
     )
-    checkpoint = start_run_folder(out, "sft", restart)
-    metrics = MetricsCSV(out, "sft", resumed_step(checkpoint))
+    folder = start_run_folder(out, "sft", restart)
     trainer = SFTTrainer(
         model=model, args=config, processing_class=tokenizer,
         train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(val_rows),
-        peft_config=lora_config(settings.lora_rank) if lora else None, callbacks=[metrics, NoFinalCheckpoint()],
+        peft_config=lora_config(settings.lora_rank) if lora else None, callbacks=folder.callbacks(),
     )
     summary = {"stage": "sft", "profile": profile.name, "init": start, "out": str(out), "lora": lora,
                "steps": steps, "examples": len(train), "eval_examples": len(val), "lengths": report.summary(),
                "loss_turns": settings.loss_turns, "task_mix": settings.task_mix,
                "tasks": {task: sum(e["task"] == task for e in train) for task in TASKS},
                "settings": asdict(settings), **protocol_record(profile)}
-    return train_and_save(trainer, out, tokenizer, summary, checkpoint)
+    return train_and_save(trainer, folder, tokenizer, summary)
 
 
 def sft_run_for(profile: Profile, folder: str | Path | None = None) -> Path:
