@@ -231,7 +231,7 @@ def test_memory_columns_flag_protected_details(benchmark_data):
 def test_reanswer_uses_the_edited_notes(benchmark_data, tmp_path):
     edited = "The user is vegetarian and writes in short sentences."
     with FakeOpenAI() as fake:
-        result = reanswer(benchmark_data, 0, edited, f"openai:fake@{fake.url}", _settings(limit=1),
+        result = reanswer(benchmark_data, 0, edited, f"openai:fake@{fake.url}", _settings(limit=1), TINY.memory,
                           cache=tmp_path / "c.sqlite")
         sent = fake.requests[-1]["messages"]
     assert edited in sent[0]["content"] and result["memory"] == edited
@@ -239,8 +239,12 @@ def test_reanswer_uses_the_edited_notes(benchmark_data, tmp_path):
     assert result["parsed"] in "ABCD" and result["model"].startswith("memory:")
     with FakeOpenAI() as fake:  # asked in the boxed format, reanswer takes that format's temperature like every run
         boxed = replace(_settings(limit=1), prompt_format="boxed", boxed_temperature=0.0)
-        result = reanswer(benchmark_data, 0, edited, f"openai:fake@{fake.url}", boxed, cache=tmp_path / "c.sqlite")
+        result = reanswer(benchmark_data, 0, edited, f"openai:fake@{fake.url}", boxed, TINY.memory,
+                          cache=tmp_path / "c.sqlite")
         request = fake.requests[-1]
+        capped = config.with_overrides(TINY, {"memory.answer_cap": "memory"}).memory  # the notes cap the answer
+        reanswer(benchmark_data, 0, edited, f"openai:fake@{fake.url}", boxed, capped, cache=tmp_path / "c.sqlite")
+        assert fake.requests[-1]["max_tokens"] == capped.memory_tokens != request["max_tokens"]
     assert request["temperature"] == 0.0 and result["prompt_format"] == "boxed"
     assert edited in request["messages"][0]["content"]  # the notes join the boxed system instruction
 

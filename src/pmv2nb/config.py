@@ -52,6 +52,13 @@ def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any 
 settings_class = dataclass(frozen=True, kw_only=True)
 
 
+def check_choice(key: str, value: Any, choices: Iterable[Any]) -> None:
+    """Refuse a setting outside its fixed choices, naming the key, the value and what it may be."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {choices}, got {value!r}")
+
+
 @settings_class
 class DataSettings:
     """Where the question tables and histories come from, and how much of them to use."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import string
 
+from .config import TrainPromptSettings, check_choice
 from .data.columns import content_text
 
 LETTERS = string.ascii_uppercase[:10]
@@ -185,24 +186,25 @@ def format_training_options(options: list[str]) -> str:
     return "\n".join(f"({TRAIN_LETTERS[i]}) {option}" for i, option in enumerate(options))
 
 
-def shown_options(options: list[str], style=None) -> list[str]:
+def shown_options(options: list[str], style: TrainPromptSettings | None = None) -> list[str]:
     """The options a training prompt lists: the gold answer first, then the first distractors, up to
     ``train_prompt.max_options`` (``style``, a :class:`~pmv2nb.config.TrainPromptSettings`; None shows all)."""
-    limit = getattr(style, "max_options", None)
+    limit = (style or TrainPromptSettings()).max_options
     return list(options) if limit is None else list(options[:limit])
 
 
-def training_query(query: dict, options: list[str] | None = None, think: bool = True, style=None) -> dict:
+def training_query(query: dict, options: list[str] | None = None, think: bool = True,
+                   style: TrainPromptSettings | None = None) -> dict:
     """The final user turn of a training prompt: the query, the recall request and, for MCQ, the options.
 
     Without ``think`` the request to reason inside <think> tags is left out (SFT targets have no think block).
     ``style`` (``train_prompt.*``) drops the recall request, and in the generic style the open-ended
     query carries the think request itself, since no instruction opens the prompt.
     """
-    recall = getattr(style, "recall", True)
-    message = with_recall_note(query) if recall else {"role": "user", "content": query["content"]}
+    style = style or TrainPromptSettings()
+    message = with_recall_note(query) if style.recall else {"role": "user", "content": query["content"]}
     if options is None:
-        if think and getattr(style, "system", "instructed") == "generic":
+        if think and style.system == "generic":
             return _append_text(message, THINK_SENTENCE)
         return message
     suffix = TRAIN_MCQ_SUFFIX.format(options=format_training_options(options))
@@ -211,12 +213,11 @@ def training_query(query: dict, options: list[str] | None = None, think: bool = 
     return _append_text(message, suffix)
 
 
-def boxed_system(notes: str | None = None, think: bool = True, style=None) -> dict:
+def boxed_system(notes: str | None = None, think: bool = True, style: TrainPromptSettings | None = None) -> dict:
     """The boxed format's system message: the training instruction (or, in the generic ``style``, one
     generic line), or with notes, the memory agent's."""
-    system = getattr(style, "system", "instructed")
-    if system not in TRAIN_SYSTEMS:
-        raise ValueError(f"train_prompt.system must be one of {TRAIN_SYSTEMS}, got {system!r}")
+    system = (style or TrainPromptSettings()).system
+    check_choice("train_prompt.system", system, TRAIN_SYSTEMS)
     if notes is None and system == "generic":
         return {"role": "system", "content": GENERIC_SYSTEM}
     text = TRAIN_SYSTEM if notes is None else TRAIN_MEMORY_SYSTEM + notes

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..config import check_choice
 from .base import BackendError, ChatRequest, ChatResponse, ContextTooLongError, OnResult, RetriesExhaustedError, deliver
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -83,8 +84,7 @@ class OpenAIBackend:
                  reasoning_tokens: int = DEFAULT_REASONING_TOKENS):
         from openai import OpenAI
 
-        if api_sampling not in API_SAMPLING:
-            raise ValueError(f"api_sampling must be one of {API_SAMPLING}, got {api_sampling!r}")
+        check_choice("eval.api_sampling", api_sampling, API_SAMPLING)
         read_dotenv()
         # no URL in the spec means the OpenAI API (or what OPENAI_BASE_URL points at, e.g. a proxy):
         # a key is required and calls are priced

@@ -59,31 +59,33 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+def _causes(error: BaseException | None):
+    """The error and the ones behind it (``__cause__``), outermost first: the Hub client wraps what went wrong."""
+    while error is not None:
+        yield error
+        error = error.__cause__
+
+
 def _transient(error: BaseException | None) -> bool:
     """Whether an error, or the one behind it, may well pass on a later try (busy Hub, dropped link)."""
     import httpx
     from huggingface_hub.errors import HfHubHTTPError
 
-    while error is not None:
-        if isinstance(error, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)):
+    for cause in _causes(error):
+        if isinstance(cause, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)):
             return True
-        if isinstance(error, HfHubHTTPError):
-            return error.response is not None and error.response.status_code in TRANSIENT_STATUSES
+        if isinstance(cause, HfHubHTTPError):
+            return cause.response is not None and cause.response.status_code in TRANSIENT_STATUSES
         # a body shorter or longer than the size the Hub announced: huggingface_hub raises a bare OSError
-        if type(error) is OSError and str(error).startswith("Consistency check failed"):
+        if type(cause) is OSError and str(cause).startswith("Consistency check failed"):
             return True
-        error = error.__cause__
     return False
 
 
 def _offline(error: BaseException | None) -> bool:
     from huggingface_hub.errors import OfflineModeIsEnabled
 
-    while error is not None:
-        if isinstance(error, OfflineModeIsEnabled):
-            return True
-        error = error.__cause__
-    return False
+    return any(isinstance(cause, OfflineModeIsEnabled) for cause in _causes(error))
 
 
 def _cached_copy_intact(path: Path) -> bool:

@@ -20,9 +20,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import prompts
-from ..backends import BackendError, ChatRequest, ContextTooLongError, Sampling, generate_some, make_backend
+from ..backends import (
+    BackendError, ChatRequest, ChatResponse, ContextTooLongError, Sampling, generate_some, make_backend,
+)
 from ..backends.openai_http import ALIASES, DEFAULT_REASONING_TOKENS, is_reasoning_model
-from ..config import TrainPromptSettings, repo_root
+from ..config import TrainPromptSettings, check_choice, repo_root
 from ..data.columns import content_text
 from ..data.loader import PersonaMemData
 from ..data.sources import describe_source
@@ -163,8 +165,7 @@ def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple
     :func:`grouped_by_history`), and how many rows were skipped for lack of a history."""
     if settings.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {settings.mode!r}")
-    if settings.fit_history not in FIT_HISTORY:
-        raise ValueError(f"fit_history must be one of {FIT_HISTORY}, got {settings.fit_history!r}")
+    check_choice("eval.fit_history", settings.fit_history, FIT_HISTORY)
     context, _ = split_context(model)
     rows = rows_with_history(data, settings.size)
     skipped = len(data) - len(rows)
@@ -195,12 +196,6 @@ def grouped_by_history(data: PersonaMemData, tasks: list[Task], size: str) -> li
     for task in tasks:
         first.setdefault(links.iat[task.row], len(first))
     return sorted(tasks, key=lambda task: first[links.iat[task.row]])
-
-
-def history_switches(data: PersonaMemData, tasks: list[Task], size: str) -> int:
-    """How often the history changes from one task to the next: the fewest is one less than the histories."""
-    links = [data.questions[data.link_column(size)].iat[task.row] for task in tasks]
-    return sum(a != b for a, b in zip(links, links[1:]))
 
 
 def _prompt_pieces(data: PersonaMemData, task: Task, settings: RunSettings, context: str,
@@ -470,6 +465,14 @@ def _too_long(err: ContextTooLongError, backend: CachedBackend, data: PersonaMem
         tokens=tokens, limit=err.limit, tag=err.tag)
 
 
+def paid(backend: CachedBackend, response: ChatResponse | None) -> float:
+    """What one call cost: nothing when it came from the cache (or never came), else its tokens at the
+    backend's prices, cached input at the cached rate."""
+    if response is None or response.cached:
+        return 0.0
+    return call_cost(backend.priced_as, response.tokens_in, response.tokens_out, response.cached_tokens_in)
+
+
 def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str | None, answerer: CachedBackend,
                grader: CachedBackend | None, settings: RunSettings, run: EvalRun) -> list[dict]:
     """Ask the model (and for open-ended rows the judge) about each task; one finished result row per task.
@@ -499,13 +502,10 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
     rows = []
     for i, (task, answer, verdicts) in enumerate(zip(chunk, answers, judged)):
         if i in failed:
-            paid = [(answerer, answer)] + [(grader, v) for v in verdicts]
-            run.spent_usd += sum(call_cost(b.priced_as, r.tokens_in, r.tokens_out, r.cached_tokens_in)
-                                 for b, r in paid if r is not None and not r.cached)
+            run.spent_usd += paid(answerer, answer) + sum(paid(grader, v) for v in verdicts)
             run.failed.append(FailedRow(task.row, task.question_id, task.variant, str(failed[i])))
             continue
-        cost = (0.0 if answer.cached
-                else call_cost(answerer.priced_as, answer.tokens_in, answer.tokens_out, answer.cached_tokens_in))
+        cost = paid(answerer, answer)
         row = {"question_id": task.question_id, "model": model, "mode": settings.mode, "size": settings.size,
                "variant": task.variant, "row": task.row, "split": data.split, "modality": data.modality,
                "context": split_context(model)[0], "prompt_format": settings.prompt_format or prompts.CHAT_FORMAT,
@@ -534,8 +534,7 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
                        score=float(valid and parsed == task.gold_letter))
         else:
             verdict = read_verdict(verdicts)
-            judge_cost = sum(call_cost(grader.priced_as, v.tokens_in, v.tokens_out, v.cached_tokens_in)
-                             for v in verdicts if not v.cached)
+            judge_cost = sum(paid(grader, v) for v in verdicts)
             row.update(judge=judge, judge_responses=[v.text for v in verdicts], judge_scores=verdict.scores,
                        valid=verdict.valid, score=verdict.score, judge_sd=verdict.spread,
                        judge_tokens_in=sum(v.tokens_in for v in verdicts),

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import prompts
+from ..config import TrainPromptSettings
 from ..data.columns import content_text
 from ..data.loader import PersonaMemData
 from ..models import read_run_record
@@ -103,7 +104,7 @@ def rows_with_history(data: PersonaMemData, size: str, limit: int | None = None)
 def build_task(data: PersonaMemData, row: int, mode: str, size: str, context: str = "full",
                variant: int = 0, prompt_format: str = prompts.CHAT_FORMAT, recall: str = "people",
                retrieval: Retrieval = Retrieval(), count_tokens: Callable[[list[dict]], int] | None = None,
-               max_prompt_tokens: int | None = None, style=None) -> Task:
+               max_prompt_tokens: int | None = None, style: TrainPromptSettings | None = None) -> Task:
     """One prompt in one of :data:`prompts.PROMPT_FORMATS`: the evaluation's ``chat`` format or the
     training's ``boxed``.
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..answers import is_privacy_row, leaks, protected_detail, reward_labels
 from ..backends import BackendError, ChatRequest
-from ..config import MemorySettings, Profile
+from ..config import MemorySettings, Profile, TrainPromptSettings, check_choice
 from ..data.columns import content_text
 from ..data.loader import PersonaMemData
 from ..evaluate.cache import CallCache, opened_cache
@@ -41,7 +41,7 @@ UPDATE_QUERY_LABELS = {"none": "memory", "query": "memory+query", "query_options
 
 
 def update_query_text(data: PersonaMemData, row: int, mode: str, size: str, update_query: str,
-                      style=None) -> str | None:
+                      style: TrainPromptSettings | None = None) -> str | None:
     """What each update sees of row's question: nothing, the query, or the query with options and answer format
     (the final turn of the boxed format, shaped by ``style``, the ``train_prompt`` settings)."""
     if update_query not in UPDATE_QUERY_LABELS:
@@ -57,8 +57,7 @@ def update_query_text(data: PersonaMemData, row: int, mode: str, size: str, upda
 def agent_settings(settings: RunSettings, memory: MemorySettings) -> RunSettings:
     """The run's sampling as the agent uses it: ``memory.temperature`` / ``top_p`` where set, and the final
     answer capped as ``memory.answer_cap`` says (the memory rewrites always take ``memory.memory_tokens``)."""
-    if memory.answer_cap not in ANSWER_CAPS:
-        raise ValueError(f"memory.answer_cap must be one of {ANSWER_CAPS}, got {memory.answer_cap!r}")
+    check_choice("memory.answer_cap", memory.answer_cap, ANSWER_CAPS)
     sampling = settings.sampling
     if memory.temperature is not None:
         sampling = replace(sampling, temperature=memory.temperature)
@@ -253,15 +252,12 @@ def _with_memory(task: Task, notes: str, prompt_format: str = CHAT_FORMAT) -> Ta
     return replace(task, messages=[memory_context(notes), *task.messages])
 
 
-def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: RunSettings, *,
-             judge: str | None = None, cache: CallCache | str | Path | None = None,
-             memory: MemorySettings | None = None) -> dict:
+def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: RunSettings, memory: MemorySettings, *,
+             judge: str | None = None, cache: CallCache | str | Path | None = None) -> dict:
     """Answer one row from notes you supply (for example notes you edited by hand); nothing is saved.
 
-    With ``memory`` (the profile's ``memory`` settings) the answer is sampled and capped as a run's is."""
-    # resolved like every run, so a trained model is asked (and its row recorded) in its own format
-    settings = settings_for(model, settings)
-    settings = agent_settings(settings, memory) if memory is not None else settings
+    Resolved as a run is (:func:`run_memory`), so the answer is asked, sampled and capped the same way."""
+    settings = agent_settings(settings_for(model, settings), memory)
     with opened_cache(cache) as store:
         answerer, grader = cached_backends(model, judge, store, settings)
         task = _with_memory(build_task(data, row, settings.mode, settings.size, "none", 0, settings.prompt_format,

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import prompts
 from ..answers import reward_labels
+from ..config import TrainPromptSettings, check_choice
 from ..data.columns import DataError, content_text
 from ..data.loader import PersonaMemData
 from ..evaluate.tasks import MODES as TASKS, rows_with_history
@@ -38,7 +39,8 @@ def training_option_order(row: int, n: int) -> list[int]:
     return order
 
 
-def training_options(data: PersonaMemData, row: int, style=None) -> tuple[list[str], list[int], str]:
+def training_options(data: PersonaMemData, row: int,
+                     style: TrainPromptSettings | None = None) -> tuple[list[str], list[int], str]:
     """A row's options in training order, that order (index 0 is the gold answer) and the gold letter.
 
     ``style`` (``train_prompt``) may keep only the gold and the first distractors before the shuffle.
@@ -88,7 +90,7 @@ class PromptBuilder:
     """
 
     def __init__(self, data: PersonaMemData, tokenizer, max_prompt_tokens: int, size: str = "32k",
-                 think: bool = True, style=None, drop_over: int | None = None):
+                 think: bool = True, style: TrainPromptSettings | None = None, drop_over: int | None = None):
         self.data, self.tokenizer, self.size, self.think, self.style = data, tokenizer, size, think, style
         self.drop_over = drop_over
         self.report = LengthReport(limit=max_prompt_tokens)
@@ -167,7 +169,7 @@ class PromptBuilder:
 def sft_examples(data: PersonaMemData, tokenizer, max_length: int, size: str = "32k", tasks: tuple[str, ...] = TASKS,
                  limit: int | None = None, target_reserve: int = 256, think: bool = False,
                  mcq_fraction: float | None = None, seed: int = 0,
-                 progress: bool = True, style=None) -> tuple[list[dict], LengthReport]:
+                 progress: bool = True, style: TrainPromptSettings | None = None) -> tuple[list[dict], LengthReport]:
     """SFT conversations: the prompt plus the gold reply as the final assistant message.
 
     MCQ rows teach ``\\boxed{letter} answer text``; open-ended rows teach the gold answer itself.
@@ -194,7 +196,7 @@ def sft_examples(data: PersonaMemData, tokenizer, max_length: int, size: str = "
 
 def grpo_prompts(data: PersonaMemData, tokenizer, max_prompt_length: int, mcq_fraction: float = 0.8,
                  size: str = "32k", limit: int | None = None, seed: int = 0,
-                 progress: bool = True, style=None, long_prompts: str = "cut",
+                 progress: bool = True, style: TrainPromptSettings | None = None, long_prompts: str = "cut",
                  drop_over: int | None = None) -> tuple[list[dict], LengthReport]:
     """GRPO prompts in the paper's mix: each row is an MCQ or an open-ended prompt, never both.
 
@@ -204,8 +206,7 @@ def grpo_prompts(data: PersonaMemData, tokenizer, max_prompt_length: int, mcq_fr
     its newest exchanges, "drop" leaves out a row longer than ``drop_over`` (default ``max_prompt_length``;
     the authors filter such prompts) and still cuts one that is only longer than ``max_prompt_length``.
     """
-    if long_prompts not in LONG_PROMPTS:
-        raise ValueError(f"grpo.long_prompts must be one of {LONG_PROMPTS}, got {long_prompts!r}")
+    check_choice("grpo.long_prompts", long_prompts, LONG_PROMPTS)
     dropping = long_prompts == "drop"
     builder = PromptBuilder(data, tokenizer, max_prompt_length, size, style=style,
                             drop_over=(drop_over or max_prompt_length) if dropping else None)
