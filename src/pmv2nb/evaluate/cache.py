@@ -18,6 +18,9 @@ from ..backends.base import ChatBackend, ChatRequest, ChatResponse, OnResult, Re
 from ..config import repo_root
 
 
+BUSY_TIMEOUT_S = 60.0  # how long a cache waits for another process's write
+
+
 def default_cache_path() -> Path:
     return repo_root() / "results" / "cache" / "calls.sqlite"
 
@@ -42,11 +45,28 @@ class CallCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+        self._use_wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
                          "response TEXT NOT NULL, created REAL NOT NULL)")
+
+    def _use_wal(self) -> None:
+        """Switch the file to write-ahead logging, so readers and one writer never wait on each other.
+
+        Two processes opening a new cache at once can see "database is locked" here at once: SQLite does
+        not wait out the busy timeout while it changes the journal mode. So the switch is tried again,
+        briefly, for as long as the timeout would have waited.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def get_many(self, keys: list[str]) -> dict[str, ChatResponse]:
         found: dict[str, ChatResponse] = {}
