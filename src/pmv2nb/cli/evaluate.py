@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         data = load_profile_split(profile, args.split)
     except DataError as err:
         return fail("eval", err)
-    status = 0
+    status, shown = 0, progress()  # with progress on, the run itself prints its stop and failure messages
     for mode in modes:
         _, settings = run_settings(args, mode)
         if args.dry_run:
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         try:
             result = run_eval(data, args.model, settings, judge=judge if mode == "open" else None, out=args.out,
-                              cache=args.cache, progress=progress())
+                              cache=args.cache, progress=shown)
         except (BackendError, ResultsBusyError, ValueError) as err:
             return fail("eval", err)
         print(f"{mode}: {len(result.results)} result rows in {result.path} ({result.new_calls} new model calls, "
@@ -115,10 +115,12 @@ def run(args: argparse.Namespace) -> int:
         if len(result.results):
             print(to_markdown(breakdown(result.results, "overall", n_boot=1000)))
         if result.stopped:
-            print(result.stopped, file=sys.stderr)
+            if not shown:
+                print(result.stopped, file=sys.stderr)
             status = 3
         if result.failed:
-            print(result.failure_summary(), file=sys.stderr)
+            if not shown:
+                print(result.failure_summary(), file=sys.stderr)
             status = status or FAILED_ROWS_STATUS
     return status
 

@@ -51,10 +51,11 @@ def run(args: argparse.Namespace) -> int:
     if args.mode == "open" and not judge:
         return fail("memory run", "open-ended mode needs --judge SPEC (or eval.judge in the profile)", 2)
     model = args.model or default_model_spec(profile)
+    shown = progress()  # with progress on, the run itself prints its failure summary
     try:
         data = load_profile_split(profile, args.split)
         result = run_memory(data, model, settings, profile.memory, judge=judge if args.mode == "open" else None,
-                            out=args.out, cache=args.cache, progress=progress())
+                            out=args.out, cache=args.cache, progress=shown)
     except (BackendError, DataError, ResultsBusyError, ValueError, VLLMUnavailableError) as err:
         return fail("memory run", err)
     print(f"{len(result.results)} result rows in {result.path}, trajectories beside it "
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(to_markdown(breakdown(result.results, "overall", n_boot=1000)))
         print(to_markdown(token_accounting(result.results).round(2)))
     if result.failed:
-        print(result.failure_summary(), file=sys.stderr)
+        if not shown:
+            print(result.failure_summary(), file=sys.stderr)
         return FAILED_ROWS_STATUS
     return 0

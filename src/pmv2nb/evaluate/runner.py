@@ -336,7 +336,7 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
     if run.warning:
         print(run.warning, file=sys.stderr)
     if run.failed and progress:
-        print(run.failure_summary())
+        print(run.failure_summary(), file=sys.stderr)
     return run
 
 

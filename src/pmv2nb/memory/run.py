@@ -11,6 +11,7 @@ files never pick trajectories up).
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -216,7 +217,7 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
     run.results = read_results(path) if path.exists() else pd.DataFrame()
     run.trajectories = read_trajectories(path)  # this run's and those of rows finished earlier
     if run.failed and progress:
-        print(run.failure_summary())
+        print(run.failure_summary(), file=sys.stderr)
     return run
 
 
