@@ -1,12 +1,15 @@
 """Measure training speed for one profile: seconds per optimizer step, tokens per second, peak memory.
 
-Runs a short SFT and a short GRPO (from the SFT weights) into a temporary folder with the same
-functions the notebooks call, then reads each run's metrics.csv. The first step is reported apart,
-since it includes warm-up (allocation, compilation, vLLM start). On a GPU, peak memory is the GPU's;
-on CPU it is the process's peak resident memory.
+Runs a short SFT and a short GRPO (from the SFT weights) into a temporary folder (or ``--keep DIR``)
+with the same functions the notebooks call, then reads each run's metrics.csv. The first step is
+reported apart, since it includes warm-up (allocation, compilation, vLLM start). On a GPU, peak memory
+is the GPU's, per stage; on CPU it is the process's peak resident memory so far. For GRPO it also
+prints what shows the run learned something: the mean reward, the share of prompt groups whose
+rewards did not vary (no gradient), and how far the weights moved from the SFT init.
 
     python benchmarks/train_throughput.py [--profile tiny] [--sft-steps 3] [--grpo-steps 3]
         [--set model.name=/path/to/Qwen3-0.6B --set grpo.use_vllm=false]
+    python benchmarks/train_throughput.py --profile laptop --set model.device=cuda   # bf16 on a GPU
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import argparse
 import json
 import resource
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
 
 from pmv2nb import config
-from pmv2nb.train.common import read_metrics
+from pmv2nb.train.common import on_gpu, read_metrics, training_dtypes, weight_change
 from pmv2nb.train.grpo import completions_per_step, train_grpo
 from pmv2nb.train.sft import train_sft
 
@@ -38,11 +42,24 @@ def step_table(metrics: pd.DataFrame, stage: str) -> dict:
 
 
 def peak_memory_gb() -> dict:
+    """The peak since the last call on a GPU (so each stage gets its own), the process's peak on CPU."""
     import torch
 
     if torch.cuda.is_available():
-        return {"peak_gpu_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+        peak = torch.cuda.max_memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        return {"peak_gpu_gb": round(peak / 2**30, 2)}
     return {"peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+
+
+def learning_signal(metrics: pd.DataFrame, init: Path, trained: Path) -> dict:
+    """GRPO's evidence of learning: mean reward, groups without reward spread, weights moved from the init."""
+    steps = metrics[metrics["loss"].notna()]
+    moved = weight_change(init, trained)
+    return {"mean_reward": round(float(steps["reward"].mean()), 3),
+            "zero_std_groups": round(float(steps["frac_reward_zero_std"].mean()), 3),
+            "tensors_changed": f"{moved['tensors_changed']}/{moved['tensors']}",
+            "relative_change": f"{moved['relative_change']:.2e}"}
 
 
 def main() -> None:
@@ -53,22 +70,28 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=16, help="train rows to build examples from")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="setting override, as on every pmv2nb command, e.g. grpo.use_vllm=false")
+    parser.add_argument("--keep", metavar="DIR", help="write the runs to DIR/sft and DIR/grpo and keep them")
     args = parser.parse_args()
     profile = config.resolve(args.profile, {**config.parse_assignments(args.set), "sft.max_steps": args.sft_steps,
                                             "sft.rows": args.rows, "grpo.max_steps": args.grpo_steps,
                                             "grpo.rows": args.rows})
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
+    with (nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory()) as folder:
         sft_dir, grpo_dir = Path(folder) / "sft", Path(folder) / "grpo"
-        train_sft(profile, sft_dir, progress=False)
+        peak_memory_gb()
+        train_sft(profile, sft_dir, progress=False, restart=True)
         rows.append({**step_table(read_metrics(sft_dir), "sft"), **peak_memory_gb(),
                      "samples_per_step": profile.sft.batch_size})
-        train_grpo(profile, grpo_dir, str(sft_dir), cache=Path(folder) / "calls.sqlite", progress=False)
+        train_grpo(profile, grpo_dir, str(sft_dir), cache=Path(folder) / "calls.sqlite", progress=False,
+                   restart=True)
         rows.append({**step_table(read_metrics(grpo_dir), "grpo"), **peak_memory_gb(),
-                     "samples_per_step": completions_per_step(profile.grpo)})
+                     "samples_per_step": completions_per_step(profile.grpo),
+                     **learning_signal(read_metrics(grpo_dir), sft_dir, grpo_dir)})
+    weights, mixed_bf16 = training_dtypes(profile)
     print(json.dumps({"profile": profile.name, "model": profile.model.name, "use_vllm": profile.grpo.use_vllm,
-                      "sft_max_length": profile.sft.max_length, "grpo_max_prompt": profile.grpo.max_prompt_length},
-                     indent=None))
+                      "device": "cuda" if on_gpu(profile) else "cpu", "weights": weights, "bf16": mixed_bf16,
+                      "sft_max_length": profile.sft.max_length, "grpo_max_prompt": profile.grpo.max_prompt_length,
+                      "grpo_mcq_fraction": profile.grpo.mcq_fraction}, indent=None))
     print(pd.DataFrame(rows).to_string(index=False))
 
 

@@ -177,6 +177,7 @@ def test_vllm_reads_each_history_once_with_prefix_caching_and_gets_a_personas_qu
     run = run_eval(val, "vllm:Qwen/Qwen3-0.6B", RunSettings(chunk_rows=8), out=tmp_path / "v.jsonl",
                    cache=tmp_path / "c.sqlite", progress=False)
     assert fake.engine_args["enable_prefix_caching"] is True and fake.engine_args["model"] == "Qwen/Qwen3-0.6B"
+    assert fake.engine_args["dtype"] in ("bfloat16", "float16")  # never vLLM's pick from a float32 run's config
     assert len(run.results) == len(fake.conversations) == len(val)
     personas = [conversation[0]["content"] for conversation in fake.conversations]  # the persona's system message
     assert sum(a != b for a, b in zip(personas, personas[1:])) == 1

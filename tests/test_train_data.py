@@ -189,3 +189,23 @@ def test_all_turn_mask_on_a_real_history_marks_every_chatbot_turn(train_split, t
     encoded = to_token_targets([example], tokenizer)[0]
     assert len(replies) > 2 and _masked_runs(tokenizer, encoded) == [f"{r}<|im_end|>\n" for r in replies]
     assert len(encoded["input_ids"]) <= 1536  # the length rule still holds for the whole conversation
+
+
+def test_full_fine_tuning_keeps_float32_master_weights_and_lora_on_a_gpu_keeps_its_base_in_the_model_dtype(
+        monkeypatch):
+    """bfloat16 weights would round away Adam steps of a 1e-5 learning rate; LoRA trains float32 adapters."""
+    from pmv2nb import config
+    from pmv2nb.train import common
+
+    monkeypatch.setattr(common, "resolve_dtype", lambda dtype, device: "bfloat16" if dtype == "auto" else dtype)
+    laptop = config.resolve("laptop", {"model.device": "cuda"})
+    for gpu in (True, False):
+        monkeypatch.setattr(common, "on_gpu", lambda profile, gpu=gpu: gpu)
+        assert common.training_dtypes(laptop) == ("float32", True)
+        assert common.training_dtypes(laptop, lora=True) == ("bfloat16" if gpu else "float32", True)
+        pure = config.with_overrides(laptop, {"model.train_weights": "dtype"})
+        assert common.training_dtypes(pure) == ("bfloat16", True)
+    assert common.training_dtypes(config.with_overrides(laptop, {"model.train_weights": "float32"}), lora=True) == (
+        "float32", True)
+    with pytest.raises(ValueError, match="model.train_weights must be one of"):
+        common.training_dtypes(config.with_overrides(laptop, {"model.train_weights": "bf16"}))

@@ -90,6 +90,10 @@ class ModelSettings:
     name: str = setting(help="a built-in offline model ('tiny', 'smollm2-135m-instruct'), a Hub id or a local path")
     dtype: str = setting("float32", "'auto' (bfloat16 on a GPU or a CPU with bf16 units), 'bfloat16' or 'float32'")
     device: str = setting("cpu", "'cpu', 'cuda' or 'auto'")
+    train_weights: str = setting(
+        "auto", "precision of the weights a stage trains: 'float32' (master weights, computing in model.dtype by "
+                "autocast), 'dtype' (model.dtype itself: half the memory, but bfloat16 rounds away updates below "
+                "1/256 of a weight), 'auto' (float32, except a LoRA base on a GPU: its float32 adapters train)")
     requires_gpu: bool = setting(False, "stop early, with advice, on a machine without a GPU")
     max_context_tokens: int = setting(32768, "the model's context window in tokens")
     tiny: TinyModelSettings = setting(factory=TinyModelSettings, help="shape of the random Qwen3")

@@ -33,7 +33,8 @@ def make_backend(spec: str, concurrency: int = 8, batch_size: int = 4, dtype: st
                  api_sampling: str = "capped", reasoning_tokens: int | None = None) -> ChatBackend:
     """Build the backend a spec names; nothing is loaded or contacted until the first request.
 
-    ``dtype`` is the precision of local transformers models (``auto``: bfloat16 where the hardware has it).
+    ``dtype`` is the precision of local models, transformers and vLLM (``auto``: bfloat16 where the hardware
+    has it); it is passed on because a trained run is saved as float32 master weights.
     ``api_sampling`` and ``reasoning_tokens`` (``eval.api_sampling``, ``eval.reasoning_tokens``) shape calls to
     the OpenAI API itself; every other engine, a local OpenAI-compatible server included, ignores them.
     """
@@ -50,7 +51,7 @@ def make_backend(spec: str, concurrency: int = 8, batch_size: int = 4, dtype: st
     if engine == "vllm":
         from .vllm_offline import VLLMBackend
 
-        return VLLMBackend(rest)
+        return VLLMBackend(rest, dtype=dtype)
     if engine == "hf":
         from .hf_local import HFBackend
 

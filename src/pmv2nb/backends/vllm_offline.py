@@ -39,10 +39,13 @@ class VLLMBackend:
     """``vllm:MODEL`` (hub id or local folder); one engine per backend, loaded on first use."""
 
     def __init__(self, model: str, max_model_len: int | None = None, gpu_memory_utilization: float = 0.85,
-                 tensor_parallel_size: int = 1):
+                 tensor_parallel_size: int = 1, dtype: str = "auto"):
         require_vllm()
+        from ..models import resolve_dtype
+
         self.spec, self.model = f"vllm:{model}", model
-        self.engine_args = {"model": model, "max_model_len": max_model_len,
+        # explicit, since a run folder holds float32 master weights and vLLM would otherwise pick by its config
+        self.engine_args = {"model": model, "max_model_len": max_model_len, "dtype": resolve_dtype(dtype, "cuda"),
                             "tensor_parallel_size": tensor_parallel_size,
                             "gpu_memory_utilization": gpu_memory_utilization, "enable_prefix_caching": True}
         self.priced_as = None

@@ -61,16 +61,29 @@ def on_gpu(profile: Profile) -> bool:
     return torch.cuda.is_available() and profile.model.device != "cpu"
 
 
-def training_dtypes(profile: Profile) -> tuple[str, bool]:
-    """(dtype the weights are loaded in, whether to compute in bfloat16 mixed precision).
+TRAIN_WEIGHTS = ("auto", "float32", "dtype")
 
-    On a GPU the weights live in the profile's precision, as before. On a CPU they stay float32 and
-    bfloat16 only enters through autocast (where the processor has bf16 units): a learning rate of
-    1e-5 moves a weight by less than a bfloat16 step, so pure bfloat16 weights would barely change.
+
+def training_dtypes(profile: Profile, lora: bool = False) -> tuple[str, bool]:
+    """(dtype the trained weights are loaded in, whether to compute in bfloat16 mixed precision).
+
+    Full fine-tuning keeps float32 master weights by default (``model.train_weights``) and computes in
+    bfloat16 through autocast where the hardware has it: an Adam step of a 1e-5 learning rate moves a
+    weight by far less than a bfloat16 step (1/256 of it), so pure bfloat16 weights barely change.
+    Measured on an H200 with SmolLM2, 16 GRPO steps from one SFT init: bfloat16 weights moved 9x less
+    (relative change 1.8e-5 against 1.7e-4), and the mean reward of the last 8 steps was 0.06 against
+    0.17 (0.03 and 0.04 over the first 8). Under LoRA on a GPU the frozen
+    base stays in the model's dtype, since the adapters that train are float32; on a CPU, float32 always.
     """
+    from ..config import check_choice
+
+    check_choice("model.train_weights", profile.model.train_weights, TRAIN_WEIGHTS)
     device = "cuda" if on_gpu(profile) else "cpu"
     compute = resolve_dtype(profile.model.dtype, device)
-    weights = compute if device == "cuda" else "float32"
+    keep = profile.model.train_weights
+    if keep == "auto":
+        keep = "dtype" if lora and device == "cuda" else "float32"
+    weights = compute if keep == "dtype" else "float32"
     return weights, compute == "bfloat16"
 
 

@@ -106,7 +106,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
                      "vllm_max_model_length": settings.max_prompt_length + settings.max_completion_length}
         if settings.vllm_mode == "server" and settings.vllm_server_url:
             vllm_args["vllm_server_base_url"] = settings.vllm_server_url
-    model, init_kwargs = policy(start, training_dtypes(profile)[0])
+    model, init_kwargs = policy(start, training_dtypes(profile, settings.use_lora)[0])
     config = GRPOConfig(
         output_dir=str(out), learning_rate=settings.learning_rate, **schedule_args(settings),
         num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,

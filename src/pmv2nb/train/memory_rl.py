@@ -320,7 +320,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     items = memory_rl_items(split, settings.mcq_fraction, profile.data.context_size, settings.rows, profile.seed,
                             profile.train_prompt)
     micro = settings.micro_batch or 1
-    model = load_causal_lm(start, training_dtypes(profile)[0])
+    model = load_causal_lm(start, training_dtypes(profile, settings.use_lora)[0])
     ref_model = None
     if settings.use_lora:
         from peft import get_peft_model

@@ -139,7 +139,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
                               progress=False)
     train_rows, val_rows = (trainer_rows(part, tokenizer, settings.loss_turns) for part in (train, val))
 
-    model, init_kwargs = policy(start, training_dtypes(profile)[0])
+    model, init_kwargs = policy(start, training_dtypes(profile, lora)[0])
     config = SFTConfig(
         output_dir=str(out), max_steps=steps, learning_rate=settings.learning_rate,
         per_device_train_batch_size=micro_batch, per_device_eval_batch_size=micro_batch,
