@@ -11,7 +11,7 @@ outlasts any number of retries until the test heals the server.
 
 With ``prompt_cache`` it bills like the API's prompt cache: ``usage.prompt_tokens`` is the prompt's size
 (characters / 4), and ``usage.prompt_tokens_details.cached_tokens`` the longest prefix it shares with a prompt
-answered before (as characters / 4), rounded down to 128 tokens and reported only from 1,024.
+answered before this one arrived (as characters / 4), rounded down to 128 tokens and reported only from 1,024.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ class FakeOpenAI(LoopbackServer):
             status = self.flaky_statuses[attempt]
             return self._send(handler, status, {"error": {"message": f"try again ({status})"}},
                               {"retry-after": "0"} if status == 429 else {})
+        cached = self._cache_lookup(body) if self.prompt_cache else 0  # what was answered before this one arrived
         time.sleep(self.delay_s)
         last = body["messages"][-1]["content"]
         text = (f"Scoring.\n\\boxed{{{int(key[8:10], 16) % 11 / 10}}}" if "\\boxed" in str(last)
@@ -93,7 +94,7 @@ class FakeOpenAI(LoopbackServer):
             text = self.judge_replies[int(body.get("seed") or 0) % len(self.judge_replies)]
         usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}
         if self.prompt_cache:
-            usage = self._cached_usage(body)
+            usage = self._cached_usage(body, cached)
         reply = {"id": "fake", "object": "chat.completion", "created": 0, "model": self.served_model or body["model"],
                  "choices": [{"index": 0, "finish_reason": self.finish_reason,
                               "message": {"role": "assistant", "content": text}}],
@@ -102,13 +103,19 @@ class FakeOpenAI(LoopbackServer):
             self.answered.append(key)
         self._send(handler, 200, reply)
 
-    def _cached_usage(self, body: dict) -> dict:
-        """Usage as a prompt cache reports it: the prefix shared with an earlier prompt, in 128-token steps."""
+    def _cache_lookup(self, body: dict) -> int:
+        """Tokens of the longest prefix shared with a prompt answered before, in 128-token steps from 1,024."""
         text = self.prompt_text(body)
         with self._lock:
             shared = max((_common_prefix(text, seen) for seen in self._prompts_seen), default=0) // 4
+        return shared // 128 * 128 if shared >= 1024 else 0
+
+    def _cached_usage(self, body: dict, cached: int) -> dict:
+        """Usage as a prompt cache reports it; the prompt joins the cache once answered, as the API's does:
+        requests that arrive while the first of their kind is still being read find nothing."""
+        text = self.prompt_text(body)
+        with self._lock:
             self._prompts_seen.append(text)
-        cached = shared // 128 * 128 if shared >= 1024 else 0
         tokens = len(text) // 4
         return {"prompt_tokens": tokens, "completion_tokens": 10, "total_tokens": tokens + 10,
                 "prompt_tokens_details": {"cached_tokens": cached}}

@@ -415,6 +415,8 @@ def test_the_call_cache_takes_writes_from_two_processes_at_once(tmp_path):
 
 
 def test_cached_input_is_billed_at_the_cached_rate_and_the_rows_add_up(benchmark_data, tmp_path, monkeypatch):
+    """Eight requests at a time to a server that takes a while: the cache only holds a history once its first
+    question has been answered, so each persona's first question must go alone for the others to hit it."""
     from pmv2nb.evaluate.cost import call_cost, cacheable
 
     # a dated snapshot costs what its family does; cached tokens are part of the prompt, never more than it
@@ -423,7 +425,8 @@ def test_cached_input_is_billed_at_the_cached_rate_and_the_rows_add_up(benchmark
     assert call_cost("gpt-4.1-mini", 100, 0, 500) == pytest.approx(100 * 0.10 / 1e6)
     assert [cacheable(n) for n in (1023, 1024, 1151, 1152, 30_000)] == [0, 1024, 1024, 1152, 29_952]
     settings = RunSettings(limit=28, chunk_rows=8, sampling=Sampling(max_tokens=64))  # two personas, 14 rows each
-    with FakeOpenAI(prompt_cache=True) as fake:
+    assert settings.concurrency == 8
+    with FakeOpenAI(prompt_cache=True, delay_s=0.05) as fake:
         _api(monkeypatch, fake)
         run = run_eval(benchmark_data, "openai:gpt-4.1-mini", settings, out=tmp_path / "r.jsonl",
                        cache=tmp_path / "c.sqlite", progress=False)

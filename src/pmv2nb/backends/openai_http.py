@@ -76,6 +76,30 @@ def cached_prompt_tokens(usage) -> int:
     return int(getattr(details, "cached_tokens", None) or 0)
 
 
+# OpenAI caches prompt prefixes from 1,024 tokens on; at about four characters a token
+CACHE_MIN_PREFIX_CHARS = 4096
+
+
+def prompt_text(messages) -> str:
+    """A conversation as one string in sending order, as a cache keyed on the prompt's prefix reads it."""
+    return "".join(f"<{m['role']}>{m['content']}" for m in messages)
+
+
+def shared_prefix_runs(texts: list[str], min_chars: int) -> list[list[int]]:
+    """Indices of ``texts`` in runs of neighbours that share at least ``min_chars`` leading characters.
+
+    The runner already sends a persona's questions side by side, so comparing neighbours finds them.
+    """
+    runs: list[list[int]] = []
+    for index, text in enumerate(texts):
+        previous = texts[index - 1] if index else ""
+        if runs and len(text) >= min_chars and text[:min_chars] == previous[:min_chars]:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs
+
+
 class OpenAIBackend:
     """Chat completions over HTTP with bounded concurrency and retries."""
 
@@ -191,9 +215,17 @@ class OpenAIBackend:
         return deliver(self._run(requests, progress), len(requests), on_result)
 
     def _run(self, requests: list[ChatRequest], progress: bool):
+        """Send the requests ``concurrency`` at a time, each run of prompts sharing a long prefix (a persona's
+        questions) led by its first alone: a prompt cache holds a prefix only once a request has read it, so
+        the others go out when their leader is answered and find it cached (OpenAI bills that prefix at the
+        cached rate; vLLM skips recomputing it)."""
         bar = tqdm(total=len(requests), desc=self.model[-30:], disable=not progress, leave=False)
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
-        waiting = {pool.submit(self._call, request): index for index, request in enumerate(requests)}
+        followers: dict[int, list[int]] = {}
+        waiting = {}
+        for group in shared_prefix_runs([prompt_text(r.messages) for r in requests], CACHE_MIN_PREFIX_CHARS):
+            waiting[pool.submit(self._call, requests[group[0]])] = group[0]
+            followers[group[0]] = group[1:]
         failure: BaseException | None = None
         try:
             while waiting:
@@ -202,6 +234,8 @@ class OpenAIBackend:
                     index = waiting.pop(future)
                     if future.cancelled():
                         continue
+                    if failure is None or isinstance(failure, ContextTooLongError):
+                        waiting.update((pool.submit(self._call, requests[i]), i) for i in followers.pop(index, ()))
                     error = future.exception()
                     if error is None:
                         yield index, future.result()

@@ -242,8 +242,9 @@ def estimate(data: PersonaMemData, model: str, settings: RunSettings, judge: str
     :func:`grouped_by_history`): a prompt is billed as cached for the messages it shares from the start with
     the previous prompt of the same history, counted only from 1,024 tokens and in steps of 128
     (:func:`~pmv2nb.evaluate.cost.cacheable`). So a persona's first question pays its whole history and the
-    others pay the cached rate for it. Real hits can be fewer: requests sent at the same moment, a prefix
-    the API has already forgotten, a resumed run. Judge prompts are short and priced without the cache.
+    others pay the cached rate for it; the API backend sends that first question alone so that they can.
+    Real hits can be fewer: a prefix the API has already forgotten, a resumed run. Judge prompts are short
+    and priced without the cache.
     """
     tasks = tasks if tasks is not None else plan_tasks(data, model, settings)[0]
     counter = _Tokens()
