@@ -194,6 +194,17 @@ class SharedPrefix:
         return cache
 
 
+def prefill(model, input_ids, attention_mask):
+    """The key/value cache of a (left-padded) batch, read with the position ids ``generate`` would give it,
+    so a later ``generate`` over the same tokens plus more continues from it as if it had read them itself."""
+    import torch
+
+    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+    with torch.no_grad():
+        return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                     use_cache=True).past_key_values
+
+
 class PrefixStore:
     """The last few computed prefixes, so a history split across calls (result chunks) is read once."""
 
@@ -207,9 +218,8 @@ class PrefixStore:
         for item in self._items:
             if tuple(item.ids) == key:
                 return SharedPrefix(item.ids, item.cache, fresh=False)
-        with torch.no_grad():
-            output = model(input_ids=torch.tensor([ids], device=model.device), use_cache=True)
-        item = SharedPrefix(list(ids), output.past_key_values)
+        tokens = torch.tensor([ids], device=model.device)
+        item = SharedPrefix(list(ids), prefill(model, tokens, torch.ones_like(tokens)))
         self._items = ([item] + self._items)[:self.keep]
         return item
 
@@ -288,18 +298,36 @@ def sample_completions(model, tokenizer, prompts: list[str] | list[list[int]], m
     sample = temperature > 0
     options = dict(do_sample=sample, temperature=temperature if sample else None, top_p=top_p if sample else None,
                    top_k=top_k if sample else None, pad_token_id=pad)
-    with torch.no_grad():
-        if model.device.type != "cpu" or max_new_tokens < 2 or not hasattr(model, "set_attn_implementation"):
-            output = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
-                                    **options, **extra)
-        else:
-            output = _generate_on_cpu(model, input_ids, attention, max_new_tokens, options, extra)
+    output = generate_tokens(model, input_ids, attention, max_new_tokens, options, extra)
     done = []
     for position, prompt in enumerate(prompts):
         new_tokens = output[position, input_ids.shape[1]:]
-        stops = (new_tokens == tokenizer.eos_token_id) | (new_tokens == pad)
-        length = int(stops.nonzero()[0, 0]) + 1 if stops.any() else len(new_tokens)
-        done.append(Completion(prompt_ids=list(prompt), completion_ids=new_tokens[:length].tolist(),
-                               text=tokenizer.decode(new_tokens[:length], skip_special_tokens=True),
-                               finish_reason="stop" if stops.any() else "length"))
+        length = reply_length(new_tokens, [tokenizer.eos_token_id, pad])
+        kept = new_tokens[:length or len(new_tokens)]
+        done.append(Completion(prompt_ids=list(prompt), completion_ids=kept.tolist(),
+                               text=tokenizer.decode(kept, skip_special_tokens=True),
+                               finish_reason="stop" if length else "length"))
     return done
+
+
+def generate_tokens(model, input_ids, attention, max_new_tokens: int, options: dict, extra: dict):
+    """``model.generate``'s sequences (prompt columns first), on a CPU through :func:`_generate_on_cpu`.
+
+    ``options`` are sampling arguments (or a ``generation_config``); ``extra`` goes to the prompt pass
+    only, e.g. a ``past_key_values`` cache that already holds the first prompt columns.
+    """
+    import torch
+
+    with torch.no_grad():
+        if model.device.type != "cpu" or max_new_tokens < 2 or not hasattr(model, "set_attn_implementation"):
+            return model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
+                                  **options, **extra)
+        return _generate_on_cpu(model, input_ids, attention, max_new_tokens, options, extra)
+
+
+def reply_length(new_tokens, stop_ids) -> int | None:
+    """Tokens of a reply up to and including its first stop token; None when it has none (cut at the cap)."""
+    import torch
+
+    stops = torch.isin(new_tokens, torch.tensor(list(stop_ids), device=new_tokens.device))
+    return int(stops.nonzero()[0, 0]) + 1 if stops.any() else None
