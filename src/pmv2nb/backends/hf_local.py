@@ -196,13 +196,17 @@ class SharedPrefix:
 
 def prefill(model, input_ids, attention_mask):
     """The key/value cache of a (left-padded) batch, read with the position ids ``generate`` would give it,
-    so a later ``generate`` over the same tokens plus more continues from it as if it had read them itself."""
+    so a later ``generate`` over the same tokens plus more continues from it as if it had read them itself.
+
+    Only the last position's logits are computed: the cache is what is wanted, and scoring every
+    position through the vocabulary-sized head would cost about a fifth of a small model's forward pass.
+    """
     import torch
 
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
     with torch.no_grad():
         return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                     use_cache=True).past_key_values
+                     use_cache=True, logits_to_keep=1).past_key_values
 
 
 class PrefixStore:
@@ -252,8 +256,8 @@ def _generate_on_cpu(model, input_ids, attention, max_new_tokens: int, options: 
     """
     import torch
 
-    first = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=1,
-                           return_dict_in_generate=True, **options, **extra)
+    first = model.generate(input_ids=input_ids, attention_mask=attention, **extra,
+                           **with_options(options, max_new_tokens=1, return_dict_in_generate=True))
     sequences = first.sequences
     if first.past_key_values is None:
         return sequences
@@ -262,7 +266,7 @@ def _generate_on_cpu(model, input_ids, attention, max_new_tokens: int, options: 
     try:
         mask = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
         return model.generate(input_ids=sequences, attention_mask=mask, past_key_values=first.past_key_values,
-                              max_new_tokens=max_new_tokens - 1, **options)
+                              **with_options(options, max_new_tokens=max_new_tokens - 1))
     finally:
         model.set_attn_implementation(previous)
 
@@ -320,9 +324,21 @@ def generate_tokens(model, input_ids, attention, max_new_tokens: int, options: d
 
     with torch.no_grad():
         if model.device.type != "cpu" or max_new_tokens < 2 or not hasattr(model, "set_attn_implementation"):
-            return model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
-                                  **options, **extra)
+            return model.generate(input_ids=input_ids, attention_mask=attention, **extra,
+                                  **with_options(options, max_new_tokens=max_new_tokens))
         return _generate_on_cpu(model, input_ids, attention, max_new_tokens, options, extra)
+
+
+def with_options(options: dict, **changes) -> dict:
+    """``generate`` arguments ``options`` with ``changes`` made: on a copy of its ``generation_config`` when it
+    has one, since transformers warns (and plans to refuse) a config passed beside loose generation arguments."""
+    import copy
+
+    if "generation_config" not in options:
+        return {**options, **changes}
+    config = copy.deepcopy(options["generation_config"])
+    config.update(**changes)
+    return {**options, "generation_config": config}
 
 
 def reply_length(new_tokens, stop_ids) -> int | None:
