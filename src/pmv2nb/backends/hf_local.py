@@ -36,8 +36,10 @@ def weights_fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-# Prompts sharing at least this many leading tokens (a persona's history) compute them once.
-MIN_SHARED_PREFIX = 256
+# Prompts sharing at least this many leading tokens (a persona's history, or the memory agent's notes,
+# about 110 tokens on the laptop profile) compute them once; at 110 shared of about 370 tokens, reuse
+# answered 1.20x faster on 2 CPU cores (benchmarks/history_reuse.py --from-notes).
+MIN_SHARED_PREFIX = 64
 
 
 class HFBackend:
@@ -146,18 +148,25 @@ def plan_batches(members: list[int], ids: list[list[int]], batch_size: int,
                  min_shared: int = MIN_SHARED_PREFIX) -> list[tuple[list[int], int]]:
     """Batches of request indices, each with the length of the token prefix all its prompts share (0: none).
 
-    Prompts are sorted by their tokens, so the questions of one history sit side by side; a run of
-    prompts sharing at least ``min_shared`` leading tokens is batched together and reuses one
-    computed prefix. The rest are batched by length so padding stays small. The shared prefix always
-    leaves each prompt at least one token of its own, which generation needs as input.
+    Prompts are sorted by their tokens, so the questions of one history (or of one set of notes) sit
+    side by side; a run of prompts sharing at least ``min_shared`` leading tokens is batched together
+    and reuses one computed prefix. A prompt does not join a run when that would cost the run most of
+    its prefix, or when it shares far more with the prompt after it: two histories' questions, which
+    share only the system prompt, stay two groups. The rest are batched by length so padding stays
+    small. The shared prefix always leaves each prompt at least one token of its own, which generation
+    needs as input.
     """
     ordered = sorted(members, key=lambda i: ids[i])
+    # tokens each prompt shares with the next in this order, each keeping one token of its own
+    links = [min(common_prefix_length(ids[a], ids[b]), len(ids[a]) - 1, len(ids[b]) - 1)
+             for a, b in zip(ordered, ordered[1:])] + [0]
     groups: list[tuple[list[int], int]] = []
-    for index in ordered:
+    for position, index in enumerate(ordered):
         if groups:
             group, shared = groups[-1]
-            common = min(shared, common_prefix_length(ids[group[0]], ids[index]), len(ids[index]) - 1)
-            if common >= min_shared:
+            common = min(shared, links[position - 1])  # sorted order: what it shares with the whole run
+            keeps_most = len(group) == 1 or 2 * common >= shared
+            if common >= min_shared and keeps_most and 2 * common >= links[position]:
                 groups[-1] = (group + [index], common)
                 continue
         groups.append(([index], len(ids[index]) - 1))
