@@ -73,6 +73,14 @@ def test_prompts_of_one_history_are_batched_together_and_share_their_prefix():
     assert all(length == 0 for batch, length in batches if set(batch) & {1, 4})
 
 
+def test_two_histories_that_share_a_system_prompt_stay_two_groups_with_their_whole_histories():
+    system = [5] * 80  # above the threshold: grouping on it alone would lose both histories' prefixes
+    first, second, lone = (system + list(range(start, start + 500)) for start in (1000, 2000, 1600))
+    ids = [first + [1, 2], first + [3], lone + [4], second + [5, 6], second + [7], first + [8]]
+    batches = plan_batches(list(range(6)), ids, batch_size=8, min_shared=64)
+    assert sorted((sorted(batch), length) for batch, length in batches) == [([0, 1, 5], 580), ([2], 0), ([3, 4], 580)]
+
+
 def test_reusing_a_history_prefix_gives_the_same_tokens_as_recomputing_it(benchmark_data):
     rows = [0, 1, 2, 14, 15]  # two personas: two shared histories and prompts of different lengths
     requests = [ChatRequest(build_task(benchmark_data, row, "mcq", "32k").messages,

@@ -163,6 +163,8 @@ class GRPOSettings(RLSettings):
     updates_per_batch: int = setting(1, "optimizer updates per rollout batch: the batch is split into this many "
                                         "mini-batches (the authors: 2)")
     use_vllm: bool = setting(False, "generate rollouts with vLLM (GPU)")
+    reuse_prompts: bool = setting(True, "without vLLM: read each prompt once for its num_generations rollouts "
+                                        "(False: TRL's generation, which reads every copy)")
     vllm_mode: str = setting("colocate", "'colocate' (in the trainer) or 'server' (a separate `trl vllm-serve`)")
     vllm_server_url: str | None = setting(None, "with vllm_mode server: the server's URL, e.g. http://host:8000")
     vllm_gpu_memory_utilization: float = setting(0.35, "share of GPU memory a colocated vLLM may take")

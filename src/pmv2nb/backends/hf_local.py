@@ -36,8 +36,10 @@ def weights_fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-# Prompts sharing at least this many leading tokens (a persona's history) compute them once.
-MIN_SHARED_PREFIX = 256
+# Prompts sharing at least this many leading tokens (a persona's history, or the memory agent's notes,
+# about 110 tokens on the laptop profile) compute them once; at 110 shared of about 370 tokens, reuse
+# answered 1.20x faster on 2 CPU cores (benchmarks/history_reuse.py --from-notes).
+MIN_SHARED_PREFIX = 64
 
 
 class HFBackend:
@@ -146,18 +148,25 @@ def plan_batches(members: list[int], ids: list[list[int]], batch_size: int,
                  min_shared: int = MIN_SHARED_PREFIX) -> list[tuple[list[int], int]]:
     """Batches of request indices, each with the length of the token prefix all its prompts share (0: none).
 
-    Prompts are sorted by their tokens, so the questions of one history sit side by side; a run of
-    prompts sharing at least ``min_shared`` leading tokens is batched together and reuses one
-    computed prefix. The rest are batched by length so padding stays small. The shared prefix always
-    leaves each prompt at least one token of its own, which generation needs as input.
+    Prompts are sorted by their tokens, so the questions of one history (or of one set of notes) sit
+    side by side; a run of prompts sharing at least ``min_shared`` leading tokens is batched together
+    and reuses one computed prefix. A prompt does not join a run when that would cost the run most of
+    its prefix, or when it shares far more with the prompt after it: two histories' questions, which
+    share only the system prompt, stay two groups. The rest are batched by length so padding stays
+    small. The shared prefix always leaves each prompt at least one token of its own, which generation
+    needs as input.
     """
     ordered = sorted(members, key=lambda i: ids[i])
+    # tokens each prompt shares with the next in this order, each keeping one token of its own
+    links = [min(common_prefix_length(ids[a], ids[b]), len(ids[a]) - 1, len(ids[b]) - 1)
+             for a, b in zip(ordered, ordered[1:])] + [0]
     groups: list[tuple[list[int], int]] = []
-    for index in ordered:
+    for position, index in enumerate(ordered):
         if groups:
             group, shared = groups[-1]
-            common = min(shared, common_prefix_length(ids[group[0]], ids[index]), len(ids[index]) - 1)
-            if common >= min_shared:
+            common = min(shared, links[position - 1])  # sorted order: what it shares with the whole run
+            keeps_most = len(group) == 1 or 2 * common >= shared
+            if common >= min_shared and keeps_most and 2 * common >= links[position]:
                 groups[-1] = (group + [index], common)
                 continue
         groups.append(([index], len(ids[index]) - 1))
@@ -194,6 +203,21 @@ class SharedPrefix:
         return cache
 
 
+def prefill(model, input_ids, attention_mask):
+    """The key/value cache of a (left-padded) batch, read with the position ids ``generate`` would give it,
+    so a later ``generate`` over the same tokens plus more continues from it as if it had read them itself.
+
+    Only the last position's logits are computed: the cache is what is wanted, and scoring every
+    position through the vocabulary-sized head would cost about a fifth of a small model's forward pass.
+    """
+    import torch
+
+    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+    with torch.no_grad():
+        return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                     use_cache=True, logits_to_keep=1).past_key_values
+
+
 class PrefixStore:
     """The last few computed prefixes, so a history split across calls (result chunks) is read once."""
 
@@ -207,9 +231,8 @@ class PrefixStore:
         for item in self._items:
             if tuple(item.ids) == key:
                 return SharedPrefix(item.ids, item.cache, fresh=False)
-        with torch.no_grad():
-            output = model(input_ids=torch.tensor([ids], device=model.device), use_cache=True)
-        item = SharedPrefix(list(ids), output.past_key_values)
+        tokens = torch.tensor([ids], device=model.device)
+        item = SharedPrefix(list(ids), prefill(model, tokens, torch.ones_like(tokens)))
         self._items = ([item] + self._items)[:self.keep]
         return item
 
@@ -242,8 +265,8 @@ def _generate_on_cpu(model, input_ids, attention, max_new_tokens: int, options: 
     """
     import torch
 
-    first = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=1,
-                           return_dict_in_generate=True, **options, **extra)
+    first = model.generate(input_ids=input_ids, attention_mask=attention, **extra,
+                           **with_options(options, max_new_tokens=1, return_dict_in_generate=True))
     sequences = first.sequences
     if first.past_key_values is None:
         return sequences
@@ -252,7 +275,7 @@ def _generate_on_cpu(model, input_ids, attention, max_new_tokens: int, options: 
     try:
         mask = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
         return model.generate(input_ids=sequences, attention_mask=mask, past_key_values=first.past_key_values,
-                              max_new_tokens=max_new_tokens - 1, **options)
+                              **with_options(options, max_new_tokens=max_new_tokens - 1))
     finally:
         model.set_attn_implementation(previous)
 
@@ -288,18 +311,48 @@ def sample_completions(model, tokenizer, prompts: list[str] | list[list[int]], m
     sample = temperature > 0
     options = dict(do_sample=sample, temperature=temperature if sample else None, top_p=top_p if sample else None,
                    top_k=top_k if sample else None, pad_token_id=pad)
-    with torch.no_grad():
-        if model.device.type != "cpu" or max_new_tokens < 2 or not hasattr(model, "set_attn_implementation"):
-            output = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
-                                    **options, **extra)
-        else:
-            output = _generate_on_cpu(model, input_ids, attention, max_new_tokens, options, extra)
+    output = generate_tokens(model, input_ids, attention, max_new_tokens, options, extra)
     done = []
     for position, prompt in enumerate(prompts):
         new_tokens = output[position, input_ids.shape[1]:]
-        stops = (new_tokens == tokenizer.eos_token_id) | (new_tokens == pad)
-        length = int(stops.nonzero()[0, 0]) + 1 if stops.any() else len(new_tokens)
-        done.append(Completion(prompt_ids=list(prompt), completion_ids=new_tokens[:length].tolist(),
-                               text=tokenizer.decode(new_tokens[:length], skip_special_tokens=True),
-                               finish_reason="stop" if stops.any() else "length"))
+        length = reply_length(new_tokens, [tokenizer.eos_token_id, pad])
+        kept = new_tokens[:length or len(new_tokens)]
+        done.append(Completion(prompt_ids=list(prompt), completion_ids=kept.tolist(),
+                               text=tokenizer.decode(kept, skip_special_tokens=True),
+                               finish_reason="stop" if length else "length"))
     return done
+
+
+def generate_tokens(model, input_ids, attention, max_new_tokens: int, options: dict, extra: dict):
+    """``model.generate``'s sequences (prompt columns first), on a CPU through :func:`_generate_on_cpu`.
+
+    ``options`` are sampling arguments (or a ``generation_config``); ``extra`` goes to the prompt pass
+    only, e.g. a ``past_key_values`` cache that already holds the first prompt columns.
+    """
+    import torch
+
+    with torch.no_grad():
+        if model.device.type != "cpu" or max_new_tokens < 2 or not hasattr(model, "set_attn_implementation"):
+            return model.generate(input_ids=input_ids, attention_mask=attention, **extra,
+                                  **with_options(options, max_new_tokens=max_new_tokens))
+        return _generate_on_cpu(model, input_ids, attention, max_new_tokens, options, extra)
+
+
+def with_options(options: dict, **changes) -> dict:
+    """``generate`` arguments ``options`` with ``changes`` made: on a copy of its ``generation_config`` when it
+    has one, since transformers warns (and plans to refuse) a config passed beside loose generation arguments."""
+    import copy
+
+    if "generation_config" not in options:
+        return {**options, **changes}
+    config = copy.deepcopy(options["generation_config"])
+    config.update(**changes)
+    return {**options, "generation_config": config}
+
+
+def reply_length(new_tokens, stop_ids) -> int | None:
+    """Tokens of a reply up to and including its first stop token; None when it has none (cut at the cap)."""
+    import torch
+
+    stops = torch.isin(new_tokens, torch.tensor(list(stop_ids), device=new_tokens.device))
+    return int(stops.nonzero()[0, 0]) + 1 if stops.any() else None

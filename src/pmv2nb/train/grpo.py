@@ -2,7 +2,8 @@
 
 The mix is a parameter: 0.8 (the paper), 1.0 (MCQ only) and 0.0 (open-ended only) give the
 paper's recipe and its two ablations from the same code. Generation uses the trainer's own
-``generate`` on CPU and vLLM (colocated, or a separate ``trl vllm-serve`` server) on GPUs.
+``generate`` on CPU, reading each repeated prompt once (:mod:`.grpo_reuse`), and vLLM (colocated,
+or a separate ``trl vllm-serve`` server) on GPUs.
 """
 
 from __future__ import annotations
@@ -115,7 +116,10 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
         **checkpoint_args(settings), **vllm_args, **hardware,
     )
     folder = start_run_folder(out, "grpo", restart)
-    trainer = GRPOTrainer(
+    trainer_class = GRPOTrainer
+    if settings.reuse_prompts:
+        from .grpo_reuse import PromptReuseGRPOTrainer as trainer_class
+    trainer = trainer_class(
         model=model, reward_funcs=rewards, args=config, processing_class=tokenizer,
         train_dataset=Dataset.from_list(records), callbacks=folder.callbacks(),
         peft_config=lora_config(settings.lora_rank) if settings.use_lora else None,
