@@ -32,7 +32,7 @@ from pmv2nb.models import BUILTIN_MODELS, tokenizer_for
 def notes_prompts(profile: config.Profile, data, rows: list[int], backend: HFBackend) -> list[list[dict]]:
     """The memory agent's answer prompts for ``rows``: notes built by its own update loop, then each question."""
     from pmv2nb.memory.agent import Chunker, run_updates
-    from pmv2nb.memory.run import _with_memory, backend_rewriter
+    from pmv2nb.memory.run import answer_from_notes, backend_rewriter
 
     settings = profile.memory
     chunker = Chunker(data, tokenizer_for(profile.model.name), settings)
@@ -40,7 +40,7 @@ def notes_prompts(profile: config.Profile, data, rows: list[int], backend: HFBac
     sampling = Sampling(max_tokens=settings.memory_tokens, temperature=0.0, seed=profile.seed)
     trajectories = run_updates(list(jobs.values()), backend_rewriter(backend, sampling), settings)
     notes = {row: trajectories[jobs[row].key].memory for row in rows}
-    return [_with_memory(build_task(data, row, "mcq", "32k", "none"), notes[row]).messages for row in rows]
+    return [answer_from_notes(build_task(data, row, "mcq", "32k", "none"), notes[row]).messages for row in rows]
 
 
 def main() -> None:

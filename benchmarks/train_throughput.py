@@ -46,12 +46,6 @@ def step_table(metrics: pd.DataFrame, stage: str) -> dict:
             "tokens_per_s": round(float(later_tokens.sum() / later.sum()), 1)}
 
 
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
 def peak_memory_gb() -> dict:
     """The peak since the last call on a GPU (so each stage gets its own), the process's peak on CPU."""
     import torch
@@ -108,9 +102,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's own); 1 keeps timings steady on a shared CPU")
     args = parser.parse_args()
-    if args.threads:
-        import torch
+    import torch
 
+    if args.threads:
         torch.set_num_threads(args.threads)
     profile = config.resolve(args.profile, {**config.parse_assignments(args.set), "sft.max_steps": args.sft_steps,
                                             "sft.rows": args.rows, "grpo.max_steps": args.grpo_steps,
@@ -136,7 +130,7 @@ def main() -> None:
     print(json.dumps({"profile": profile.name, "model": profile.model.name, "use_vllm": profile.grpo.use_vllm,
                       "device": "cuda" if on_gpu(profile) else "cpu", "weights": weights, "bf16": mixed_bf16,
                       "sft_max_length": profile.sft.max_length, "grpo_max_prompt": profile.grpo.max_prompt_length,
-                      "grpo_mcq_fraction": profile.grpo.mcq_fraction, "torch_threads": torch_threads()}, indent=None))
+                      "grpo_mcq_fraction": profile.grpo.mcq_fraction, "torch_threads": torch.get_num_threads()}))
     print(pd.DataFrame(rows).to_string(index=False))
 
 

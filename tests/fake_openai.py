@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler
 
 from loopback import LoopbackServer
 
+from pmv2nb.backends.openai_http import prompt_text
+
 
 class FakeOpenAI(LoopbackServer):
     def __init__(self, delay_s: float = 0.0, flaky_fraction: float = 0.0, flaky_statuses=(429, 500),
@@ -123,7 +125,7 @@ class FakeOpenAI(LoopbackServer):
     @staticmethod
     def prompt_text(body: dict) -> str:
         """A request's messages as one string, in order, as a cache keyed on the prompt's prefix sees them."""
-        return "".join(f"<{m['role']}>{m['content']}" for m in body["messages"])
+        return prompt_text(body["messages"])
 
     @staticmethod
     def prompt_tokens(body: dict) -> int:

@@ -6,6 +6,7 @@ from fake_openai import FakeOpenAI
 from pmv2nb.backends import (
     BackendError, ChatRequest, ContextTooLongError, RequestsFailedError, RetriesExhaustedError, Sampling, make_backend,
 )
+from pmv2nb.backends.hf_local import plan_batches
 from pmv2nb.backends.openai_http import MissingKeyError, OpenAIBackend
 from pmv2nb.evaluate import CachedBackend, CallCache, RunSettings, run_eval
 
@@ -181,3 +182,38 @@ def test_vllm_reads_each_history_once_with_prefix_caching_and_gets_a_personas_qu
     assert len(run.results) == len(fake.conversations) == len(val)
     personas = [conversation[0]["content"] for conversation in fake.conversations]  # the persona's system message
     assert sum(a != b for a, b in zip(personas, personas[1:])) == 1
+
+
+def test_prompts_of_one_history_are_batched_together_and_share_their_prefix():
+    history = list(range(1000, 1600))
+    ids = [history + [1, 2, 3], [9] * 700, history + [1, 2, 4, 5], history + [7], [8] * 10]
+    batches = plan_batches(list(range(5)), ids, batch_size=2, min_shared=256)
+    # the three prompts of one history share its 600 tokens; batches of two, shortest first
+    assert [(sorted(batch), length) for batch, length in batches if length] == [([0, 3], 600), ([2], 600)]
+    assert all(length <= min(len(ids[i]) for i in batch) - 1 for batch, length in batches)
+    assert sorted(i for batch, _ in batches for i in batch) == [0, 1, 2, 3, 4]
+    assert all(length == 0 for batch, length in batches if set(batch) & {1, 4})
+
+
+def test_two_histories_that_share_a_system_prompt_stay_two_groups_with_their_whole_histories():
+    system = [5] * 80  # above the threshold: grouping on it alone would lose both histories' prefixes
+    first, second, lone = (system + list(range(start, start + 500)) for start in (1000, 2000, 1600))
+    ids = [first + [1, 2], first + [3], lone + [4], second + [5, 6], second + [7], first + [8]]
+    batches = plan_batches(list(range(6)), ids, batch_size=8, min_shared=64)
+    assert sorted((sorted(batch), length) for batch, length in batches) == [([0, 1, 5], 580), ([2], 0), ([3, 4], 580)]
+
+
+def test_a_personas_first_question_goes_alone_and_a_refused_key_leaves_its_followers_unsent():
+    """Questions sharing a long history wait for the first of them (so a prompt cache holds the history);
+    when that first one stops the run, the others are never sent, so never paid for."""
+    history = "me: I grew up by the sea and still swim every morning. " * 100  # about 5,600 characters
+
+    def persona(name: str) -> list[ChatRequest]:
+        return [ChatRequest([{"role": "user", "content": f"{name} {history} question {q}?"}], Sampling(max_tokens=4))
+                for q in range(4)]
+
+    with FakeOpenAI(always_status=401, error_body={"error": {"message": "Incorrect API key"}}) as fake:
+        backend = OpenAIBackend("tiny", fake.url, concurrency=8, backoff_s=0.01)
+        with pytest.raises(BackendError, match="rejected the API key"):
+            backend.generate(persona("Ann") + persona("Bo"))
+    assert sorted(body["messages"][0]["content"].split()[0] for body in fake.requests) == ["Ann", "Bo"]

@@ -14,7 +14,7 @@ import torch
 
 from pmv2nb import config, models, prompts
 from pmv2nb.backends import ChatRequest, Sampling
-from pmv2nb.backends.hf_local import HFBackend, plan_batches
+from pmv2nb.backends.hf_local import HFBackend
 from pmv2nb.evaluate.tasks import build_task
 
 pytestmark = pytest.mark.slow  # loads and trains the real SmolLM2; `make test-fast` leaves it out
@@ -60,25 +60,6 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     assert models.resolve_dtype("auto", "cpu") == "bfloat16"
     monkeypatch.setattr(models, "cpu_supports_bf16", lambda: False)
     assert models.resolve_dtype("auto", "cpu") == "float32"
-
-
-def test_prompts_of_one_history_are_batched_together_and_share_their_prefix():
-    history = list(range(1000, 1600))
-    ids = [history + [1, 2, 3], [9] * 700, history + [1, 2, 4, 5], history + [7], [8] * 10]
-    batches = plan_batches(list(range(5)), ids, batch_size=2, min_shared=256)
-    # the three prompts of one history share its 600 tokens; batches of two, shortest first
-    assert [(sorted(batch), length) for batch, length in batches if length] == [([0, 3], 600), ([2], 600)]
-    assert all(length <= min(len(ids[i]) for i in batch) - 1 for batch, length in batches)
-    assert sorted(i for batch, _ in batches for i in batch) == [0, 1, 2, 3, 4]
-    assert all(length == 0 for batch, length in batches if set(batch) & {1, 4})
-
-
-def test_two_histories_that_share_a_system_prompt_stay_two_groups_with_their_whole_histories():
-    system = [5] * 80  # above the threshold: grouping on it alone would lose both histories' prefixes
-    first, second, lone = (system + list(range(start, start + 500)) for start in (1000, 2000, 1600))
-    ids = [first + [1, 2], first + [3], lone + [4], second + [5, 6], second + [7], first + [8]]
-    batches = plan_batches(list(range(6)), ids, batch_size=8, min_shared=64)
-    assert sorted((sorted(batch), length) for batch, length in batches) == [([0, 1, 5], 580), ([2], 0), ([3, 4], 580)]
 
 
 def test_reusing_a_history_prefix_gives_the_same_tokens_as_recomputing_it(benchmark_data):

@@ -234,9 +234,11 @@ class OpenAIBackend:
                     index = waiting.pop(future)
                     if future.cancelled():
                         continue
-                    if failure is None or isinstance(failure, ContextTooLongError):
-                        waiting.update((pool.submit(self._call, requests[i]), i) for i in followers.pop(index, ()))
                     error = future.exception()
+                    # a leader's followers go out unless the run is stopping (an error other than these two)
+                    ends_alone = error is None or isinstance(error, (RetriesExhaustedError, ContextTooLongError))
+                    if ends_alone and (failure is None or isinstance(failure, ContextTooLongError)):
+                        waiting.update((pool.submit(self._call, requests[i]), i) for i in followers.pop(index, ()))
                     if error is None:
                         yield index, future.result()
                         bar.update()

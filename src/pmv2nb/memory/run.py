@@ -202,7 +202,7 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
                 # a task whose notes stopped at a failed update is not answered; its finished updates are cached
                 run.failed += [FailedRow(t.row, t.question_id, t.variant, trajectories[jobs[t.row].key].error)
                                for t in grouped if trajectories[jobs[t.row].key].error]
-                chunk = [_with_memory(t, trajectories[jobs[t.row].key].memory, settings.prompt_format)
+                chunk = [answer_from_notes(t, trajectories[jobs[t.row].key].memory, settings.prompt_format)
                          for t in grouped if not trajectories[jobs[t.row].key].error]
                 by_task = {(t.row, t.variant): t for t in chunk}
                 for result in score_tasks(data, chunk, label, judge, answerer, grader, settings, run):
@@ -243,7 +243,7 @@ def run_profile_memory(data: PersonaMemData, profile: Profile, model: str, mode:
                       cache=cache, update_query=update_query, progress=progress)
 
 
-def _with_memory(task: Task, notes: str, prompt_format: str = CHAT_FORMAT) -> Task:
+def answer_from_notes(task: Task, notes: str, prompt_format: str = CHAT_FORMAT) -> Task:
     """The answer prompt: the notes in place of the history, then the query (and options) in ``prompt_format``.
 
     In the boxed (training) format the notes join the system instruction, exactly as memory RL trains it.
@@ -261,7 +261,7 @@ def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: R
     settings = agent_settings(settings_for(model, settings), memory)
     with opened_cache(cache) as store:
         answerer, grader = cached_backends(model, judge, store, settings)
-        task = _with_memory(build_task(data, row, settings.mode, settings.size, "none", 0, settings.prompt_format,
+        task = answer_from_notes(build_task(data, row, settings.mode, settings.size, "none", 0, settings.prompt_format,
                                        settings.recall_sentence, style=settings.train_prompt),
                             notes, settings.prompt_format)
         scratch = EvalRun(path=Path("unsaved"), results=pd.DataFrame())

@@ -72,8 +72,8 @@ def training_dtypes(profile: Profile, lora: bool = False) -> tuple[str, bool]:
     weight by far less than a bfloat16 step (1/256 of it), so pure bfloat16 weights barely change.
     Measured on an H200 with SmolLM2, 16 GRPO steps from one SFT init: bfloat16 weights moved 9x less
     (relative change 1.8e-5 against 1.7e-4), and the mean reward of the last 8 steps was 0.06 against
-    0.17 (0.03 and 0.04 over the first 8). Under LoRA on a GPU the frozen
-    base stays in the model's dtype, since the adapters that train are float32; on a CPU, float32 always.
+    0.17 (0.03 and 0.04 over the first 8). Under LoRA on a GPU the frozen base stays in the model's
+    dtype, since the adapters that train are float32; on a CPU the weights are float32 always.
     """
     from ..config import check_choice
 
