@@ -126,9 +126,9 @@ def main() -> None:
             rows.append({**step_table(read_metrics(grpo_dir), label), **peak_memory_gb(),
                          "samples_per_step": completions_per_step(profile.grpo), "generate_s": round(generate_s[0], 2),
                          **learning_signal(read_metrics(grpo_dir), sft_dir, grpo_dir)})
-    weights, mixed_bf16 = training_dtypes(profile)
+    weights, mixed = training_dtypes(profile)
     print(json.dumps({"profile": profile.name, "model": profile.model.name, "use_vllm": profile.grpo.use_vllm,
-                      "device": "cuda" if on_gpu(profile) else "cpu", "weights": weights, "bf16": mixed_bf16,
+                      "device": "cuda" if on_gpu(profile) else "cpu", "weights": weights, "mixed_precision": mixed,
                       "sft_max_length": profile.sft.max_length, "grpo_max_prompt": profile.grpo.max_prompt_length,
                       "grpo_mcq_fraction": profile.grpo.mcq_fraction, "torch_threads": torch.get_num_threads()}))
     print(pd.DataFrame(rows).to_string(index=False))

@@ -201,11 +201,11 @@ def test_full_fine_tuning_keeps_float32_master_weights_and_lora_on_a_gpu_keeps_i
     laptop = config.resolve("laptop", {"model.device": "cuda"})
     for gpu in (True, False):
         monkeypatch.setattr(common, "on_gpu", lambda profile, gpu=gpu: gpu)
-        assert common.training_dtypes(laptop) == ("float32", True)
-        assert common.training_dtypes(laptop, lora=True) == ("bfloat16" if gpu else "float32", True)
+        assert common.training_dtypes(laptop) == ("float32", "bf16")
+        assert common.training_dtypes(laptop, lora=True) == ("bfloat16" if gpu else "float32", "bf16")
         pure = config.with_overrides(laptop, {"model.train_weights": "dtype"})
-        assert common.training_dtypes(pure) == ("bfloat16", True)
+        assert common.training_dtypes(pure) == ("bfloat16", "bf16")
     assert common.training_dtypes(config.with_overrides(laptop, {"model.train_weights": "float32"}), lora=True) == (
-        "float32", True)
+        "float32", "bf16")
     with pytest.raises(ValueError, match="model.train_weights must be one of"):
         common.training_dtypes(config.with_overrides(laptop, {"model.train_weights": "bf16"}))

@@ -168,6 +168,11 @@ class GRPOSettings(RLSettings):
     vllm_mode: str = setting("colocate", "'colocate' (in the trainer) or 'server' (a separate `trl vllm-serve`)")
     vllm_server_url: str | None = setting(None, "with vllm_mode server: the server's URL, e.g. http://host:8000")
     vllm_gpu_memory_utilization: float = setting(0.35, "share of GPU memory a colocated vLLM may take")
+    vllm_importance_sampling: str = setting(
+        "off", "TRL's correction for the gap between vLLM's sampling and the trainer's log-probabilities: 'off' "
+               "(neither protocol has it) or a TRL mode, 'sequence_mask' (TRL's default: a rollout whose ratio "
+               "leaves the bounds gets no gradient), 'token_mask', 'sequence_truncate', 'token_truncate'")
+    vllm_importance_sampling_cap: float = setting(3.0, "upper bound of that ratio (TRL's default 3)")
     ablation_steps: int | None = setting(None, "steps of each ablation run in notebook 04 (None: as the main run)")
     ablation_rows: int | None = setting(None, "MCQ rows the ablations are evaluated on (None: eval.mcq_rows)")
 
@@ -337,7 +342,7 @@ def _small() -> Profile:
         offline=False,
         seed=0,
         data=DataSettings(source="hub", row_limit=500),
-        model=ModelSettings(name="Qwen/Qwen3-0.6B", dtype="bfloat16", device="cuda", requires_gpu=True,
+        model=ModelSettings(name="Qwen/Qwen3-0.6B", dtype="auto", device="cuda", requires_gpu=True,
                             max_context_tokens=32768),
         sft=SFTSettings(max_steps=100, batch_size=8, learning_rate=1e-4, max_length=16384, use_lora=True, save_every=25,
                         eval_every=25, eval_rows=50),
@@ -365,7 +370,7 @@ def _paper() -> Profile:
         offline=False,
         seed=42,
         data=DataSettings(source="hub"),
-        model=ModelSettings(name="Qwen/Qwen3-4B-Instruct-2507", dtype="bfloat16", device="cuda",
+        model=ModelSettings(name="Qwen/Qwen3-4B-Instruct-2507", dtype="auto", device="cuda",
                             requires_gpu=True, max_context_tokens=40960),
         sft=SFTSettings(max_steps=300, batch_size=64, learning_rate=1e-5, max_length=40960, save_every=50),
         grpo=GRPOSettings(

@@ -276,14 +276,49 @@ def cpu_supports_bf16() -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
+# Ampere (compute capability 8.0) is the first generation whose tensor cores compute in bfloat16. Older cards
+# (a T4 is 7.5, a V100 7.0) only emulate it: torch.cuda.is_bf16_supported() still says yes there, vLLM refuses
+# it, and training in it runs without tensor cores. Those cards compute in float16 (training with loss scaling).
+BF16_CAPABILITY = (8, 0)
+
+
+class PrecisionError(ValueError):
+    """A precision the GPU cannot compute in natively (bfloat16 below compute capability 8.0)."""
+
+
+def gpu_capability(index: int = 0) -> tuple[int, int] | None:
+    """The visible GPU's compute capability (major, minor), or None without a CUDA GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return tuple(torch.cuda.get_device_capability(index))
+
+
+def native_half(capability: tuple[int, int] | None) -> str:
+    """The 16-bit type a GPU of this compute capability computes in: bfloat16 from 8.0 on, else float16.
+
+    With the capability unknown (no GPU visible, e.g. a config built ahead of a launch) it is bfloat16,
+    what every card the paper and small profiles are run on today has."""
+    return "float16" if capability is not None and tuple(capability) < BF16_CAPABILITY else "bfloat16"
+
+
 def resolve_dtype(dtype: str, device: str = "cpu") -> str:
-    """``auto`` -> bfloat16 where the hardware computes in it (a CUDA GPU, or a CPU with bf16 units), else float32."""
+    """``auto`` -> the 16-bit type the hardware computes in natively (on a GPU: bfloat16 from compute capability
+    8.0, float16 below; on a CPU: bfloat16 with bf16 units, else float32).
+
+    An explicit bfloat16 on a GPU that only emulates it is refused with what to set instead."""
+    if device.startswith("cuda"):
+        capability = gpu_capability()
+        native = native_half(capability)
+        if dtype == "bfloat16" and native != "bfloat16":
+            raise PrecisionError(
+                f"model.dtype=bfloat16, but this GPU (compute capability {capability[0]}.{capability[1]}) has no "
+                f"bfloat16 tensor cores and vLLM refuses it below 8.0; set model.dtype=auto (float16 here, with "
+                f"loss scaling in training) or model.dtype=float16")
+        return native if dtype == "auto" else dtype
     if dtype != "auto":
         return dtype
-    if device.startswith("cuda"):
-        import torch
-
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     return "bfloat16" if cpu_supports_bf16() else "float32"
 
 

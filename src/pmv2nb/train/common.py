@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from transformers import TrainerCallback
 
@@ -64,16 +64,17 @@ def on_gpu(profile: Profile) -> bool:
 TRAIN_WEIGHTS = ("auto", "float32", "dtype")
 
 
-def training_dtypes(profile: Profile, lora: bool = False) -> tuple[str, bool]:
-    """(dtype the trained weights are loaded in, whether to compute in bfloat16 mixed precision).
+def training_dtypes(profile: Profile, lora: bool = False) -> tuple[str, str | None]:
+    """(dtype the trained weights are loaded in, the mixed precision computed in: 'bf16', 'fp16' or None).
 
     Full fine-tuning keeps float32 master weights by default (``model.train_weights``) and computes in
-    bfloat16 through autocast where the hardware has it: an Adam step of a 1e-5 learning rate moves a
-    weight by far less than a bfloat16 step (1/256 of it), so pure bfloat16 weights barely change.
-    Measured on an H200 with SmolLM2, 16 GRPO steps from one SFT init: bfloat16 weights moved 9x less
-    (relative change 1.8e-5 against 1.7e-4), and the mean reward of the last 8 steps was 0.06 against
-    0.17 (0.03 and 0.04 over the first 8). Under LoRA on a GPU the frozen base stays in the model's
-    dtype, since the adapters that train are float32; on a CPU the weights are float32 always.
+    the card's 16-bit type through autocast: an Adam step of a 1e-5 learning rate moves a weight by far
+    less than a bfloat16 step (1/256 of it), so pure bfloat16 weights barely change. Measured on an H200
+    with SmolLM2, 16 GRPO steps from one SFT init: bfloat16 weights moved 9x less (relative change 1.8e-5
+    against 1.7e-4), and the mean reward of the last 8 steps was 0.06 against 0.17 (0.03 and 0.04 over
+    the first 8). Under LoRA on a GPU the frozen base stays in the model's dtype, since the adapters that
+    train are float32; on a CPU the weights are float32 always. A card without bfloat16 tensor cores
+    (below compute capability 8.0, such as a T4) computes in float16 with loss scaling ('fp16').
     """
     from ..config import check_choice
 
@@ -84,7 +85,11 @@ def training_dtypes(profile: Profile, lora: bool = False) -> tuple[str, bool]:
     if keep == "auto":
         keep = "dtype" if lora and device == "cuda" else "float32"
     weights = compute if keep == "dtype" else "float32"
-    return weights, compute == "bfloat16"
+    if weights == "float16" and not lora:
+        raise ValueError("model.train_weights=dtype with float16 weights cannot train: loss scaling needs float32 "
+                         "master weights (set model.train_weights=auto)")
+    mixed = {"bfloat16": "bf16", "float16": "fp16" if device == "cuda" else None}.get(compute)
+    return weights, mixed
 
 
 def protocol_record(profile: Profile) -> dict:
@@ -121,15 +126,88 @@ def hardware_args(profile: Profile, purpose: str) -> dict[str, Any]:
     """Precision and device arguments for TRL configs; fails early when the profile's GPU is missing."""
     require_gpu(profile, purpose)
     gpu = on_gpu(profile)
+    mixed = training_dtypes(profile)[1]
     return {
         "use_cpu": not gpu,
-        "bf16": training_dtypes(profile)[1],
+        "bf16": mixed == "bf16",
+        "fp16": mixed == "fp16",  # float16 autocast with loss scaling, on cards without bfloat16 tensor cores
         "gradient_checkpointing": gpu,  # slows CPU runs down and saves nothing there
         "report_to": "none",
         "logging_steps": 1,
         "seed": profile.seed,
         "dataloader_num_workers": 0,
     }
+
+
+@dataclass(frozen=True)
+class EngineValues:
+    """What a stage's settings make of the values an accelerate or DeepSpeed config can hold too.
+
+    ``clipping_key`` names the setting behind ``clipping`` (RL stages clip at the trainer's default 1.0)."""
+
+    stage: str
+    clipping: float
+    clipping_key: str
+    accumulation: int
+    micro_batch: int
+    mixed: str | None  # 'bf16', 'fp16' or None, as training_dtypes says
+
+
+def engine_disagreements(values: EngineValues, env: Mapping[str, str] | None = None) -> list[str]:
+    """Each value an ``accelerate launch`` config (or its DeepSpeed JSON) sets differently from the settings.
+
+    The settings are the one source: the configs under configs/accelerate leave these values out (or say
+    ``auto``), so the trainer's arguments fill them. A config that holds a second copy which disagrees makes
+    transformers stop at train start, after all data preparation (DeepSpeed's ``gradient_clipping`` against
+    ``max_grad_norm``), or quietly trains with other numbers; this finds it before any of that.
+    """
+    env = os.environ if env is None else env
+    wanted = {"gradient_clipping": (values.clipping, values.clipping_key),
+              "gradient_accumulation_steps": (values.accumulation, f"{values.stage}.batch_size / micro_batch"),
+              "train_micro_batch_size_per_gpu": (values.micro_batch, f"{values.stage}.micro_batch")}
+    found = {"gradient_clipping": env.get("ACCELERATE_GRADIENT_CLIPPING"),
+             "gradient_accumulation_steps": env.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS")}
+    source = {key: "the accelerate config" for key in found}
+    problems = []
+    precision = env.get("ACCELERATE_MIXED_PRECISION")
+    if precision not in (None, "no", values.mixed or "no"):
+        problems.append(f"the accelerate config's mixed_precision is {precision}, but the settings compute in "
+                        f"{values.mixed or 'float32'} on this hardware (model.dtype; see `pmv2nb plan`): set "
+                        f"mixed_precision: 'no' there and let the trainer choose")
+    ds_file = env.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
+    if ds_file and ds_file.lower() != "none":
+        ds_config = json.loads(Path(ds_file).read_text(encoding="utf-8"))
+        for key in wanted:
+            if key in ds_config:
+                found[key], source[key] = ds_config[key], ds_file
+        for name, mixed in (("bf16", "bf16"), ("fp16", "fp16")):
+            enabled = ds_config.get(name, {}).get("enabled", "auto")
+            if enabled != "auto" and bool(enabled) != (values.mixed == mixed):
+                problems.append(f"{ds_file} sets {name}.enabled={enabled}, but the settings compute in "
+                                f"{values.mixed or 'float32'}: write \"auto\" there")
+    for key, (expected, setting_key) in wanted.items():
+        value = found.get(key)
+        if value is None or str(value).lower() in ("auto", "none", ""):
+            continue
+        if float(value) != float(expected):
+            problems.append(f"{source[key]} sets {key}={value}, but {setting_key} gives {expected}: write "
+                            f"{key}: auto there (the trainer fills it from the settings) or change {setting_key}")
+    return problems
+
+
+def trainer_default_clipping(config_class) -> float:
+    """The gradient clipping a TRL or transformers config class applies when a stage sets none."""
+    import dataclasses
+
+    return next(f.default for f in dataclasses.fields(config_class) if f.name == "max_grad_norm")
+
+
+def check_engine(values: EngineValues, env: Mapping[str, str] | None = None) -> None:
+    """Refuse, before any data is prepared, a launch whose engine config disagrees with the settings."""
+    problems = engine_disagreements(values, env)
+    if problems:
+        raise ValueError(f"{values.stage}: the launch's engine config disagrees with the settings:\n  "
+                         + "\n  ".join(problems))
 
 
 class MetricsCSV(TrainerCallback):

@@ -16,8 +16,8 @@ from ..data.loader import load_profile_split
 from ..evaluate.cache import default_cache_path
 from ..models import tokenizer_for
 from .common import (
-    accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record, start_run_folder,
-    starting_point, train_and_save, training_dtypes,
+    EngineValues, accumulation, check_engine, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
+    start_run_folder, starting_point, train_and_save, trainer_default_clipping, training_dtypes,
 )
 from .examples import grpo_prompts
 from .rewards import rl_rewards
@@ -70,6 +70,33 @@ def schedule_args(settings: GRPOSettings) -> dict:
             "steps_per_generation": per_update * settings.updates_per_batch}
 
 
+IMPORTANCE_SAMPLING = ("off", "sequence_mask", "token_mask", "sequence_truncate", "token_truncate")
+
+
+def vllm_config_args(settings: GRPOSettings) -> dict:
+    """GRPOConfig's vLLM arguments for ``grpo.*``; nothing without vLLM.
+
+    TRL switches its importance-sampling correction on by default (a rollout whose sampling ratio passes 3
+    is masked); neither protocol has it, so it is a named setting here, off unless asked for.
+    """
+    from ..config import check_choice
+
+    check_choice("grpo.vllm_importance_sampling", settings.vllm_importance_sampling, IMPORTANCE_SAMPLING)
+    if not settings.use_vllm:
+        return {}
+    correction = settings.vllm_importance_sampling != "off"
+    args = {"use_vllm": True, "vllm_mode": settings.vllm_mode,
+            "vllm_gpu_memory_utilization": settings.vllm_gpu_memory_utilization,
+            "vllm_max_model_length": settings.max_prompt_length + settings.max_completion_length,
+            "vllm_importance_sampling_correction": correction}
+    if correction:
+        args.update(vllm_importance_sampling_mode=settings.vllm_importance_sampling,
+                    vllm_importance_sampling_clip_max=settings.vllm_importance_sampling_cap)
+    if settings.vllm_mode == "server" and settings.vllm_server_url:
+        args["vllm_server_base_url"] = settings.vllm_server_url
+    return args
+
+
 def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, cache: str | Path | None = None,
                progress: bool = True, restart: bool = False) -> dict:
     """Run the profile's GRPO recipe (``profile.grpo``) from ``init`` (usually the SFT run folder) into ``out``.
@@ -78,7 +105,9 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     ablations change them with :func:`~pmv2nb.config.with_overrides`.
     """
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
+
+    from .grpo_reuse import PromptReuseGRPOTrainer
 
     settings = profile.grpo
     out = Path(out)
@@ -86,6 +115,10 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
         raise ValueError("a vLLM server URL needs server mode: add --vllm-mode server "
                          "(or set grpo.use_vllm=true and grpo.vllm_mode=server)")
     hardware = hardware_args(profile, "GRPO")
+    schedule = schedule_args(settings)
+    check_engine(EngineValues("grpo", trainer_default_clipping(GRPOConfig), "GRPOConfig's max_grad_norm",
+                              schedule["gradient_accumulation_steps"], schedule["per_device_train_batch_size"],
+                              training_dtypes(profile, settings.use_lora)[1]))
     require_vllm_if_asked(settings.use_vllm)
     rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path())
     start = starting_point(profile, init)
@@ -100,27 +133,19 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
         raise ValueError(f"no GRPO prompts left: all {report.dropped_rows} rows are longer than "
                          f"{settings.drop_over or settings.max_prompt_length} tokens and grpo.long_prompts is 'drop'; "
                          f"raise grpo.drop_over or set grpo.long_prompts=cut")
-    vllm_args = {}
-    if settings.use_vllm:
-        vllm_args = {"use_vllm": True, "vllm_mode": settings.vllm_mode,
-                     "vllm_gpu_memory_utilization": settings.vllm_gpu_memory_utilization,
-                     "vllm_max_model_length": settings.max_prompt_length + settings.max_completion_length}
-        if settings.vllm_mode == "server" and settings.vllm_server_url:
-            vllm_args["vllm_server_base_url"] = settings.vllm_server_url
+    vllm_args = vllm_config_args(settings)
     model, init_kwargs = policy(start, training_dtypes(profile, settings.use_lora)[0])
     config = GRPOConfig(
-        output_dir=str(out), learning_rate=settings.learning_rate, **schedule_args(settings),
+        output_dir=str(out), learning_rate=settings.learning_rate, **schedule,
         num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
         temperature=settings.temperature, beta=settings.beta, disable_tqdm=not progress,
         model_init_kwargs=init_kwargs,
         **checkpoint_args(settings), **vllm_args, **hardware,
     )
     folder = start_run_folder(out, "grpo", restart)
-    trainer_class = GRPOTrainer
-    if settings.reuse_prompts:
-        from .grpo_reuse import PromptReuseGRPOTrainer as trainer_class
-    trainer = trainer_class(
+    trainer = PromptReuseGRPOTrainer(
         model=model, reward_funcs=rewards, args=config, processing_class=tokenizer,
+        reuse_prompts=settings.reuse_prompts,
         train_dataset=Dataset.from_list(records), callbacks=folder.callbacks(),
         peft_config=lora_config(settings.lora_rank) if settings.use_lora else None,
     )

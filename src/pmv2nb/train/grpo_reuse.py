@@ -1,10 +1,13 @@
-"""GRPO rollouts that read each prompt once.
+"""GRPO rollouts that read each prompt once, and what TRL's vLLM importance sampling masked.
 
 TRL repeats every prompt ``num_generations`` times in a generation batch, and its plain transformers
 path runs each copy of the (history-long) prompt through the model. Here the distinct prompts are
 read once, their key/value caches are copied to each copy's row, and ``generate`` only writes the
 replies. The batch keeps TRL's layout (the same left padding, one ``generate`` call for all rows),
 so greedy rollouts are TRL's token for token and sampled ones draw the same random numbers.
+
+With vLLM generation and ``grpo.vllm_importance_sampling`` on, TRL reports the ratio's range but not how
+many rollouts (or tokens) its bound took out of the gradient; that share is logged here.
 """
 
 from __future__ import annotations
@@ -29,8 +32,19 @@ def distinct_rows(prompt_ids: list[list[int]]) -> tuple[list[int], list[int]]:
     return keep, [position[tuple(ids)] for ids in prompt_ids]
 
 
+def bounded_share(ratio: torch.Tensor, completion_mask: torch.Tensor, mode: str, cap: float) -> float:
+    """Share of rollouts (sequence modes) or completion tokens (token modes) that TRL's importance-sampling
+    bound acted on: masked ones carry a ratio of 0, truncated ones sit at the cap."""
+    hit = ratio == 0 if mode.endswith("_mask") else ratio >= cap
+    if mode.startswith("sequence"):
+        return hit.float().mean().item() if hit.numel() else 0.0
+    counted = completion_mask.bool()
+    return hit[counted].float().mean().item() if counted.any() else 0.0
+
+
 class PromptReuseGRPOTrainer(GRPOTrainer):
-    """TRL's GRPOTrainer, with the repeated prompts of its transformers generation read once.
+    """TRL's GRPOTrainer, with the repeated prompts of its transformers generation read once
+    (``reuse_prompts``), and the share of rollouts vLLM importance sampling bounded in its logs.
 
     Only the plain path changes: vLLM, transformers continuous batching, images, multimodal inputs,
     a fixed cache implementation and batches without a repeated prompt go to TRL's own code.
@@ -38,8 +52,24 @@ class PromptReuseGRPOTrainer(GRPOTrainer):
 
     prefill_tokens_saved = 0  # prompt tokens of repeated copies that were not run through the model
 
+    def __init__(self, *args, reuse_prompts: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reuse_prompts = reuse_prompts
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        ratio = output.get("importance_sampling_ratio")
+        if ratio is not None:
+            share = bounded_share(ratio, output["completion_mask"], self.vllm_importance_sampling_mode,
+                                  self.vllm_importance_sampling_clip_max or float("inf"))
+            gathered = self.accelerator.gather(torch.tensor(share, device=self.accelerator.device))
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["sampling/importance_sampling_bounded_share"].append(gathered.mean().item())
+        return output
+
     def _reuses_prompts(self, prompt_ids, images, multimodal_fields, has_tool_images) -> bool:
-        return (not self.use_vllm and not self.use_transformers_continuous_batching and images is None
+        return (self.reuse_prompts and not self.use_vllm and not self.use_transformers_continuous_batching
+                and images is None
                 and not multimodal_fields and not has_tool_images
                 and self.generation_config.cache_implementation is None
                 and min(len(ids) for ids in prompt_ids) > 1  # each row keeps one token for generate's own pass

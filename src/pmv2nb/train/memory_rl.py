@@ -36,8 +36,8 @@ from ..evaluate.tasks import rows_with_history
 from ..memory.agent import Chunker, MemoryJob, Trajectory, run_updates
 from ..models import tokenizer_for
 from .common import (
-    RunFolder, accumulation, checkpoint_args, hardware_args, lora_config, protocol_record, start_run_folder,
-    starting_point, train_and_save, training_dtypes,
+    EngineValues, RunFolder, accumulation, check_engine, checkpoint_args, hardware_args, lora_config, protocol_record,
+    start_run_folder, starting_point, train_and_save, trainer_default_clipping, training_dtypes,
 )
 from .examples import split_tasks, training_options
 from .rewards import rl_rewards
@@ -313,13 +313,16 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     folder = folder or start_run_folder(out, STAGE, restart=True)
     out = folder.out
     hardware = hardware_args(profile, "memory-agent RL")
+    micro = settings.micro_batch or 1
+    check_engine(EngineValues("memory.rl", trainer_default_clipping(TrainingArguments), "the trainer's max_grad_norm",
+                              accumulation(settings.batch_size, micro), micro,
+                              training_dtypes(profile, settings.use_lora)[1]))
     rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path())
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
     split = load_profile_split(profile, "train")
     items = memory_rl_items(split, settings.mcq_fraction, profile.data.context_size, settings.rows, profile.seed,
                             profile.train_prompt)
-    micro = settings.micro_batch or 1
     model = load_causal_lm(start, training_dtypes(profile, settings.use_lora)[0])
     ref_model = None
     if settings.use_lora:

@@ -21,8 +21,8 @@ from ..data.loader import load_profile_split
 from ..evaluate.tasks import MODES as TASKS
 from ..models import tokenizer_for
 from .common import (
-    accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record, start_run_folder,
-    starting_point, train_and_save, training_dtypes,
+    EngineValues, accumulation, check_engine, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
+    start_run_folder, starting_point, train_and_save, training_dtypes,
 )
 from .examples import LengthReport, sft_examples
 
@@ -131,6 +131,9 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
     out = Path(out)
     micro_batch = settings.micro_batch or 1  # long-context examples: one sequence per device pass unless asked
     hardware = hardware_args(profile, "SFT")
+    accumulate = accumulation(settings.batch_size, micro_batch)
+    check_engine(EngineValues("sft", settings.max_grad_norm, "sft.max_grad_norm", accumulate, micro_batch,
+                              training_dtypes(profile, lora)[1]))
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
     train, report = sft_examples_for(profile, load_profile_split(profile, "train"), tokenizer, settings.rows,
@@ -143,7 +146,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
     config = SFTConfig(
         output_dir=str(out), max_steps=steps, learning_rate=settings.learning_rate,
         per_device_train_batch_size=micro_batch, per_device_eval_batch_size=micro_batch,
-        gradient_accumulation_steps=accumulation(settings.batch_size, micro_batch),
+        gradient_accumulation_steps=accumulate,
         max_length=settings.max_length, truncation_mode="keep_start", completion_only_loss=True,
         eval_strategy="steps", eval_steps=min(settings.eval_every, steps), lr_scheduler_type="cosine",
         max_grad_norm=settings.max_grad_norm,
