@@ -142,6 +142,8 @@ def gpu_table() -> list[dict]:
 def cpu_table(threads: int) -> list[dict]:
     rows = []
     for name, stage, batch, length, checkpointing in CPU_CASES:
+        print(f"measuring {name} {stage} {batch} x {length}{' with checkpointing' if checkpointing else ''}",
+              file=sys.stderr, flush=True)
         case = json.dumps([name, stage, batch, length, checkpointing, threads])
         done = subprocess.run([sys.executable, __file__, "--worker", case], capture_output=True, text=True,
                               check=True)
