@@ -197,7 +197,8 @@ def test_full_fine_tuning_keeps_float32_master_weights_and_lora_on_a_gpu_keeps_i
     from pmv2nb import config
     from pmv2nb.train import common
 
-    monkeypatch.setattr(common, "resolve_dtype", lambda dtype, device: "bfloat16" if dtype == "auto" else dtype)
+    monkeypatch.setattr(common, "resolve_dtype",
+                        lambda dtype, device, capability=None: "bfloat16" if dtype == "auto" else dtype)
     laptop = config.resolve("laptop", {"model.device": "cuda"})
     for gpu in (True, False):
         monkeypatch.setattr(common, "on_gpu", lambda profile, gpu=gpu: gpu)

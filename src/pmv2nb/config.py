@@ -350,11 +350,12 @@ def _small() -> Profile:
             max_steps=100, batch_size=8, num_generations=4, learning_rate=5e-6,
             max_prompt_length=16384, max_completion_length=1024, use_vllm=True, use_lora=True,
             judge="openai:gpt-4.1-mini", drop_over=40960,  # Qwen3-0.6B's context: 16384 is a memory cut
-            save_every=25,
+            save_every=25, micro_batch=1,  # `pmv2nb plan --profile small --gpu t4`: 2 passes of 17k tokens do not fit
         ),
         memory=MemorySettings(chunk_tokens=2000, max_chunks=8, memory_tokens=1024, rl=MemoryRLSettings(
             max_steps=100, batch_size=8, num_generations=4, learning_rate=1e-6, max_answer_tokens=1024,
-            judge="openai:gpt-4.1-mini", use_lora=True, save_every=25)),
+            judge="openai:gpt-4.1-mini", use_lora=True, save_every=25,
+            turn_batch=4)),  # the plan on a T4: 8 turns' whole logits and activations need 17 GiB
         eval=EvalSettings(mcq_rows=200, open_rows=100, max_new_tokens=1024, models=("vllm:Qwen/Qwen3-0.6B",),
                           judge="openai:gpt-4.1-mini"),
     )
@@ -376,11 +377,15 @@ def _paper() -> Profile:
         grpo=GRPOSettings(
             max_steps=500, batch_size=32, num_generations=8, learning_rate=5e-6,
             max_prompt_length=38912, max_completion_length=2048, use_vllm=True, judge="openai:gpt-4.1",
-            save_every=50,
+            # one 41k-token sequence per pass: `pmv2nb plan --profile paper --gpus 8` has 8 (the old default)
+            # needing about 200 GiB per GPU (activations and the padded batch's attention mask), 2 over 80 GiB
+            save_every=50, micro_batch=1,
         ),
         memory=MemorySettings(chunk_tokens=5000, max_chunks=8, memory_tokens=2048, rl=MemoryRLSettings(
             max_steps=500, batch_size=32, num_generations=8, learning_rate=1e-6, max_answer_tokens=2048,
-            judge="openai:gpt-4.1", save_every=50)),
+            # 4 turns of 10k tokens per pass: at 8 the whole logits of 8 x 2k completions, the policy's and the
+            # float32 reference's, push the plan past 80 GiB
+            judge="openai:gpt-4.1", save_every=50, turn_batch=4)),
         # Figure 4's six OpenAI models (section 4.1); the judge is our choice (the paper averages three judge calls)
         eval=EvalSettings(mcq_rows=None, open_rows=None, max_new_tokens=2048, concurrency=32, sizes=("32k", "128k"),
                           models=("openai:gpt-5-chat", "openai:gpt-5-mini", "openai:gpt-5-nano", "openai:gpt-4.1",

@@ -303,13 +303,14 @@ def native_half(capability: tuple[int, int] | None) -> str:
     return "float16" if capability is not None and tuple(capability) < BF16_CAPABILITY else "bfloat16"
 
 
-def resolve_dtype(dtype: str, device: str = "cpu") -> str:
+def resolve_dtype(dtype: str, device: str = "cpu", capability: tuple[int, int] | None = None) -> str:
     """``auto`` -> the 16-bit type the hardware computes in natively (on a GPU: bfloat16 from compute capability
     8.0, float16 below; on a CPU: bfloat16 with bf16 units, else float32).
 
+    ``capability`` describes a GPU other than the visible one (``pmv2nb plan --gpu t4`` on any machine).
     An explicit bfloat16 on a GPU that only emulates it is refused with what to set instead."""
     if device.startswith("cuda"):
-        capability = gpu_capability()
+        capability = capability or gpu_capability()
         native = native_half(capability)
         if dtype == "bfloat16" and native != "bfloat16":
             raise PrecisionError(

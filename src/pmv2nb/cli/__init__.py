@@ -11,10 +11,11 @@
     pmv2nb grpo --profile P --mcq-fraction 0.8 --init runs/sft --out runs/grpo [--judge SPEC] [--vllm-mode server]
     pmv2nb memory run --profile P --split benchmark --model hf:tiny [--limit N] [--show-query-in-updates] --out FILE
     pmv2nb memory train --profile P --init runs/sft --out runs/memory [--judge SPEC] [--lora | --full]
+    pmv2nb plan --profile paper --gpus 8 --gpu-memory 80 [--gpu t4] [--stage grpo] [--throughput TOKENS_PER_S]
 
 Every command that reads a profile also takes ``--config FILE.yaml`` and ``--set KEY=VALUE``; a
 named flag is shorthand for one key. One module per command group: ``data``, ``evaluate``,
-``train``, ``memory``, ``tools``. Training commands also run under
+``train``, ``memory``, ``plan``, ``tools``. Training commands also run under
 ``accelerate launch --config_file configs/accelerate/<name>.yaml -m pmv2nb.cli``.
 """
 
@@ -24,7 +25,7 @@ import argparse
 import sys
 
 from ..config import ProfileError
-from . import data, evaluate, memory, tools, train
+from . import data, evaluate, memory, plan, tools, train
 from .common import fail
 
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parsers(commands)
     train.add_parsers(commands)
     memory.add_parsers(commands)
+    plan.add_parsers(commands)
     return parser
 
 

@@ -64,7 +64,8 @@ def on_gpu(profile: Profile) -> bool:
 TRAIN_WEIGHTS = ("auto", "float32", "dtype")
 
 
-def training_dtypes(profile: Profile, lora: bool = False) -> tuple[str, str | None]:
+def training_dtypes(profile: Profile, lora: bool = False, *, device: str | None = None,
+                    capability: tuple[int, int] | None = None) -> tuple[str, str | None]:
     """(dtype the trained weights are loaded in, the mixed precision computed in: 'bf16', 'fp16' or None).
 
     Full fine-tuning keeps float32 master weights by default (``model.train_weights``) and computes in
@@ -75,12 +76,15 @@ def training_dtypes(profile: Profile, lora: bool = False) -> tuple[str, str | No
     the first 8). Under LoRA on a GPU the frozen base stays in the model's dtype, since the adapters that
     train are float32; on a CPU the weights are float32 always. A card without bfloat16 tensor cores
     (below compute capability 8.0, such as a T4) computes in float16 with loss scaling ('fp16').
+
+    ``device`` and ``capability`` describe hardware other than this machine's (the preflight plan of a card
+    that is not here); left out, they are the visible GPU's, else the CPU.
     """
     from ..config import check_choice
 
     check_choice("model.train_weights", profile.model.train_weights, TRAIN_WEIGHTS)
-    device = "cuda" if on_gpu(profile) else "cpu"
-    compute = resolve_dtype(profile.model.dtype, device)
+    device = device or ("cuda" if on_gpu(profile) else "cpu")
+    compute = resolve_dtype(profile.model.dtype, device, capability)
     keep = profile.model.train_weights
     if keep == "auto":
         keep = "dtype" if lora and device == "cuda" else "float32"
@@ -113,12 +117,15 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def accumulation(samples_per_step: int, micro_batch: int) -> int:
-    """Gradient-accumulation steps so that micro_batch x steps x processes = samples_per_step."""
-    per_round = micro_batch * world_size()
+def accumulation(samples_per_step: int, micro_batch: int, processes: int | None = None) -> int:
+    """Gradient-accumulation steps so that micro_batch x steps x processes = samples_per_step.
+
+    ``processes`` defaults to this launch's (WORLD_SIZE); the preflight plan passes the GPUs it plans for."""
+    processes = processes or world_size()
+    per_round = micro_batch * processes
     if samples_per_step % per_round:
         raise ValueError(f"{samples_per_step} samples per optimizer step cannot be split into micro-batches of "
-                         f"{micro_batch} on {world_size()} process(es); change the batch size or --micro-batch")
+                         f"{micro_batch} on {processes} process(es); change the batch size or --micro-batch")
     return max(1, samples_per_step // per_round)
 
 

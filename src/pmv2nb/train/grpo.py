@@ -19,6 +19,7 @@ from .common import (
     EngineValues, accumulation, check_engine, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
     start_run_folder, starting_point, train_and_save, trainer_default_clipping, training_dtypes,
 )
+from .plan import preflight
 from .examples import grpo_prompts
 from .rewards import rl_rewards
 
@@ -56,15 +57,16 @@ def micro_batch_for(settings: GRPOSettings) -> int:
     return settings.micro_batch or min(completions_per_update(settings), 8)
 
 
-def schedule_args(settings: GRPOSettings) -> dict:
+def schedule_args(settings: GRPOSettings, processes: int | None = None) -> dict:
     """GRPOConfig's step, batch and schedule arguments for ``grpo.*``.
 
     ``grpo.updates_per_batch`` U: one rollout batch of ``batch_size`` prompts feeds U optimizer updates,
     each on 1/U of it (the authors: 32 prompts in mini-batches of 16, so 2), so TRL counts U optimizer
     steps per rollout batch; ``grpo.max_steps`` counts rollout batches, as the paper's "about 500 steps".
+    ``processes``: the launch's (WORLD_SIZE) unless given, as the preflight plan gives its GPU count.
     """
     micro = micro_batch_for(settings)
-    per_update = accumulation(completions_per_update(settings), micro)
+    per_update = accumulation(completions_per_update(settings), micro, processes)
     return {"max_steps": settings.max_steps * settings.updates_per_batch, "lr_scheduler_type": settings.lr_scheduler,
             "per_device_train_batch_size": micro, "gradient_accumulation_steps": per_update,
             "steps_per_generation": per_update * settings.updates_per_batch}
@@ -119,6 +121,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     check_engine(EngineValues("grpo", trainer_default_clipping(GRPOConfig), "GRPOConfig's max_grad_norm",
                               schedule["gradient_accumulation_steps"], schedule["per_device_train_batch_size"],
                               training_dtypes(profile, settings.use_lora)[1]))
+    preflight(profile, "grpo")
     require_vllm_if_asked(settings.use_vllm)
     rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path())
     start = starting_point(profile, init)

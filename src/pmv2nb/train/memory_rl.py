@@ -40,6 +40,7 @@ from .common import (
     start_run_folder, starting_point, train_and_save, trainer_default_clipping, training_dtypes,
 )
 from .examples import split_tasks, training_options
+from .plan import preflight
 from .rewards import rl_rewards
 
 STAGE = "memory-grpo"  # the stage's name in metrics.csv and run.json
@@ -317,6 +318,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     check_engine(EngineValues("memory.rl", trainer_default_clipping(TrainingArguments), "the trainer's max_grad_norm",
                               accumulation(settings.batch_size, micro), micro,
                               training_dtypes(profile, settings.use_lora)[1]))
+    preflight(profile, "memory")
     rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path())
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)

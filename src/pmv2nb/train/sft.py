@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from ..config import Profile, check_choice
+from ..config import Profile, SFTSettings, check_choice
 from ..data.loader import load_profile_split
 from ..evaluate.tasks import MODES as TASKS
 from ..models import tokenizer_for
@@ -24,6 +24,7 @@ from .common import (
     EngineValues, accumulation, check_engine, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
     start_run_folder, starting_point, train_and_save, training_dtypes,
 )
+from .plan import preflight
 from .examples import LengthReport, sft_examples
 
 LOSS_TURNS = ("final", "all")
@@ -115,6 +116,11 @@ def sft_examples_for(profile: Profile, data, tokenizer, limit: int | None = None
                         style=profile.train_prompt)
 
 
+def micro_batch_for(settings: SFTSettings) -> int:
+    """Sequences per device pass (``sft.micro_batch``): one unless asked, since the examples are long contexts."""
+    return settings.micro_batch or 1
+
+
 def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, progress: bool = True,
               restart: bool = False) -> dict:
     """Run the profile's SFT recipe (``profile.sft``) and save the result in ``out``; returns a summary dict.
@@ -129,11 +135,12 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
     check_choice("sft.loss_turns", settings.loss_turns, LOSS_TURNS)
     steps, lora = settings.max_steps, settings.use_lora
     out = Path(out)
-    micro_batch = settings.micro_batch or 1  # long-context examples: one sequence per device pass unless asked
+    micro_batch = micro_batch_for(settings)
     hardware = hardware_args(profile, "SFT")
     accumulate = accumulation(settings.batch_size, micro_batch)
     check_engine(EngineValues("sft", settings.max_grad_norm, "sft.max_grad_norm", accumulate, micro_batch,
                               training_dtypes(profile, lora)[1]))
+    preflight(profile, "sft")
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
     train, report = sft_examples_for(profile, load_profile_split(profile, "train"), tokenizer, settings.rows,
