@@ -115,3 +115,67 @@ def test_tiny_run_updates_the_weights(tmp_path, use_lora):
     else:
         after = load_file(out / "model.safetensors")
         assert sum(not torch.equal(before[k], after[k]) for k in before if k in after) > 0
+
+
+# ---------- every rank runs the same passes, one optimizer step per training step, the loss scaled once ----------
+
+def _trainer_with_turns(tmp_path, monkeypatch):
+    """A tiny memory trainer whose rollouts are three fixed turns (two pieces of turn_batch 2), so a step's
+    passes can be counted without sampling."""
+    profile = with_overrides(TINY, {"memory.rl.mcq_fraction": 0.0, "memory.rl.rows": 2, "memory.rl.turn_batch": 2,
+                                    "memory.rl.beta": 0.0})
+    trainer, _, _ = build_memory_trainer(profile, tmp_path / "run", progress=False)
+    turns = [Turn([10, 11, 12], [20, 21], 1.0, 0, "update"), Turn([13, 14], [22], -1.0, 1, "update"),
+             Turn([15, 16, 17, 18], [23, 24, 25], 0.5, 0, "answer")]
+    monkeypatch.setattr(trainer, "rollouts", lambda model, items: (turns, {}))
+    trainer.current_gradient_accumulation_steps = 2
+    forwards = []
+    trainer.model.register_forward_hook(lambda module, args, output: forwards.append(1))
+    return trainer, forwards
+
+
+def _gradient(model) -> torch.Tensor:
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+def test_a_rank_with_fewer_pieces_runs_the_agreed_passes_and_its_gradient_is_unchanged(tmp_path, monkeypatch):
+    """Under ZeRO-3 or FSDP every forward gathers weights: a rank whose personas have fewer chunks must still
+    run as many passes as the busiest rank, with extra passes that add nothing to the gradient."""
+    trainer, forwards = _trainer_with_turns(tmp_path, monkeypatch)
+    trainer.model.zero_grad()
+    trainer.training_step(trainer.model, [])
+    alone, passes_alone = _gradient(trainer.model).clone(), len(forwards)
+    assert passes_alone == 2
+    monkeypatch.setattr(trainer, "agreed_passes", lambda pieces: pieces + 3)  # another rank had 5 pieces
+    trainer.model.zero_grad()
+    forwards.clear()
+    trainer.training_step(trainer.model, [])
+    assert len(forwards) == 5
+    assert torch.allclose(_gradient(trainer.model), alone, atol=1e-7) and alone.abs().sum() > 0
+
+
+def test_only_the_last_pass_of_a_step_reaches_the_accumulation_boundary_and_the_loss_is_scaled_once(
+        tmp_path, monkeypatch):
+    """DeepSpeed steps optimizer and scheduler on every backward made at the boundary, and divides by the
+    accumulation steps itself unless told not to: one step per training step, one division."""
+    from accelerate.utils import DistributedType
+
+    trainer, _ = _trainer_with_turns(tmp_path, monkeypatch)
+    calls = []
+    accelerator = trainer.accelerator
+
+    def spy(loss, **kwargs):
+        calls.append((accelerator.sync_gradients, kwargs, loss.detach().clone()))
+        loss.backward()
+
+    monkeypatch.setattr(accelerator, "backward", spy)
+    monkeypatch.setattr(type(accelerator), "distributed_type", property(lambda self: DistributedType.DEEPSPEED))
+    trainer.training_step(trainer.model, [])
+    assert [sync for sync, _, _ in calls] == [False, True]
+    assert all(kwargs == {"scale_wrt_gas": False} for _, kwargs, _ in calls)
+    monkeypatch.setattr(type(accelerator), "distributed_type", property(lambda self: DistributedType.NO))
+    scaled = [loss for _, _, loss in calls]
+    calls.clear()
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.training_step(trainer.model, [])
+    assert calls[0][1] == {} and torch.allclose(calls[0][2], scaled[0] * 2)  # divided by the 2 accumulation steps

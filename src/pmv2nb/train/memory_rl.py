@@ -255,23 +255,71 @@ class MemoryGRPOTrainer(Trainer):
         model.train()
         tokens = sum(len(t.completion_ids) for t in turns)
         pieces = [turns[i:i + self.rl.turn_batch] for i in range(0, len(turns), self.rl.turn_batch)]
+        passes = self.agreed_passes(len(pieces))
+        # sharded engines gather weights in every forward pass and reduce gradients in every backward, so
+        # a rank with fewer pieces trains its shortest turn again at zero weight until every rank ran `passes`
+        shortest = min(turns, key=lambda t: len(t.prompt_ids) + len(t.completion_ids))
+        padding = [[shortest]] * (passes - len(pieces))
         total = torch.zeros((), device=self.args.device)
-        for index, piece in enumerate(pieces):
-            # one gradient sync per step: every process runs the same number of steps, not of turns
-            sync = contextlib.nullcontext() if index == len(pieces) - 1 else self.accelerator.no_sync(model)
-            with sync, self.compute_loss_context_manager():
-                batch = {k: v.to(self.args.device) if torch.is_tensor(v) else v
-                         for k, v in pack_turns(piece, self.processing_class.pad_token_id).items()}
-                logps = completion_logps(model, batch, self.rl.temperature)
-                ref = self._reference_logps(model, batch) if self.rl.beta else None
-                loss, kl = policy_loss(logps, batch["advantages"], batch["completion_mask"], max(tokens, 1), ref,
-                                       self.rl.beta)
-                loss = loss / self.current_gradient_accumulation_steps
-                self.accelerator.backward(loss)
-            if kl is not None:
-                self._metrics["kl"].append(kl.item())
-            total += loss.detach()
+        for index, piece in enumerate(pieces + padding):
+            total += self.train_piece(model, piece, max(tokens, 1), counts=index < len(pieces),
+                                      final=index == passes - 1)
         return total
+
+    def agreed_passes(self, pieces: int) -> int:
+        """The most pieces any rank has this step: the number of forward/backward passes every rank runs."""
+        if self.accelerator.num_processes == 1:
+            return pieces
+        return int(self.accelerator.gather(torch.tensor([pieces], device=self.args.device)).max())
+
+    def train_piece(self, model, piece: list[Turn], normalizer: int, counts: bool, final: bool) -> torch.Tensor:
+        """One forward and backward pass over ``piece``; a piece that does not count has all tokens masked.
+
+        Only the final piece of a step is at the accumulation boundary: the gradients are reduced once,
+        and under DeepSpeed (whose engine steps the optimizer and the scheduler on every backward at the
+        boundary) the optimizer steps once per training step.
+        """
+        batch = {k: v.to(self.args.device) if torch.is_tensor(v) else v
+                 for k, v in pack_turns(piece, self.processing_class.pad_token_id).items()}
+        if not counts:
+            batch["completion_mask"] = torch.zeros_like(batch["completion_mask"])
+        with self.inside_accumulation(model, final), self.compute_loss_context_manager():
+            logps = completion_logps(model, batch, self.rl.temperature)
+            ref = self._reference_logps(model, batch) if self.rl.beta else None
+            loss, kl = policy_loss(logps, batch["advantages"], batch["completion_mask"], normalizer, ref,
+                                   self.rl.beta)
+            loss = self.backward(loss)
+        if kl is not None and counts:
+            self._metrics["kl"].append(kl.item())
+        return loss.detach()
+
+    @contextlib.contextmanager
+    def inside_accumulation(self, model, final: bool):
+        """Before the final piece: no gradient sync (DDP) and not at the accumulation boundary (every engine)."""
+        if final:
+            yield
+            return
+        state = self.accelerator.gradient_state
+        at_boundary = state.sync_gradients
+        state._set_sync_gradients(False)
+        try:
+            with self.accelerator.no_sync(model):
+                yield
+        finally:
+            state._set_sync_gradients(at_boundary)
+
+    def backward(self, loss: torch.Tensor) -> torch.Tensor:
+        """Scale the loss for gradient accumulation once, by transformers' own rule, and run the backward pass.
+
+        ``Trainer.training_step`` divides by the accumulation steps itself and tells DeepSpeed not to
+        divide again (``scale_wrt_gas=False``); returns the loss as divided.
+        """
+        from accelerate.utils import DistributedType
+
+        loss = loss / self.current_gradient_accumulation_steps
+        options = {"scale_wrt_gas": False} if self.accelerator.distributed_type == DistributedType.DEEPSPEED else {}
+        self.accelerator.backward(loss, **options)
+        return loss
 
     def _reference_logps(self, model, batch) -> torch.Tensor:
         with torch.no_grad():
