@@ -80,15 +80,15 @@ def test_a_launch_whose_engine_config_disagrees_is_refused_before_any_data_is_pr
 
 
 def test_a_deepspeed_json_with_its_own_numbers_is_refused_and_auto_passes(tmp_path):
-    values = common.EngineValues("sft", 0.5, "sft.max_grad_norm", accumulation=8, micro_batch=1, mixed="bf16")
+    values = common.EngineValues(0.5, "sft.max_grad_norm", accumulation=8, micro_batch=1, mixed="bf16")
     ds_file = tmp_path / "ds.json"
     ds_file.write_text('{"gradient_clipping": "auto", "gradient_accumulation_steps": "auto", '
                        '"train_micro_batch_size_per_gpu": "auto", "bf16": {"enabled": "auto"}}')
     env = {"ACCELERATE_DEEPSPEED_CONFIG_FILE": str(ds_file)}
-    assert common.engine_disagreements(values, env) == []
+    assert common.engine_disagreements(values, "sft", env) == []
     ds_file.write_text('{"gradient_clipping": 1.0, "gradient_accumulation_steps": 4, '
                        '"train_micro_batch_size_per_gpu": 1, "fp16": {"enabled": true}}')
-    problems = common.engine_disagreements(values, env)
+    problems = common.engine_disagreements(values, "sft", env)
     assert len(problems) == 3  # clipping, accumulation and fp16; the micro-batch agrees
     assert any("gradient_accumulation_steps=4" in p for p in problems)
     assert any("fp16.enabled=True" in p for p in problems)

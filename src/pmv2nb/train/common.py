@@ -152,7 +152,6 @@ class EngineValues:
 
     ``clipping_key`` names the setting behind ``clipping`` (RL stages clip at the trainer's default 1.0)."""
 
-    stage: str
     clipping: float
     clipping_key: str
     accumulation: int
@@ -160,7 +159,7 @@ class EngineValues:
     mixed: str | None  # 'bf16', 'fp16' or None, as training_dtypes says
 
 
-def engine_disagreements(values: EngineValues, env: Mapping[str, str] | None = None) -> list[str]:
+def engine_disagreements(values: EngineValues, section: str, env: Mapping[str, str] | None = None) -> list[str]:
     """Each value an ``accelerate launch`` config (or its DeepSpeed JSON) sets differently from the settings.
 
     The settings are the one source: the configs under configs/accelerate leave these values out (or say
@@ -170,8 +169,8 @@ def engine_disagreements(values: EngineValues, env: Mapping[str, str] | None = N
     """
     env = os.environ if env is None else env
     wanted = {"gradient_clipping": (values.clipping, values.clipping_key),
-              "gradient_accumulation_steps": (values.accumulation, f"{values.stage}.batch_size / micro_batch"),
-              "train_micro_batch_size_per_gpu": (values.micro_batch, f"{values.stage}.micro_batch")}
+              "gradient_accumulation_steps": (values.accumulation, f"{section}.batch_size / micro_batch"),
+              "train_micro_batch_size_per_gpu": (values.micro_batch, f"{section}.micro_batch")}
     found = {"gradient_clipping": env.get("ACCELERATE_GRADIENT_CLIPPING"),
              "gradient_accumulation_steps": env.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS")}
     source = {key: "the accelerate config" for key in found}
@@ -209,11 +208,12 @@ def trainer_default_clipping(config_class) -> float:
     return next(f.default for f in dataclasses.fields(config_class) if f.name == "max_grad_norm")
 
 
-def check_engine(values: EngineValues, env: Mapping[str, str] | None = None) -> None:
-    """Refuse, before any data is prepared, a launch whose engine config disagrees with the settings."""
-    problems = engine_disagreements(values, env)
+def check_engine(values: EngineValues, section: str, env: Mapping[str, str] | None = None) -> None:
+    """Refuse, before any data is prepared, a launch whose engine config disagrees with the settings of the stage
+    whose settings live under ``section`` (``sft``, ``grpo``, ``memory.rl``)."""
+    problems = engine_disagreements(values, section, env)
     if problems:
-        raise ValueError(f"{values.stage}: the launch's engine config disagrees with the settings:\n  "
+        raise ValueError(f"{section}: the launch's engine config disagrees with the settings:\n  "
                          + "\n  ".join(problems))
 
 

@@ -16,7 +16,7 @@ from ..data.loader import load_profile_split
 from ..evaluate.cache import default_cache_path
 from ..models import tokenizer_for
 from .common import (
-    EngineValues, accumulation, check_engine, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
+    EngineValues, accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
     start_run_folder, starting_point, train_and_save, trainer_default_clipping, training_dtypes,
 )
 from .plan import preflight
@@ -118,10 +118,10 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
                          "(or set grpo.use_vllm=true and grpo.vllm_mode=server)")
     hardware = hardware_args(profile, "GRPO")
     schedule = schedule_args(settings)
-    check_engine(EngineValues("grpo", trainer_default_clipping(GRPOConfig), "GRPOConfig's max_grad_norm",
-                              schedule["gradient_accumulation_steps"], schedule["per_device_train_batch_size"],
-                              training_dtypes(profile, settings.use_lora)[1]))
-    preflight(profile, "grpo")
+    preflight(profile, "grpo", EngineValues(trainer_default_clipping(GRPOConfig), "GRPOConfig's max_grad_norm",
+                                            schedule["gradient_accumulation_steps"],
+                                            schedule["per_device_train_batch_size"],
+                                            training_dtypes(profile, settings.use_lora)[1]))
     require_vllm_if_asked(settings.use_vllm)
     rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path())
     start = starting_point(profile, init)

@@ -36,7 +36,7 @@ from ..evaluate.tasks import rows_with_history
 from ..memory.agent import Chunker, MemoryJob, Trajectory, run_updates
 from ..models import tokenizer_for
 from .common import (
-    EngineValues, RunFolder, accumulation, check_engine, checkpoint_args, hardware_args, lora_config, protocol_record,
+    EngineValues, RunFolder, accumulation, checkpoint_args, hardware_args, lora_config, protocol_record,
     start_run_folder, starting_point, train_and_save, trainer_default_clipping, training_dtypes,
 )
 from .examples import split_tasks, training_options
@@ -69,6 +69,12 @@ def answer_messages(notes: str, item: dict) -> list[dict]:
     The boxed format's memory prompt, which ``pmv2nb memory run`` also uses for trained checkpoints.
     """
     return [prompts.boxed_system(notes), {"role": "user", "content": item["query_message"]}]
+
+
+def micro_batch_for(settings: MemoryRLSettings) -> int:
+    """Questions per device per step (``memory.rl.micro_batch``, one unless asked); their turns are trained in
+    passes of ``memory.rl.turn_batch``."""
+    return settings.micro_batch or 1
 
 
 def answer_tokens(memory: MemorySettings) -> int:
@@ -362,11 +368,11 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     folder = folder or start_run_folder(out, STAGE, restart=True)
     out = folder.out
     hardware = hardware_args(profile, "memory-agent RL")
-    micro = settings.micro_batch or 1
-    check_engine(EngineValues("memory.rl", trainer_default_clipping(TrainingArguments), "the trainer's max_grad_norm",
-                              accumulation(settings.batch_size, micro), micro,
-                              training_dtypes(profile, settings.use_lora)[1]))
-    preflight(profile, "memory")
+    micro = micro_batch_for(settings)
+    accumulate = accumulation(settings.batch_size, micro)
+    preflight(profile, "memory", EngineValues(trainer_default_clipping(TrainingArguments),
+                                              "the trainer's max_grad_norm", accumulate, micro,
+                                              training_dtypes(profile, settings.use_lora)[1]))
     rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path())
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
@@ -385,7 +391,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
         ref_model = copy.deepcopy(model).eval().requires_grad_(False)
     args = TrainingArguments(
         output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
-        per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation(settings.batch_size, micro),
+        per_device_train_batch_size=micro, gradient_accumulation_steps=accumulate,
         remove_unused_columns=False, disable_tqdm=not progress, **schedule_args(settings),
         **checkpoint_args(settings), **hardware)
     trainer = MemoryGRPOTrainer(

@@ -535,13 +535,13 @@ def memory_lengths(profile: Profile) -> tuple[int, int, int]:
 def plan_memory(profile: Profile, hardware: Hardware, shape: ModelShape, utilization: float,
                 throughput: float | None) -> StagePlan:
     from .common import accumulation
-    from .memory_rl import answer_tokens
+    from .memory_rl import answer_tokens, micro_batch_for
 
     memory, settings = profile.memory, profile.memory.rl
     precision = stage_precision(profile, settings.use_lora, hardware)
     update_prompt, width, answer_prompt = memory_lengths(profile)
     rows, length = settings.turn_batch, update_prompt + width
-    steps_per_update = accumulation(settings.batch_size, settings.micro_batch or 1, hardware.gpus)
+    steps_per_update = accumulation(settings.batch_size, micro_batch_for(settings), hardware.gpus)
     compute = precision.compute_bytes
     passes = _pass_parts(shape, precision, hardware, rows, length, padded=rows > 1)
     passes["logits (whole, completion positions)"] = full_logits_bytes(shape, rows, width, compute, copies=3)
@@ -659,8 +659,14 @@ def visible_hardware(profile: Profile) -> Hardware | None:
     return Hardware(gpus=world_size(), card=card, memory_gib=properties.total_memory / GIB)
 
 
-def preflight(profile: Profile, stage: str) -> StagePlan | None:
-    """Refuse, before any data is prepared, a stage that will not fit the GPUs it runs on (nothing on a CPU)."""
+def preflight(profile: Profile, stage: str, engine=None) -> StagePlan | None:
+    """What every training stage runs before it prepares any data: refuse a launch whose engine config disagrees
+    with the settings (``engine``, the stage's :class:`~pmv2nb.train.common.EngineValues`), then a stage that
+    will not fit the GPUs it runs on (no plan on a CPU)."""
+    if engine is not None:
+        from .common import check_engine
+
+        check_engine(engine, SECTIONS[stage])
     hardware = visible_hardware(profile)
     if hardware is None:
         return None

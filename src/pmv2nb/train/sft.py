@@ -21,7 +21,7 @@ from ..data.loader import load_profile_split
 from ..evaluate.tasks import MODES as TASKS
 from ..models import tokenizer_for
 from .common import (
-    EngineValues, accumulation, check_engine, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
+    EngineValues, accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
     start_run_folder, starting_point, train_and_save, training_dtypes,
 )
 from .plan import preflight
@@ -138,9 +138,8 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
     micro_batch = micro_batch_for(settings)
     hardware = hardware_args(profile, "SFT")
     accumulate = accumulation(settings.batch_size, micro_batch)
-    check_engine(EngineValues("sft", settings.max_grad_norm, "sft.max_grad_norm", accumulate, micro_batch,
-                              training_dtypes(profile, lora)[1]))
-    preflight(profile, "sft")
+    preflight(profile, "sft", EngineValues(settings.max_grad_norm, "sft.max_grad_norm", accumulate, micro_batch,
+                                           training_dtypes(profile, lora)[1]))
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
     train, report = sft_examples_for(profile, load_profile_split(profile, "train"), tokenizer, settings.rows,
