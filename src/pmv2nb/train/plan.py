@@ -578,14 +578,6 @@ LENGTH_SETTINGS = {"sft": "sft.max_length", "grpo": "grpo.max_prompt_length", "m
 LORA_SETTINGS = {"sft": "sft.use_lora", "grpo": "grpo.use_lora", "memory": "memory.rl.use_lora"}
 
 
-def _measured(profile: Profile, stage: str, hardware: Hardware, shape: ModelShape, utilization: float,
-              throughput: float | None) -> StagePlan:
-    plan = PLANNERS[stage](profile, hardware, shape, utilization, throughput)
-    if plan.total > hardware.memory:
-        plan.problems.append(_over_budget(profile, stage, hardware, shape, plan))
-    return plan
-
-
 def _fits(profile: Profile, stage: str, hardware: Hardware, shape: ModelShape) -> bool:
     try:
         plan = PLANNERS[stage](profile, hardware, shape, DEFAULT_UTILIZATION, None)
@@ -629,11 +621,10 @@ def plan_stage(profile: Profile, stage: str, hardware: Hardware, *, utilization:
     if stage not in PLANNERS:
         raise ValueError(f"unknown stage {stage!r}; choose one of: {', '.join(STAGES)}")
     shape = model_shape(profile)
-    return _measured(profile, stage, hardware, shape, utilization, throughput)
-
-
-def plan_stages(profile: Profile, hardware: Hardware, stages: tuple[str, ...] = STAGES, **timing) -> list[StagePlan]:
-    return [plan_stage(profile, stage, hardware, **timing) for stage in stages]
+    plan = PLANNERS[stage](profile, hardware, shape, utilization, throughput)
+    if plan.total > hardware.memory:
+        plan.problems.append(_over_budget(profile, stage, hardware, shape, plan))
+    return plan
 
 
 # ---------- the check at the start of a training stage ----------
@@ -720,4 +711,4 @@ def describe_timing(hardware: Hardware, utilization: float, throughput: float | 
 
 
 __all__ = ["CARDS", "Card", "Hardware", "ModelShape", "PlanError", "StagePlan", "format_plan", "hardware_for",
-           "largest_fitting", "model_shape", "plan_stage", "plan_stages", "preflight"]
+           "largest_fitting", "model_shape", "plan_stage", "preflight"]
