@@ -421,7 +421,11 @@ def _laptop() -> Profile:
         # spread leaves the weights exactly as they were.
         memory=MemorySettings(chunk_tokens=1536, max_chunks=4, memory_tokens=96, compare_rows=4, rl=MemoryRLSettings(
             max_steps=1, batch_size=1, num_generations=4, learning_rate=1e-5, max_answer_tokens=24, judges=1,
-            judge="baseline:dense", beta=0.0)),
+            judge="baseline:dense", beta=0.0,
+            # one turn per pass: on a CPU without bf16 units training runs in float32 and keeps every layer's
+            # activations (no checkpointing on a CPU); 8 turns of ~1.8k tokens passed 20 GB and were killed
+            # (notebook 05 in CI), 2 turns peaked at 9.6 GB; the step's compute is the same either way
+            turn_batch=1)),
         # rag: keeps 3 windows, not the authors' 10: a mini history has only 16-19, so 10 would be most of it,
         # and each question's own retrieved context is read in full (measured: 104 s for 28 rows at 10 windows)
         eval=EvalSettings(mcq_rows=28, open_rows=4, max_new_tokens=64, mcq_max_new_tokens=8, concurrency=2,
