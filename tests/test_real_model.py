@@ -63,14 +63,16 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
 
 
 def test_reusing_a_history_prefix_gives_the_same_tokens_as_recomputing_it(benchmark_data):
-    rows = [0, 1, 2, 14, 15]  # two personas: two shared histories and prompts of different lengths
+    # three questions on one history, in batches of two: the second batch finds the prefix in the store,
+    # and the questions' own tokens differ in length, so the batch is padded after the shared part
+    rows = [0, 1, 2]
     requests = [ChatRequest(build_task(benchmark_data, row, "mcq", "32k").messages,
                             Sampling(max_tokens=6, temperature=0))
                 for row in rows]
-    reused = HFBackend(models.SMOLLM2, dtype="float32", batch_size=3)
-    recomputed = HFBackend(models.SMOLLM2, dtype="float32", batch_size=3, min_shared_prefix=10 ** 9)
+    reused = HFBackend(models.SMOLLM2, dtype="float32", batch_size=2)
+    recomputed = HFBackend(models.SMOLLM2, dtype="float32", batch_size=2, min_shared_prefix=10 ** 9)
     first = [r.text for r in reused.generate(requests)]
-    assert reused.prefill_tokens_saved > 2 * 2000  # most of three histories were read once instead of five times
+    assert reused.prefill_tokens_saved > 2 * 2000  # the ~2.3k-token history was read once instead of three times
     assert first == [r.text for r in recomputed.generate(requests)]
     assert recomputed.prefill_tokens_saved == 0
 
@@ -104,14 +106,14 @@ def test_an_sft_checkpoint_of_the_real_model_parses_in_its_own_evaluation(laptop
 
     assert json.loads((laptop_sft / "run.json").read_text())["prompt_format"] == "boxed"
     own, other = tmp_path / "own.jsonl", tmp_path / "chat.jsonl"
-    common = ["eval", "--profile", "laptop", "--model", f"hf:{laptop_sft}", "--mode", "mcq", "--limit", "14",
+    common = ["eval", "--profile", "laptop", "--model", f"hf:{laptop_sft}", "--mode", "mcq",
               "--cache", str(tmp_path / "calls.sqlite")]
-    assert main([*common, "--out", str(own)]) == 0
+    assert main([*common, "--limit", "10", "--out", str(own)]) == 0
     trained = read_results(own)
-    assert set(trained["prompt_format"]) == {"boxed"} and len(trained) == 14
-    assert trained["response"].str.contains(r"\\boxed\{").mean() > 0.9
-    assert 1 - trained["valid"].mean() < 0.10
-    assert main([*common, "--out", str(other), "--format", "chat"]) == 0
+    assert set(trained["prompt_format"]) == {"boxed"} and len(trained) == 10
+    assert trained["response"].str.contains(r"\\boxed\{").sum() >= 9  # the trained format, at most one slip
+    assert (~trained["valid"].astype(bool)).sum() <= 1
+    assert main([*common, "--limit", "2", "--out", str(other), "--format", "chat"]) == 0
     assert set(read_results(other)["prompt_format"]) == {"chat"}
 
 

@@ -310,6 +310,10 @@ class Profile:
 
 
 def _tiny() -> Profile:
+    # A random model never stops, so every reply runs to its cap, and each of those tokens (and every prompt
+    # position TRL scores) goes through the 151k-word head of the real Qwen3 vocabulary: on a 2-core CPU that
+    # head is nearly all of tiny's cost. The caps below are as short as the plumbing allows: SFT and GRPO
+    # prompts keep the newest ~0.5k-1k history tokens (the longest mini question alone is about 520).
     return Profile(
         name="tiny",
         description="CPU only, offline: embedded mini dataset, random-weight Qwen3 with the real tokenizer, CI sizes.",
@@ -317,21 +321,18 @@ def _tiny() -> Profile:
         seed=0,
         data=DataSettings(source="data/mini"),
         model=ModelSettings(name="tiny", max_context_tokens=16384),
-        # Every token costs a 151k-way softmax on CPU, so tiny SFT keeps only the newest ~1.3k history tokens.
-        sft=SFTSettings(max_steps=4, batch_size=2, learning_rate=1e-4, max_length=1536, eval_every=4, eval_rows=2),
-        # On CPU, TRL scores every prompt position through the 151k-word LM head, so tiny GRPO keeps
-        # prompts as short as tiny SFT. baseline:dense is an offline embedding-similarity proxy for the
-        # LLM judges (see backends.baselines).
+        sft=SFTSettings(max_steps=4, batch_size=2, learning_rate=1e-4, max_length=1024, eval_every=4, eval_rows=2),
+        # baseline:dense is an offline embedding-similarity proxy for the LLM judges (see backends.baselines).
         grpo=GRPOSettings(
             max_steps=2, batch_size=2, num_generations=2, learning_rate=1e-5,
-            max_prompt_length=1536, max_completion_length=64, judges=1, judge="baseline:dense", ablation_steps=1,
+            max_prompt_length=768, max_completion_length=16, judges=1, judge="baseline:dense", ablation_steps=1,
             drop_over=16384,
         ),
-        memory=MemorySettings(chunk_tokens=512, max_chunks=8, memory_tokens=128, compare_rows=8, rl=MemoryRLSettings(
-            max_steps=2, batch_size=2, num_generations=2, learning_rate=1e-5, max_answer_tokens=64, judges=1,
+        memory=MemorySettings(chunk_tokens=768, max_chunks=8, memory_tokens=48, compare_rows=8, rl=MemoryRLSettings(
+            max_steps=2, batch_size=2, num_generations=2, learning_rate=1e-5, max_answer_tokens=16, judges=1,
             judge="baseline:dense")),
-        eval=EvalSettings(mcq_rows=24, open_rows=8, max_new_tokens=64, concurrency=2, serve_profile_model=True,
-                          judge="baseline:dense", probe_rows=8),
+        eval=EvalSettings(mcq_rows=24, open_rows=8, max_new_tokens=24, mcq_max_new_tokens=8, concurrency=2,
+                          serve_profile_model=True, judge="baseline:dense", probe_rows=8),
     )
 
 
@@ -394,9 +395,14 @@ def _paper() -> Profile:
 
 
 def _laptop() -> Profile:
-    # Sized for a 2-core CPU, where every cost below was measured (README: the notebook table). Histories stay
-    # whole at evaluation (about 3k SmolLM2 tokens on the mini data), since reading them is the task; training
-    # prompts keep the newest 0.6k-1k tokens, because a backward pass over 3k tokens takes tens of seconds there.
+    # Sized for a 2-core laptop CPU without bf16 units (most laptops: the model runs in float32), where every
+    # cost below was measured (README: the notebook table). Histories stay whole at evaluation (about 3k SmolLM2
+    # tokens on the mini data), since reading them is the task; training prompts keep the newest 0.6k-1k tokens,
+    # because a backward pass over 3k tokens takes tens of seconds there. An evaluated question costs about 4 s
+    # (its ~0.6k own tokens read over the shared history) and an open-ended one about 15 s with its judge, so
+    # the evaluations use one mini persona's 14 questions and two open-ended ones. SFT keeps 12 steps: after 6
+    # (measured) the model still answers with a bare letter or an option's text about half the time instead
+    # of the \boxed{} format it is evaluated in.
     # Multiple-choice replies are capped at 8 tokens: this model puts its letter first (the base model copies
     # an option, the trained one opens with \boxed{x}); a model that reasons first needs a larger cap.
     return Profile(
@@ -413,13 +419,13 @@ def _laptop() -> Profile:
             # 3 steps: the third batch holds an open-ended prompt, so both reward curves have a point
             max_steps=3, batch_size=2, num_generations=4, learning_rate=1e-5, max_prompt_length=640,
             max_completion_length=24, judges=1, judge="baseline:dense", ablation_steps=1,
-            ablation_rows=14, drop_over=8192, save_every=2,
+            ablation_rows=6, drop_over=8192, save_every=2,
         ),
         # Memory RL runs without its KL term here: in bf16 autocast on a CPU the policy's and the reference's
         # log-probabilities differ by rounding alone, and Adam turns that noise into full-size steps (measured:
         # a step whose rollouts all scored 0 still moved every tensor). Without it, a step with no reward
         # spread leaves the weights exactly as they were.
-        memory=MemorySettings(chunk_tokens=1536, max_chunks=4, memory_tokens=96, compare_rows=4, rl=MemoryRLSettings(
+        memory=MemorySettings(chunk_tokens=1536, max_chunks=4, memory_tokens=96, compare_rows=2, rl=MemoryRLSettings(
             max_steps=1, batch_size=1, num_generations=4, learning_rate=1e-5, max_answer_tokens=24, judges=1,
             judge="baseline:dense", beta=0.0,
             # one turn per pass: on a CPU without bf16 units training runs in float32 and keeps every layer's
@@ -428,8 +434,8 @@ def _laptop() -> Profile:
             turn_batch=1)),
         # rag: keeps 3 windows, not the authors' 10: a mini history has only 16-19, so 10 would be most of it,
         # and each question's own retrieved context is read in full (measured: 104 s for 28 rows at 10 windows)
-        eval=EvalSettings(mcq_rows=28, open_rows=4, max_new_tokens=64, mcq_max_new_tokens=8, concurrency=2,
-                          batch_size=8, models=("hf:smollm2-135m-instruct",), judge="baseline:dense", probe_rows=14,
+        eval=EvalSettings(mcq_rows=14, open_rows=2, max_new_tokens=64, mcq_max_new_tokens=8, concurrency=2,
+                          batch_size=8, models=("hf:smollm2-135m-instruct",), judge="baseline:dense", probe_rows=6,
                           rag_top_k=3),
     )
 
