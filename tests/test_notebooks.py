@@ -126,7 +126,8 @@ def test_notebook_03_trains_sft_plots_the_loss_and_compares_with_the_base_model(
 
     results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "sft"
     _, records = _run_clean("03_", tmp_path, {
-        "OUT_DIR": str(run), "SETTINGS": {"eval.mcq_rows": 6, "eval.open_rows": 2}, "RESULTS_DIR": str(results),
+        "OUT_DIR": str(run), "SETTINGS": {"eval.mcq_rows": 6, "eval.open_rows": 2, "sft.max_steps": 2},
+        "RESULTS_DIR": str(results),
         "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)})
     assert (run / "model.safetensors").is_file() and (run / "metrics.csv").is_file()
     for name in ("03_sft_loss", "03_sft_vs_base"):
@@ -150,10 +151,11 @@ def test_notebook_04_trains_grpo_and_the_ablations_from_an_sft_run(tmp_path, tin
     sft = tiny_sft_run
     results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "grpo"
     _, records = _run_clean("04_", tmp_path, {
-        "SFT_DIR": str(sft), "OUT_DIR": str(run), "SETTINGS": {"eval.mcq_rows": 4, "eval.open_rows": 2},
+        "SFT_DIR": str(sft), "OUT_DIR": str(run),
+        "SETTINGS": {"eval.mcq_rows": 4, "eval.open_rows": 2, "grpo.max_steps": 1},
         "RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)})
     metrics = read_metrics(run)
-    assert "rewards/mcq_reward/mean" in metrics and metrics["loss"].notna().sum() == 2
+    assert "rewards/mcq_reward/mean" in metrics and metrics["loss"].notna().sum() == 1
     for name in ("04_grpo_rewards", "04_grpo_ablations"):
         assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file()
     from pmv2nb.train.common import weight_change
