@@ -62,3 +62,23 @@ def test_tiny_model_is_saved_once_and_loads_through_the_profile(tmp_path, monkey
     model, tokenizer = models.load_model(config.resolve("tiny"))
     logits = model(**tokenizer("hello there", return_tensors="pt")).logits
     assert logits.shape[-1] == len(tokenizer) and model.device.type == "cpu"
+
+
+def test_a_missing_run_folder_is_named_instead_of_read_as_a_hub_id(tmp_path):
+    import pytest
+
+    missing = tmp_path / "sft-that-never-ran"
+    for spec in (f"hf:{missing}", f"vllm:{missing}", "hf:./runs/not-there", "hf:runs/sft/checkpoint-9"):
+        with pytest.raises(FileNotFoundError, match="no folder .*run folder that exists"):
+            models.tokenizer_for(spec)
+    assert not models.looks_like_a_path("Qwen/Qwen3-4B") and not models.looks_like_a_path("tiny")
+    assert models.looks_like_a_path("~/runs/sft") and models.looks_like_a_path("/abs/run")
+
+
+def test_evaluating_a_missing_run_folder_stops_before_writing_anything(tmp_path, capsys):
+    from pmv2nb.cli import main
+
+    out = tmp_path / "results.jsonl"
+    status = main(["eval", "--profile", "tiny", "--model", f"hf:{tmp_path / 'no-run'}", "--mode", "mcq",
+                   "--limit", "1", "--out", str(out), "--cache", str(tmp_path / "c.sqlite")])
+    assert status != 0 and "no folder" in capsys.readouterr().err and not out.exists()

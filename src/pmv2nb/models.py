@@ -101,12 +101,27 @@ def tokenizer_for(spec_or_path: str = TINY, fallback: str = TINY):
         return _named_tokenizer(name)
     folder = Path(name).expanduser()
     if not folder.is_dir():
+        check_local_folder(spec_or_path, name)
         return _named_tokenizer(name)  # a hub id
     if not (folder / "tokenizer_config.json").is_file() and is_adapter(folder):
         config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
         if config.get("base_model_name_or_path"):
             return tokenizer_for(config["base_model_name_or_path"], fallback)
     return AutoTokenizer.from_pretrained(str(folder))
+
+
+def looks_like_a_path(name: str) -> bool:
+    """A name that can only be a local folder: a hub id is ``name`` or ``owner/name``, never absolute or relative."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1
+
+
+def check_local_folder(spec: str, name: str) -> None:
+    """Stop early when ``name`` can only be a local folder and it is not there (the hub would reject it later,
+    with a message about repository ids that does not say the run folder is missing)."""
+    folder = Path(name).expanduser()
+    if looks_like_a_path(name) and not folder.is_dir():
+        raise FileNotFoundError(f"{spec}: there is no folder {folder}; name a run folder that exists "
+                                "(e.g. runs/sft-laptop) or a hub id such as Qwen/Qwen3-4B")
 
 
 def build_tiny_model(settings: TinyModelSettings | None = None, seed: int = 0):

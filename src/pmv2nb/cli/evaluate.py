@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = run_eval(data, args.model, settings, judge=judge if mode == "open" else None, out=args.out,
                               cache=args.cache, progress=shown)
-        except (BackendError, ResultsBusyError, ValueError) as err:
+        except (BackendError, ResultsBusyError, ValueError, FileNotFoundError) as err:
             return fail("eval", err)
         print(f"{mode}: {len(result.results)} result rows in {result.path} ({result.new_calls} new model calls, "
               f"{result.new_judge_calls} new judge calls, ${result.spent_usd:.4f} spent)")
