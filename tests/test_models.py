@@ -71,14 +71,18 @@ def test_a_missing_run_folder_is_named_instead_of_read_as_a_hub_id(tmp_path):
     for spec in (f"hf:{missing}", f"vllm:{missing}", "hf:./runs/not-there", "hf:runs/sft/checkpoint-9"):
         with pytest.raises(FileNotFoundError, match="no folder .*run folder that exists"):
             models.tokenizer_for(spec)
-    assert not models.looks_like_a_path("Qwen/Qwen3-4B") and not models.looks_like_a_path("tiny")
-    assert models.looks_like_a_path("~/runs/sft") and models.looks_like_a_path("/abs/run")
+    for hub_id in ("Qwen/Qwen3-4B", "tiny"):  # names that can be hub ids are left for the hub to answer
+        models.check_local_folder(f"hf:{hub_id}", hub_id)
+    for path in ("~/no-such-run/sft", "/no/such/run"):
+        with pytest.raises(FileNotFoundError):
+            models.check_local_folder(f"hf:{path}", path)
 
 
 def test_evaluating_a_missing_run_folder_stops_before_writing_anything(tmp_path, capsys):
     from pmv2nb.cli import main
 
-    out = tmp_path / "results.jsonl"
-    status = main(["eval", "--profile", "tiny", "--model", f"hf:{tmp_path / 'no-run'}", "--mode", "mcq",
-                   "--limit", "1", "--out", str(out), "--cache", str(tmp_path / "c.sqlite")])
-    assert status != 0 and "no folder" in capsys.readouterr().err and not out.exists()
+    for command in (["eval", "--mode", "mcq"], ["memory", "run"]):  # both open their results file first
+        out = tmp_path / f"{command[0]}.jsonl"
+        status = main([*command, "--profile", "tiny", "--model", f"hf:{tmp_path / 'no-run'}", "--limit", "1",
+                       "--out", str(out), "--cache", str(tmp_path / "c.sqlite")])
+        assert status != 0 and "no folder" in capsys.readouterr().err and not out.exists()

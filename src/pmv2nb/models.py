@@ -110,16 +110,12 @@ def tokenizer_for(spec_or_path: str = TINY, fallback: str = TINY):
     return AutoTokenizer.from_pretrained(str(folder))
 
 
-def looks_like_a_path(name: str) -> bool:
-    """A name that can only be a local folder: a hub id is ``name`` or ``owner/name``, never absolute or relative."""
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1
-
-
 def check_local_folder(spec: str, name: str) -> None:
-    """Stop early when ``name`` can only be a local folder and it is not there (the hub would reject it later,
-    with a message about repository ids that does not say the run folder is missing)."""
+    """Stop early when ``name`` can only be a local folder and it is not there. A hub id is ``name`` or
+    ``owner/name``, never absolute, relative or with more parts; the hub would reject such a name later with
+    a message about repository ids that does not say the run folder is missing."""
     folder = Path(name).expanduser()
-    if looks_like_a_path(name) and not folder.is_dir():
+    if (name.startswith(("/", ".", "~")) or name.count("/") > 1) and not folder.is_dir():
         raise FileNotFoundError(f"{spec}: there is no folder {folder}; name a run folder that exists "
                                 "(e.g. runs/sft-laptop) or a hub id such as Qwen/Qwen3-4B")
 

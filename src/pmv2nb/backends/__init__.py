@@ -15,8 +15,7 @@ from .base import (
 )
 
 __all__ = ["BackendError", "ChatBackend", "ChatRequest", "ChatResponse", "ContextTooLongError", "RequestsFailedError",
-           "RetriesExhaustedError", "Sampling", "check_spec", "generate_some", "make_backend", "request_key",
-           "split_spec"]
+           "RetriesExhaustedError", "Sampling", "generate_some", "make_backend", "request_key", "split_spec"]
 
 ENGINES = ("openai", "vllm", "hf", "baseline")
 
@@ -30,17 +29,6 @@ def split_spec(spec: str) -> tuple[str, str]:
     return engine, rest
 
 
-def check_spec(spec: str) -> tuple[str, str]:
-    """A spec's engine and the rest, once it is known to name something that can exist: a local model's run
-    folder must be there (FileNotFoundError naming it), before a run opens its results file."""
-    engine, rest = split_spec(spec)
-    if engine in ("vllm", "hf"):
-        from ..models import check_local_folder
-
-        check_local_folder(spec, rest)
-    return engine, rest
-
-
 def make_backend(spec: str, concurrency: int = 8, batch_size: int = 4, dtype: str = "auto",
                  api_sampling: str = "capped", reasoning_tokens: int | None = None) -> ChatBackend:
     """Build the backend a spec names; nothing is loaded or contacted until the first request.
@@ -50,7 +38,11 @@ def make_backend(spec: str, concurrency: int = 8, batch_size: int = 4, dtype: st
     ``api_sampling`` and ``reasoning_tokens`` (``eval.api_sampling``, ``eval.reasoning_tokens``) shape calls to
     the OpenAI API itself; every other engine, a local OpenAI-compatible server included, ignores them.
     """
-    engine, rest = check_spec(spec)
+    engine, rest = split_spec(spec)
+    if engine in ("vllm", "hf"):
+        from ..models import check_local_folder
+
+        check_local_folder(spec, rest)  # a missing run folder is named here, not read as a hub id later
     if engine == "openai":
         from .openai_http import DEFAULT_REASONING_TOKENS, OpenAIBackend
 

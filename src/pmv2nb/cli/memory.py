@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         data = load_profile_split(profile, args.split)
         result = run_memory(data, model, settings, profile.memory, judge=judge if args.mode == "open" else None,
                             out=args.out, cache=args.cache, progress=shown)
-    except (BackendError, DataError, ResultsBusyError, ValueError, VLLMUnavailableError) as err:
+    except (BackendError, DataError, ResultsBusyError, ValueError, VLLMUnavailableError, FileNotFoundError) as err:
         return fail("memory run", err)
     print(f"{len(result.results)} result rows in {result.path}, trajectories beside it "
           f"({result.new_calls} new model calls, {result.new_update_calls} of them memory updates)")

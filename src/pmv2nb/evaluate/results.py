@@ -91,7 +91,7 @@ class ResultsFile:
                                f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n", encoding="utf-8")
             partial.replace(owner)  # whole or absent, never half-written, for a refused run reading it
             self._repair_and_index()
-            self._handle = self.path.open("a", encoding="utf-8")
+            self._handle = None  # opened at the first row: a run that stops before one leaves no empty file
         except BaseException:
             self._unlock()
             raise
@@ -139,12 +139,14 @@ class ResultsFile:
         key = row_key(row)
         if key in self.done:
             return
+        if self._handle is None:
+            self._handle = self.path.open("a", encoding="utf-8")
         self._handle.write(json.dumps({k: _clean(v) for k, v in row.items()}, ensure_ascii=False) + "\n")
         self._handle.flush()  # reaches the OS, so it survives the process being killed
         self.done.add(key)
 
     def close(self) -> None:
-        if not self._handle.closed:
+        if self._handle is not None and not self._handle.closed:
             self._handle.flush()
             os.fsync(self._handle.fileno())
             self._handle.close()

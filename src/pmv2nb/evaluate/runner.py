@@ -21,8 +21,7 @@ from tqdm.auto import tqdm
 
 from .. import prompts
 from ..backends import (
-    BackendError, ChatRequest, ChatResponse, ContextTooLongError, Sampling, check_spec, generate_some,
-    make_backend,
+    BackendError, ChatRequest, ChatResponse, ContextTooLongError, Sampling, generate_some, make_backend,
 )
 from ..backends.openai_http import ALIASES, DEFAULT_REASONING_TOKENS, is_reasoning_model
 from ..config import TrainPromptSettings, check_choice, repo_root
@@ -304,7 +303,6 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
     if settings.mode == "open" and not judge:
         raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
     settings = settings_for(model, settings)
-    check_spec(split_context(model)[1])  # a missing run folder stops the run before its results file is opened
     tasks, skipped = plan_tasks(data, model, settings)
     path = Path(out) if out else results_path_for(data, model, settings)
     run = EvalRun(path=path, results=pd.DataFrame(), skipped_rows=skipped)
