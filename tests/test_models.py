@@ -64,6 +64,24 @@ def test_tiny_model_is_saved_once_and_loads_through_the_profile(tmp_path, monkey
     assert logits.shape[-1] == len(tokenizer) and model.device.type == "cpu"
 
 
+def test_ranks_that_build_the_tiny_model_at_once_all_get_it(tmp_path):
+    """Every rank of a launch asks for the tiny model when it starts; on a fresh machine they build it
+    together (the two-process rehearsal failed once on a clean cache when they shared one side folder)."""
+    import subprocess
+    import sys
+
+    build = (f"from pmv2nb import models; from pathlib import Path; "
+             f"print(models.tiny_model_dir(cache_root=Path({str(tmp_path)!r})))")
+    ranks = [subprocess.Popen([sys.executable, "-c", build], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    results = [(rank.wait(timeout=300), *rank.communicate()) for rank in ranks]
+    assert [code for code, _, _ in results] == [0, 0, 0], [err[-2000:] for _, _, err in results]
+    folders = {out.strip() for _, out, _ in results}
+    assert len(folders) == 1
+    models.load_causal_lm(folders.pop())
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
 def test_a_missing_run_folder_is_named_instead_of_read_as_a_hub_id(tmp_path):
     import pytest
 

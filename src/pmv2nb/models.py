@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 from dataclasses import asdict
 from functools import lru_cache
@@ -167,18 +168,30 @@ def tiny_model_dir(settings: TinyModelSettings | None = None, seed: int = 0,
 def _saved_once(folder: Path, build) -> Path:
     """``folder`` holding the model and tokenizer ``build()`` returns, built only when it is not there yet.
 
-    The pair is written to a side folder and renamed, so a killed build never leaves a half-saved model.
+    The pair is written to a side folder of this process and renamed, so a killed build never leaves a
+    half-saved model, and ranks of one launch that build it at the same time do not write over each other
+    (the first rename wins; the others' copies, identical, are dropped).
     """
-    if (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file():
+    if _complete(folder):
         return folder
-    staging = folder.with_name(folder.name + ".partial")
+    staging = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     model, tokenizer = build()
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.replace(folder)
+    if not _complete(folder):
+        shutil.rmtree(folder, ignore_errors=True)  # a half-saved folder from an older layout
+    try:
+        staging.replace(folder)
+    except OSError:  # another process renamed its copy in first
+        if not _complete(folder):
+            raise
+    shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
 
 
 def smollm2_gguf() -> Path:
