@@ -179,3 +179,19 @@ def test_only_the_last_pass_of_a_step_reaches_the_accumulation_boundary_and_the_
     trainer.current_gradient_accumulation_steps = 1
     trainer.training_step(trainer.model, [])
     assert calls[0][1] == {} and torch.allclose(calls[0][2], scaled[0] * 2)  # divided by the 2 accumulation steps
+
+
+def test_memory_rollouts_generate_without_waiting_for_other_ranks(monkeypatch):
+    """transformers steps every rank's generate together under ZeRO-3 or FSDP (synced_gpus); on weights
+    gathered for sampling that is not needed, and a rank reading fewer chunks calls generate fewer times,
+    so a synced call would wait forever for a partner that never comes (the two-process rehearsal hung)."""
+    from pmv2nb.train.memory_rl import _Sampler
+
+    tokenizer = tokenizer_for("tiny")
+    model = load_causal_lm(str(tiny_model_dir()))
+    calls, generate = [], model.generate
+    monkeypatch.setattr(model, "generate", lambda **kwargs: calls.append(kwargs) or generate(**kwargs))
+    replies = _Sampler(model, tokenizer, max_new_tokens=3, temperature=1.0, batch_size=2)(
+        [[{"role": "user", "content": "Note what you learned."}]] * 2)
+    assert len(replies) == 2 and calls
+    assert all(call["synced_gpus"] is False for call in calls)

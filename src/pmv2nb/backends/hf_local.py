@@ -282,12 +282,14 @@ def _generate_on_cpu(model, input_ids, attention, max_new_tokens: int, options: 
 
 def sample_completions(model, tokenizer, prompts: list[str] | list[list[int]], max_new_tokens: int,
                        temperature: float, top_p: float = 1.0, top_k: int | None = None,
-                       prefix: SharedPrefix | None = None) -> list[Completion]:
+                       prefix: SharedPrefix | None = None, synced_gpus: bool | None = None) -> list[Completion]:
     """Generate one reply per (already templated) prompt in a single left-padded batch.
 
     Prompts are texts or token ids. With ``prefix`` (tokens every prompt starts with, already
     computed) only the rest of each prompt is run through the model; the replies are the same as
     without it. ``top_k=0`` with ``top_p=1.0`` samples from the model's full distribution, as RL needs.
+    ``synced_gpus`` goes to ``generate`` (None: transformers decides, which under ZeRO-3 or FSDP means
+    every rank steps token by token with the others).
     """
     import torch
 
@@ -311,6 +313,8 @@ def sample_completions(model, tokenizer, prompts: list[str] | list[list[int]], m
     sample = temperature > 0
     options = dict(do_sample=sample, temperature=temperature if sample else None, top_p=top_p if sample else None,
                    top_k=top_k if sample else None, pad_token_id=pad)
+    if synced_gpus is not None:
+        options["synced_gpus"] = synced_gpus
     output = generate_tokens(model, input_ids, attention, max_new_tokens, options, extra)
     done = []
     for position, prompt in enumerate(prompts):

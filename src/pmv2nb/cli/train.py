@@ -80,7 +80,10 @@ def train(args: argparse.Namespace) -> int:
     from ..data import DataError
     from ..models import GPURequiredError
 
+    from ..train.sharding import allow_fsdp_on_cpu
+
     name = " ".join(filter(None, (args.command, getattr(args, "memory_command", None))))
+    allow_fsdp_on_cpu()  # only with the rehearsal's switch in the environment
     try:
         profile = resolve_profile(args, aliases(SECTIONS[args.command]))
         if args.command == "sft":

@@ -12,6 +12,8 @@ many rollouts (or tokens) its bound took out of the gradient; that share is logg
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
@@ -19,6 +21,7 @@ from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
 from ..backends.hf_local import generate_tokens, prefill, reply_length
+from .sharding import gathered_fsdp2_weights
 
 
 def distinct_rows(prompt_ids: list[list[int]]) -> tuple[list[int], list[int]]:
@@ -76,6 +79,11 @@ class PromptReuseGRPOTrainer(GRPOTrainer):
                 and len(set(map(tuple, prompt_ids))) < len(prompt_ids))
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        # the policy generates here unless vLLM does: under FSDP2 on weights gathered once, not per token and layer
+        with contextlib.nullcontext() if self.use_vllm else gathered_fsdp2_weights(self.model_wrapped):
+            return self._generate_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+
+    def _generate_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images):
         if not self._reuses_prompts(prompt_ids, images, multimodal_fields, has_tool_images):
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                  has_tool_images)

@@ -42,6 +42,7 @@ from .common import (
 from .examples import split_tasks, training_options
 from .plan import preflight
 from .rewards import rl_rewards
+from .sharding import weights_for_generation
 
 STAGE = "memory-grpo"  # the stage's name in metrics.csv and run.json
 REWARD_COLUMNS = ("task", "gold_letter", "query_text", "preference", "pref_type", "sensitive_info", "prev_pref")
@@ -178,8 +179,11 @@ class _Sampler:
                  for c in conversations]
         replies = []
         for start in range(0, len(texts), self.batch_size):
+            # on gathered weights a rank needs no other to generate, and must not wait for one: under ZeRO-3
+            # or FSDP, generate would step every rank together, and a rank with fewer chunks makes fewer calls
             replies += sample_completions(self.model, self.tokenizer, texts[start:start + self.batch_size],
-                                          self.max_new_tokens, self.temperature, top_p=1.0, top_k=0)
+                                          self.max_new_tokens, self.temperature, top_p=1.0, top_k=0,
+                                          synced_gpus=False)
         return replies
 
 
@@ -205,8 +209,6 @@ class MemoryGRPOTrainer(Trainer):
 
     def rollouts(self, model, items: list[dict]) -> tuple[list[Turn], dict[str, float]]:
         """Sample num_generations rollouts per item, score the answers, and return every turn with its advantage."""
-        from trl.models import unwrap_model_for_generation
-
         group = self.rl.num_generations
         jobs = []
         for i, item in enumerate(items):
@@ -216,7 +218,8 @@ class MemoryGRPOTrainer(Trainer):
                      for g in range(group)]
         tokenizer = self.processing_class
         was_training = model.training
-        with unwrap_model_for_generation(model, self.accelerator) as policy:
+        # ranks read different numbers of chunks: generate on gathered weights, or the first extra pass hangs
+        with weights_for_generation(model, self.accelerator) as policy:
             policy.eval()
             writer = _Sampler(policy, tokenizer, self.memory.memory_tokens, self.rl.temperature,
                               self.rl.generation_batch)
