@@ -99,7 +99,9 @@ def laptop_sft(tmp_path_factory):
     from pmv2nb.cli import main
 
     out = tmp_path_factory.mktemp("runs") / "sft-laptop"
-    assert main(["sft", "--profile", "laptop", "--out", str(out)]) == 0
+    # the laptop recipe as notebook 03 runs it, without its held-out loss (two passes of ~18 s; the
+    # trained weights are the same)
+    assert main(["sft", "--profile", "laptop", "--out", str(out), "--set", "sft.eval_every=0"]) == 0
     return out
 
 
@@ -125,11 +127,13 @@ def test_grpo_with_the_cli_defaults_moves_the_weights_of_its_sft_init(laptop_sft
     from pmv2nb.train.common import read_metrics, weight_change
 
     out = tmp_path / "grpo"
-    assert main(["grpo", "--profile", "laptop", "--init", str(laptop_sft), "--out", str(out)]) == 0
+    # the laptop's first two steps (its third adds the open-ended curve, which test_training checks per task;
+    # a step costs ~70 s here). Measured in the demo run: step 2 is the first with a reward spread
+    assert main(["grpo", "--profile", "laptop", "--init", str(laptop_sft), "--out", str(out), "--max-steps", "2"]) == 0
     metrics = read_metrics(out)
     zero_std = pd.to_numeric(metrics["frac_reward_zero_std"], errors="coerce").dropna()
     assert (zero_std < 1).any()  # some group's replies scored differently: the advantages are not all 0
-    assert metrics["rewards/open_reward/mean"].notna().any() and metrics["rewards/mcq_reward/mean"].notna().any()
+    assert metrics["rewards/mcq_reward/mean"].notna().any()
     moved = weight_change(laptop_sft, out)
     assert moved["tensors_changed"] > moved["tensors"] // 2 and moved["relative_change"] > 0
     assert json.loads((out / "run.json").read_text())["prompt_format"] == "boxed"

@@ -206,7 +206,8 @@ def test_a_killed_sft_run_resumes_from_its_checkpoint(tmp_path, capsys):
     from pmv2nb.models import load_causal_lm
 
     out = tmp_path / "sft"
-    command = ["sft", "--profile", "tiny", "--out", str(out), "--max-steps", "2", "--rows", "2", "--save-every", "1"]
+    command = ["sft", "--profile", "tiny", "--out", str(out), "--max-steps", "2", "--rows", "2", "--save-every", "1",
+               "--set", "sft.eval_every=0"]
     _kill_after_first_checkpoint(command, out)
     assert not (out / "run.json").exists()
     capsys.readouterr()
@@ -216,6 +217,7 @@ def test_a_killed_sft_run_resumes_from_its_checkpoint(tmp_path, capsys):
     assert record["resumed_from_step"] == 1
     metrics = read_metrics(out)
     assert metrics.loc[metrics["loss"].notna(), "step"].tolist() == [1, 2]  # each step once
+    assert "eval_loss" not in metrics  # sft.eval_every 0: no held-out loss
     assert not list(out.glob("checkpoint-*"))  # a finished run keeps only its final weights
     load_causal_lm(out)
 

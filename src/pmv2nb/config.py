@@ -128,7 +128,7 @@ class SFTSettings(TrainingSettings):
                                        "assistant message, the history's too: the authors' code)")
     task_mix: str = setting("both", "tasks per row: 'both' (an MCQ and an open-ended example) or 'rl_mix' (one "
                                     "example, MCQ or open as the GRPO mix assigns: the authors' code)")
-    eval_every: int = setting(50, "steps between validation-loss measurements")
+    eval_every: int = setting(50, "steps between validation-loss measurements (0: none)")
     eval_rows: int | None = setting(200, "val rows used for that loss (each gives the examples sft.task_mix says)")
 
 

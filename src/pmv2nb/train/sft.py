@@ -154,7 +154,9 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
         per_device_train_batch_size=micro_batch, per_device_eval_batch_size=micro_batch,
         gradient_accumulation_steps=accumulate,
         max_length=settings.max_length, truncation_mode="keep_start", completion_only_loss=True,
-        eval_strategy="steps", eval_steps=min(settings.eval_every, steps), lr_scheduler_type="cosine",
+        **({"eval_strategy": "steps", "eval_steps": min(settings.eval_every, steps)} if settings.eval_every
+           else {"eval_strategy": "no"}),
+        lr_scheduler_type="cosine",
         max_grad_norm=settings.max_grad_norm,
         warmup_steps=0.05,
         disable_tqdm=not progress, **checkpoint_args(settings), **hardware,
