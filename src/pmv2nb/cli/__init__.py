@@ -1,7 +1,7 @@
 """The ``pmv2nb`` command line: the same functions the notebooks call, for long or scripted runs.
 
     pmv2nb data check --source data/mini --split benchmark
-    pmv2nb mini-data data/mini --seed 0
+    pmv2nb mini-data data/mini --seed 0          (or OUT --full-size: the real sizes, for scale work)
     pmv2nb notebooks [--profile tiny] [--only 01] [--set eval.mcq_rows=14]
     pmv2nb profile [NAME] [--keys]
     pmv2nb setup

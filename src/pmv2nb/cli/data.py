@@ -1,4 +1,4 @@
-"""``pmv2nb data check`` and ``pmv2nb mini-data``: validate a split, or regenerate the embedded mini dataset."""
+"""``pmv2nb data check`` and ``pmv2nb mini-data``: validate a split, or generate the mini (or a full-size) dataset."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ def add_parsers(commands) -> None:
     check.add_argument("--no-histories", action="store_true", help="check the table only, not the history files")
     check.set_defaults(func=check_split)
 
-    mini = commands.add_parser("mini-data", help="(re)generate the embedded mini dataset")
+    mini = commands.add_parser("mini-data", help="(re)generate the embedded mini dataset, or a full-size one")
     mini.add_argument("out_dir")
     mini.add_argument("--seed", type=int, default=0)
+    mini.add_argument("--full-size", action="store_true",
+                      help="the real split sizes and history lengths, text only (about 2 GB; for scale measurements)")
     mini.set_defaults(func=write_mini)
 
 
@@ -53,6 +55,12 @@ def check_split(args: argparse.Namespace) -> int:
 
 
 def write_mini(args: argparse.Namespace) -> int:
+    if args.full_size:
+        from ..data.full_size import write_full_size_dataset
+
+        out = write_full_size_dataset(args.out_dir, seed=args.seed, progress=progress())
+        print(f"wrote the full-size synthetic dataset (seed {args.seed}) to {out}")
+        return 0
     from ..data.mini import write_mini_dataset
 
     out = write_mini_dataset(args.out_dir, seed=args.seed)

