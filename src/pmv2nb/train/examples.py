@@ -15,6 +15,7 @@ how many rows probably lost their evidence (the evidence lies further back than 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -26,7 +27,7 @@ from ..config import TrainPromptSettings, check_choice
 from ..data.columns import DataError, content_text
 from ..data.loader import PersonaMemData
 from ..evaluate.tasks import MODES as TASKS, rows_with_history
-from ..models import chat_template_length
+from .tokens import ChatTokens
 
 LONG_PROMPTS = ("cut", "drop")
 MESSAGE_OVERHEAD = 5  # <|im_start|> role \n ... <|im_end|> \n around each message's content
@@ -95,13 +96,17 @@ class PromptBuilder:
         self.drop_over = drop_over
         self.report = LengthReport(limit=max_prompt_tokens)
         self._message_tokens: dict[str, list[int]] = {}
+        self.chat = ChatTokens(tokenizer)  # renders and tokenizes each persona's history once
+        self._new_history = False
 
     def _template_length(self, messages: list[dict]) -> int:
-        return chat_template_length(self.tokenizer, messages)
+        # the first prompt over a history is also rendered by the template itself, to check the shortcut
+        return len(self.chat.encode(self.chat.render(messages, True, check=self._new_history).text)[0])
 
     def _history_counts(self, row: int, history: list[dict]) -> list[int]:
         link = self.data.questions[self.data.link_column(self.size)].iat[row]
-        if link not in self._message_tokens:  # histories are shared by every question of a persona
+        self._new_history = link not in self._message_tokens
+        if self._new_history:  # histories are shared by every question of a persona
             texts = [m["content"] for m in history]
             ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
             self._message_tokens[link] = [len(x) + MESSAGE_OVERHEAD for x in ids]
@@ -179,19 +184,32 @@ def sft_examples(data: PersonaMemData, tokenizer, max_length: int, size: str = "
     in ``max_length``. The targets hold no think block, so by default (``sft.think_instruction``
     false) the prompts do not ask for one either.
     """
+    builder, stream = sft_example_stream(data, tokenizer, max_length, size, tasks, limit, target_reserve, think,
+                                         mcq_fraction, seed, progress, style)
+    return list(stream), builder.report
+
+
+def sft_example_stream(data: PersonaMemData, tokenizer, max_length: int, size: str = "32k",
+                       tasks: tuple[str, ...] = TASKS, limit: int | None = None, target_reserve: int = 256,
+                       think: bool = False, mcq_fraction: float | None = None, seed: int = 0, progress: bool = True,
+                       style: TrainPromptSettings | None = None) -> tuple[PromptBuilder, Iterator[dict]]:
+    """:func:`sft_examples` one at a time (a whole split's conversations do not fit in memory together),
+    with the builder whose report and tokens they come from."""
     builder = PromptBuilder(data, tokenizer, max_length - target_reserve, size, think, style)
     rows = rows_with_history(data, size, limit)
     assignment = split_tasks(rows, mcq_fraction, seed) if mcq_fraction is not None else None
-    examples = []
-    for row in tqdm(rows, desc=f"SFT examples ({data.split})", disable=not progress):
-        for task in (assignment[row],) if assignment else tasks:
-            built = builder.prompt(row, task)
-            answer = data.questions["correct_answer"].iat[row]
-            reply = prompts.mcq_target(built["gold_letter"], answer) if task == "mcq" else answer
-            examples.append({"messages": built["messages"] + [{"role": "assistant", "content": reply}],
-                             "gold_letter": built["gold_letter"], "prompt_tokens": built["prompt_tokens"],
-                             **reward_labels(data, row, task)})
-    return examples, builder.report
+
+    def stream() -> Iterator[dict]:
+        for row in tqdm(rows, desc=f"SFT examples ({data.split})", disable=not progress):
+            for task in (assignment[row],) if assignment else tasks:
+                built = builder.prompt(row, task)
+                answer = data.questions["correct_answer"].iat[row]
+                reply = prompts.mcq_target(built["gold_letter"], answer) if task == "mcq" else answer
+                yield {"messages": built["messages"] + [{"role": "assistant", "content": reply}],
+                       "gold_letter": built["gold_letter"], "prompt_tokens": built["prompt_tokens"],
+                       **reward_labels(data, row, task)}
+
+    return builder, stream()
 
 
 def grpo_prompts(data: PersonaMemData, tokenizer, max_prompt_length: int, mcq_fraction: float = 0.8,

@@ -13,8 +13,12 @@ Examples are stored as conversations (``messages``). Which tokens are targets is
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from ..config import Profile, SFTSettings, check_choice
 from ..data.loader import load_profile_split
@@ -25,9 +29,15 @@ from .common import (
     start_run_folder, starting_point, train_and_save, training_dtypes,
 )
 from .plan import preflight
-from .examples import LengthReport, sft_examples
+from .examples import LengthReport, sft_example_stream, sft_examples
+from .prepared import (
+    INFO_FILE, ROWS_FILE, code_identity, file_identity, prepared_folder, read_info, read_token_rows,
+    tokenizer_identity, write_token_rows,
+)
+from .tokens import ChatTokens, common_prefix_length, overlap_mask
 
 LOSS_TURNS = ("final", "all")
+PREPARED_FOLDER = ".prepared"  # beside the run folders: prepared rows that later runs with the same shape reuse
 TASK_MIXES = ("both", "rl_mix")
 
 
@@ -57,10 +67,9 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
             raise ValueError(f"the chat template leaves out message {len(pieces)}; sft.loss_turns='all' needs "
                              "every message's text in the rendering")
         pieces.append(before)
-    closing = rest if messages and messages[-1]["role"] == "assistant" else ""  # after the final reply: its end marker
     if not text.startswith(pieces[0]) or not text.endswith(rest):
         raise ValueError("the chat template renders this conversation unlike its placeholder version")
-    spans, at = [], len(pieces[0])
+    contents, at = [], len(pieces[0])
     for i, message in enumerate(messages):
         after = pieces[i + 1] if i + 1 < len(messages) else rest
         if text.startswith(message["content"] + after, at):  # the usual case: the content as written
@@ -69,10 +78,17 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
             end = text.find(after, at) if i + 1 < len(messages) else len(text) - len(rest)
             if end < at:
                 raise ValueError(f"message {i} cannot be located in the rendered conversation")
-        if message["role"] == "assistant":
-            spans.append((at, end + len(closing) if after.startswith(closing) else end))
+        contents.append((at, end))
         at = end + len(after)
-    return text, spans
+    return text, reply_spans(messages, contents, pieces[1:] + [rest])
+
+
+def reply_spans(messages: list[dict], contents: list[tuple[int, int]], after: list[str]) -> list[tuple[int, int]]:
+    """The character span of each assistant reply: its content and, where the template writes it next, the
+    end-of-turn marker that follows the final reply (``after[i]`` is the template's text after content i)."""
+    closing = after[-1] if messages and messages[-1]["role"] == "assistant" else ""
+    return [(start, end + len(closing) if following.startswith(closing) else end)
+            for message, (start, end), following in zip(messages, contents, after) if message["role"] == "assistant"]
 
 
 def assistant_token_mask(tokenizer, messages: list[dict]) -> dict:
@@ -93,6 +109,76 @@ def assistant_token_mask(tokenizer, messages: list[dict]) -> dict:
 def to_token_targets(examples: list[dict], tokenizer) -> list[dict]:
     """The examples pre-tokenized for TRL with every assistant turn as a target (``sft.loss_turns='all'``)."""
     return [assistant_token_mask(tokenizer, e["messages"]) for e in examples]
+
+
+def token_row(chat: ChatTokens, messages: list[dict], loss_turns: str, max_length: int) -> dict | None:
+    """One example as SFTTrainer's own preparation would leave it: ``input_ids`` and ``labels`` (-100 off the
+    targets), cut to ``max_length`` from the end; None when the cut leaves no target (TRL drops such rows).
+
+    ``final``: the targets are what prompt + reply adds to the prompt rendered with a generation prompt
+    (TRL's prompt/completion rule). ``all``: every token overlapping an assistant reply (:func:`assistant_spans`).
+    """
+    if loss_turns == "final":
+        prompt = chat.ids(messages[:-1], add_generation_prompt=True)
+        ids = chat.ids(messages)
+        labels = ids.copy()
+        labels[:common_prefix_length(prompt, ids)] = -100
+    else:
+        rendered = chat.render(messages)
+        if rendered.contents is None:  # the template rewrote a content: locate the replies the slow way
+            encoded = assistant_token_mask(chat.tokenizer, messages)
+            ids, mask = np.asarray(encoded["input_ids"], dtype=np.int32), np.asarray(encoded["assistant_masks"])
+        else:
+            ids, offsets = chat.encode(rendered.text, offsets=True)
+            mask = overlap_mask(offsets, reply_spans(messages, list(rendered.contents), list(rendered.pieces[1:])))
+        labels = np.where(mask == 1, ids, -100).astype(np.int32)
+    ids, labels = ids[:max_length], labels[:max_length]
+    return {"input_ids": ids, "labels": labels} if (labels != -100).any() else None
+
+
+def prepared_sft_rows(profile: Profile, split: str, tokenizer, limit: int | None, root: str | Path, *,
+                      progress: bool = True):
+    """A split's SFT rows, ready for SFTTrainer (its own preparation skipped), and what they hold.
+
+    Built once into ``root`` by the first process that gets there (:mod:`pmv2nb.train.prepared`),
+    keyed by the data, the tokenizer, the code and every setting that shapes the rows; memory-mapped.
+    """
+    from .. import answers, prompts
+    from . import examples, tokens
+
+    settings = profile.sft
+    check_choice("sft.loss_turns", settings.loss_turns, LOSS_TURNS)
+    check_choice("sft.task_mix", settings.task_mix, TASK_MIXES)
+    data = load_profile_split(profile, split)
+    fraction = profile.grpo.mcq_fraction if settings.task_mix == "rl_mix" else None
+    shape = dict(max_length=settings.max_length, size=profile.data.context_size, limit=limit,
+                 think=settings.think_instruction, mcq_fraction=fraction, seed=profile.seed)
+    parts = {"table": file_identity(data.table), "split": split, "tokenizer": tokenizer_identity(tokenizer),
+             "code": code_identity(answers, prompts, examples, tokens, sys.modules[__name__]),
+             "loss_turns": settings.loss_turns, "style": asdict(profile.train_prompt), **shape}
+
+    def build(folder: Path) -> None:
+        builder, stream = sft_example_stream(data, tokenizer, style=profile.train_prompt, progress=progress,
+                                             **shape)
+        tasks = dict.fromkeys(TASKS, 0)
+
+        def rows():
+            for example in stream:
+                tasks[example["task"]] += 1
+                row = token_row(builder.chat, example["messages"], settings.loss_turns, settings.max_length)
+                if row is not None:
+                    yield row
+
+        count = write_token_rows(folder / ROWS_FILE, rows(), ("input_ids", "labels"))
+        (folder / INFO_FILE).write_text(json.dumps({
+            "examples": sum(tasks.values()), "rows": count, "tasks": tasks, "lengths": builder.report.summary(),
+            "chat_tokens": builder.chat.stats}))
+
+    folder, built = prepared_folder(root, f"sft-{split}", parts, build)
+    info = read_info(folder)
+    if progress and not built:
+        print(f"SFT rows ({split}): {info['rows']} read from {folder} (prepared earlier)")
+    return read_token_rows(folder), info
 
 
 def trainer_rows(examples: list[dict], tokenizer, loss_turns: str) -> list[dict]:
@@ -128,7 +214,6 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
     Steps, LoRA, the train-row slice and the micro-batch are settings (``sft.max_steps`` ...): change
     them with :func:`pmv2nb.config.resolve` or :func:`~pmv2nb.config.with_overrides`.
     """
-    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     settings = profile.sft
@@ -142,11 +227,10 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
                                            training_dtypes(profile, lora)[1]))
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
-    train, report = sft_examples_for(profile, load_profile_split(profile, "train"), tokenizer, settings.rows,
-                                     progress=progress)
-    val, _ = sft_examples_for(profile, load_profile_split(profile, "val"), tokenizer, settings.eval_rows,
-                              progress=False)
-    train_rows, val_rows = (trainer_rows(part, tokenizer, settings.loss_turns) for part in (train, val))
+    prepared = out.parent / PREPARED_FOLDER
+    train, info = prepared_sft_rows(profile, "train", tokenizer, settings.rows, prepared, progress=progress)
+    val, val_info = (prepared_sft_rows(profile, "val", tokenizer, settings.eval_rows, prepared, progress=False)
+                     if settings.eval_every else (None, {"rows": 0}))
 
     model, init_kwargs = policy(start, training_dtypes(profile, lora)[0])
     config = SFTConfig(
@@ -160,18 +244,17 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
         max_grad_norm=settings.max_grad_norm,
         warmup_steps=0.05,
         disable_tqdm=not progress, **checkpoint_args(settings), **hardware,
-        model_init_kwargs=init_kwargs,
+        model_init_kwargs=init_kwargs, dataset_kwargs={"skip_prepare_dataset": True},  # rows come ready
     )
     folder = start_run_folder(out, "sft", restart)
     trainer = SFTTrainer(
         model=model, args=config, processing_class=tokenizer,
-        train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(val_rows),
+        train_dataset=train, eval_dataset=val,
         peft_config=lora_config(settings.lora_rank) if lora else None, callbacks=folder.callbacks(),
     )
     summary = {"stage": "sft", "profile": profile.name, "init": start, "out": str(out), "lora": lora,
-               "steps": steps, "examples": len(train), "eval_examples": len(val), "lengths": report.summary(),
-               "loss_turns": settings.loss_turns, "task_mix": settings.task_mix,
-               "tasks": {task: sum(e["task"] == task for e in train) for task in TASKS},
+               "steps": steps, "examples": info["rows"], "eval_examples": val_info["rows"], "lengths": info["lengths"],
+               "loss_turns": settings.loss_turns, "task_mix": settings.task_mix, "tasks": info["tasks"],
                "settings": asdict(settings), **protocol_record(profile)}
     return train_and_save(trainer, folder, tokenizer, summary)
 

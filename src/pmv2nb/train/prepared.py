@@ -1,0 +1,114 @@
+"""Training data prepared once and kept on disk: the first process of a launch builds it, the others read it.
+
+At paper scale, building a split's training rows takes minutes. Every rank of an 8-GPU launch used to
+do it alone; now the first to take a file lock builds the rows into a folder named by a hash of what
+shapes them (the data files, the tokenizer, the settings, the code that builds them), and everyone,
+that one included, memory-maps the finished folder. A resumed or repeated run finds it and starts
+training at once. A killed build leaves only a side folder, never a half-written one under the name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+ROWS_FILE = "rows.arrow"
+INFO_FILE = "info.json"
+
+
+def fingerprint(parts: dict) -> str:
+    """A short stable hash of JSON-able parts (paths, settings, versions)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_identity(path: str | Path) -> dict:
+    """What tells one data file from another without reading it: path, size and modification time."""
+    stat = Path(path).stat()
+    return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def code_identity(*modules) -> str:
+    """A hash of the source of the modules that build the rows, so a code change never reads stale rows."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def tokenizer_identity(tokenizer) -> str:
+    """A hash of the tokenizer's vocabulary, rules and chat template."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = (backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items())))
+    return hashlib.sha256((text + str(tokenizer.chat_template)).encode()).hexdigest()[:16]
+
+
+def prepared_folder(root: str | Path, name: str, parts: dict, build: Callable[[Path], None]) -> tuple[Path, bool]:
+    """The folder ``build`` fills for ``parts``, built now unless another process did it before; and
+    whether this call built it. ``build`` writes into the folder it is given (a private side folder)."""
+    from filelock import FileLock
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root / f"{name}-{fingerprint(parts)}"
+    with FileLock(str(folder) + ".lock"):
+        if (folder / INFO_FILE).is_file():
+            return folder, False
+        side = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+        shutil.rmtree(side, ignore_errors=True)
+        side.mkdir()
+        started = time.perf_counter()
+        build(side)
+        info = json.loads((side / INFO_FILE).read_text()) if (side / INFO_FILE).is_file() else {}
+        info.update(parts=parts, build_seconds=round(time.perf_counter() - started, 1))
+        (side / INFO_FILE).write_text(json.dumps(info, indent=1, default=str))
+        shutil.rmtree(folder, ignore_errors=True)
+        side.replace(folder)
+    return folder, True
+
+
+def write_token_rows(path: Path, rows: Iterable[dict[str, np.ndarray]], columns: tuple[str, ...],
+                     batch_rows: int = 64) -> int:
+    """Stream rows of int32 token lists into an Arrow file that :func:`datasets.Dataset.from_file` reads.
+
+    Rows go out in batches, so memory holds one batch, whatever the split's size. Returns the row count.
+    """
+    import pyarrow as pa
+
+    schema = pa.schema([(column, pa.list_(pa.int32())) for column in columns])
+    count, batch = 0, []
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        def flush():
+            arrays = []
+            for column in columns:
+                values = [np.asarray(row[column], dtype=np.int32) for row in batch]
+                offsets = np.concatenate([[0], np.cumsum([len(v) for v in values])]).astype(np.int32)
+                arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(values))))
+            writer.write_batch(pa.record_batch(arrays, schema=schema))
+
+        for row in rows:
+            batch.append(row)
+            count += 1
+            if len(batch) == batch_rows:
+                flush()
+                batch = []
+        if batch:
+            flush()
+    return count
+
+
+def read_token_rows(folder: Path):
+    """The rows :func:`write_token_rows` wrote, as a memory-mapped ``datasets.Dataset``."""
+    from datasets import Dataset
+
+    return Dataset.from_file(str(folder / ROWS_FILE))
+
+
+def read_info(folder: Path) -> dict:
+    return json.loads((folder / INFO_FILE).read_text())
