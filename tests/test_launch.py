@@ -109,6 +109,21 @@ def test_vllm_importance_sampling_is_off_unless_asked_and_named_when_on():
         vllm_config_args(with_overrides(paper, {"grpo.vllm_importance_sampling": "on"}).grpo)
 
 
+def test_grpo_sleep_mode_reaches_trls_config_when_vllm_is_colocated():
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    from pmv2nb.train.grpo import vllm_config_args
+
+    paper = config.resolve("paper")
+    asleep = vllm_config_args(with_overrides(paper, {"grpo.vllm_sleep_mode": True}).grpo)
+    assert asleep["vllm_enable_sleep_mode"] is True and vllm_config_args(paper.grpo)["vllm_enable_sleep_mode"] is False
+    assert set(asleep) <= {f.name for f in dataclasses.fields(GRPOConfig)}  # every argument is one of TRL's
+    server = with_overrides(paper, {"grpo.vllm_mode": "server", "grpo.vllm_sleep_mode": True}).grpo
+    assert "vllm_enable_sleep_mode" not in vllm_config_args(server)  # a server manages its own memory
+
+
 def test_the_bounded_share_counts_masked_rollouts_and_truncated_tokens():
     from pmv2nb.train.grpo_reuse import bounded_share
 

@@ -211,3 +211,21 @@ def test_forgotten_preference_repeated_scores_zero_without_the_judge(train_split
         scores = reward(**_open_batch(q, [row, row], [f"As you said: {q.prev_pref.iat[row]}.", "A fresh idea."]))
         assert scores[0] == 0.0 and math.isclose(scores[1], 0.7)
         assert len(fake.requests) == 1  # only the clean reply reached the judge
+
+
+@pytest.mark.parametrize("section", ["grpo", "memory.rl"])
+def test_judge_concurrency_setting_reaches_the_judge_client(section, tmp_path, monkeypatch):
+    """``judge_concurrency`` of either RL stage is the number of judge calls the open-ended reward keeps in flight."""
+    from pmv2nb import config
+    from pmv2nb.backends.openai_http import OpenAIBackend
+    from pmv2nb.config import setting_value
+    from pmv2nb.train.rewards import rl_rewards
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    profile = config.resolve("tiny", {f"{section}.judge": "openai:judge-model@http://127.0.0.1:9",
+                                      f"{section}.judge_concurrency": 3, f"{section}.mcq_fraction": 0.5})
+    (judge,) = [f for f in rl_rewards(setting_value(profile, section), "graded", tmp_path / "c.sqlite")
+                if isinstance(f, OpenEndedReward)]
+    client = judge.backend.backend  # under the call cache
+    assert isinstance(client, OpenAIBackend) and client.concurrency == 3
+    assert config.resolve("tiny").grpo.judge_concurrency == 8  # the old fixed number stays the default

@@ -145,6 +145,14 @@ class RLSettings(TrainingSettings):
     require_think_mcq: bool = setting(False, "the MCQ reward counts only after a closed <think> block")
     require_think_open: bool = setting(False, "the open-ended reward needs a closed <think> block with a reply after "
                                               "it (else 0)")
+    judge_concurrency: int = setting(8, "judge calls in flight at once per process (each rank scores its own "
+                                        "rollouts)")
+    use_vllm: bool = setting(False, "generate rollouts with vLLM on the GPU (memory RL: colocated with training; "
+                                    "GRPO: as grpo.vllm_mode says); without it, with transformers generate")
+    vllm_gpu_memory_utilization: float = setting(0.35, "share of GPU memory a colocated vLLM may take")
+    vllm_sleep_mode: bool = setting(False, "a colocated vLLM frees its weights and KV cache between rollout batches "
+                                           "(sleep level 2), so training has that memory back, and gets the "
+                                           "policy's weights again when it wakes")
 
 
 @settings_class
@@ -162,12 +170,10 @@ class GRPOSettings(RLSettings):
                                           "(the authors')")
     updates_per_batch: int = setting(1, "optimizer updates per rollout batch: the batch is split into this many "
                                         "mini-batches (the authors: 2)")
-    use_vllm: bool = setting(False, "generate rollouts with vLLM (GPU)")
     reuse_prompts: bool = setting(True, "without vLLM: read each prompt once for its num_generations rollouts "
                                         "(False: TRL's generation, which reads every copy)")
     vllm_mode: str = setting("colocate", "'colocate' (in the trainer) or 'server' (a separate `trl vllm-serve`)")
     vllm_server_url: str | None = setting(None, "with vllm_mode server: the server's URL, e.g. http://host:8000")
-    vllm_gpu_memory_utilization: float = setting(0.35, "share of GPU memory a colocated vLLM may take")
     vllm_importance_sampling: str = setting(
         "off", "TRL's correction for the gap between vLLM's sampling and the trainer's log-probabilities: 'off' "
                "(neither protocol has it) or a TRL mode, 'sequence_mask' (TRL's default: a rollout whose ratio "
@@ -184,7 +190,8 @@ class MemoryRLSettings(RLSettings):
     max_answer_tokens: int = setting(help="reply tokens of the final answer")
     beta: float = setting(0.001, "KL weight against the starting weights (the authors' memory run)")
     turn_batch: int = setting(8, "rewrite or answer turns per forward/backward pass")
-    generation_batch: int = setting(16, "prompts per generation batch during rollouts")
+    generation_batch: int = setting(16, "prompts per transformers generate call during rollouts (vLLM takes a "
+                                        "rollout batch's prompts at once)")
     warmup_steps: int = setting(0, "steps of linear learning-rate warm-up before the constant rate (the "
                                    "authors' memory run: 20)")
 
@@ -355,7 +362,7 @@ def _small() -> Profile:
         ),
         memory=MemorySettings(chunk_tokens=2000, max_chunks=8, memory_tokens=1024, rl=MemoryRLSettings(
             max_steps=100, batch_size=8, num_generations=4, learning_rate=1e-6, max_answer_tokens=1024,
-            judge="openai:gpt-4.1-mini", use_lora=True, save_every=25,
+            judge="openai:gpt-4.1-mini", use_lora=True, save_every=25, use_vllm=True, vllm_sleep_mode=True,
             turn_batch=4)),  # the plan on a T4: 8 turns' whole logits and activations need 17 GiB
         eval=EvalSettings(mcq_rows=200, open_rows=100, max_new_tokens=1024, models=("vllm:Qwen/Qwen3-0.6B",),
                           judge="openai:gpt-4.1-mini"),
@@ -386,7 +393,9 @@ def _paper() -> Profile:
             max_steps=500, batch_size=32, num_generations=8, learning_rate=1e-6, max_answer_tokens=2048,
             # 4 turns of 10k tokens per pass: at 8 the whole logits of 8 x 2k completions, the policy's and the
             # float32 reference's, push the plan past 80 GiB
-            judge="openai:gpt-4.1", save_every=50, turn_batch=4)),
+            judge="openai:gpt-4.1", save_every=50, turn_batch=4,
+            # rollouts on vLLM, asleep while training so that its share is free for the passes
+            use_vllm=True, vllm_sleep_mode=True)),
         # Figure 4's six OpenAI models (section 4.1); the judge is our choice (the paper averages three judge calls)
         eval=EvalSettings(mcq_rows=None, open_rows=None, max_new_tokens=2048, concurrency=32, sizes=("32k", "128k"),
                           models=("openai:gpt-5-chat", "openai:gpt-5-mini", "openai:gpt-5-nano", "openai:gpt-4.1",

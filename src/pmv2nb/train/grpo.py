@@ -19,6 +19,7 @@ from .common import (
     EngineValues, accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
     start_run_folder, starting_point, train_and_save, trainer_default_clipping, training_dtypes,
 )
+from .colocated_vllm import require_vllm
 from .plan import preflight
 from .examples import grpo_prompts
 from .rewards import rl_rewards
@@ -26,17 +27,8 @@ from .rewards import rl_rewards
 
 def require_vllm_if_asked(use_vllm: bool) -> None:
     """vLLM generation needs the gpu extra and a CUDA device; say so before any model is loaded."""
-    if not use_vllm:
-        return
-    from ..backends.vllm_offline import VLLMUnavailableError, require_vllm
-
-    try:
-        require_vllm()
-    except VLLMUnavailableError:
-        raise VLLMUnavailableError(
-            'GRPO generation with vLLM (grpo.use_vllm / --vllm-mode) needs an NVIDIA GPU and the gpu extra '
-            '(pip install -e ".[gpu]"). Without them, train with the tiny profile, which generates with '
-            'transformers on the CPU.') from None
+    require_vllm(use_vllm, "GRPO generation", "grpo.use_vllm / --vllm-mode",
+                 "Without them, train with the tiny profile, which generates with transformers on the CPU.")
 
 
 def completions_per_step(settings: GRPOSettings) -> int:
@@ -94,6 +86,8 @@ def vllm_config_args(settings: GRPOSettings) -> dict:
     if correction:
         args.update(vllm_importance_sampling_mode=settings.vllm_importance_sampling,
                     vllm_importance_sampling_clip_max=settings.vllm_importance_sampling_cap)
+    if settings.vllm_mode == "colocate":
+        args["vllm_enable_sleep_mode"] = settings.vllm_sleep_mode
     if settings.vllm_mode == "server" and settings.vllm_server_url:
         args["vllm_server_base_url"] = settings.vllm_server_url
     return args

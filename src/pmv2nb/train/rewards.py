@@ -114,10 +114,12 @@ class OpenEndedReward:
 
 
 def reward_functions(judge: str | None, calls: int = 3, cache: CallCache | str | None = None,
-                     require_think: bool = False, require_think_open: bool = False, rubric: str = "graded") -> list:
+                     require_think: bool = False, require_think_open: bool = False, rubric: str = "graded",
+                     concurrency: int = 8) -> list:
     """The reward list for GRPOTrainer: the MCQ reward, plus the open-ended one when a judge is given.
 
-    ``require_think`` applies to MCQ rows, ``require_think_open`` to open-ended rows; ``rubric`` is the judge's.
+    ``require_think`` applies to MCQ rows, ``require_think_open`` to open-ended rows; ``rubric`` is the judge's,
+    ``concurrency`` the judge calls in flight at once.
     """
     def mcq(completions, task, gold_letter, **kwargs):
         return mcq_reward(completions, task, gold_letter, require_think=require_think)
@@ -125,24 +127,27 @@ def reward_functions(judge: str | None, calls: int = 3, cache: CallCache | str |
     mcq.__name__ = "mcq_reward"
     if not judge:
         return [mcq]
-    return [mcq, OpenEndedReward(judge, calls, cache, require_think=require_think_open, rubric=rubric)]
+    return [mcq, OpenEndedReward(judge, calls, cache, concurrency=concurrency, require_think=require_think_open,
+                                 rubric=rubric)]
 
 
 def mixed_rewards(mcq_fraction: float, judge: str | None, calls: int = 3, cache: CallCache | str | None = None,
-                  require_think: bool = False, require_think_open: bool = False, rubric: str = "graded") -> list:
+                  require_think: bool = False, require_think_open: bool = False, rubric: str = "graded",
+                  concurrency: int = 8) -> list:
     """The reward list for a task mix; open-ended rows (any fraction below 1) need a judge, said early."""
     if mcq_fraction < 1.0 and not judge:
         raise ValueError("open-ended rows need a judge: pass --judge SPEC (for example openai:gpt-4.1, a local "
                          "server openai:NAME@URL, or baseline:dense offline), or use --mcq-fraction 1.0")
     return reward_functions(judge if mcq_fraction < 1.0 else None, calls, cache, require_think, require_think_open,
-                            rubric)
+                            rubric, concurrency)
 
 
 def rl_rewards(settings, rubric: str, cache: CallCache | str | None = None) -> list:
     """The rewards of an RL stage as its settings (``grpo`` or ``memory.rl``) and the judge rubric
-    (``eval.judge_rubric``) define them: the task mix, the judge and its call count, and the think rules."""
+    (``eval.judge_rubric``) define them: the task mix, the judge, its call count and concurrency, and the think
+    rules."""
     return mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache, settings.require_think_mcq,
-                         settings.require_think_open, rubric)
+                         settings.require_think_open, rubric, settings.judge_concurrency)
 
 
 __all__ = ["OpenEndedReward", "boxed_letter", "completion_text", "mcq_reward", "mixed_rewards", "reward_functions",
