@@ -56,12 +56,43 @@ def test_the_old_grpo_micro_batch_default_fails_at_paper_sizes_and_the_new_one_f
     assert plan_stage(paper, "grpo", PAPER_8).pass_rows == 1
 
 
-def test_memory_rl_counts_the_float32_reference_copy_on_every_gpu(paper):
+def test_memory_rl_counts_the_reference_copy_in_the_compute_type_on_every_gpu(paper):
     result = plan_stage(paper, "memory", PAPER_8)
-    assert result.resident["reference model"] == pytest.approx(plan.model_shape(paper).params * 4)
+    assert result.resident["reference model"] == pytest.approx(plan.model_shape(paper).params * 2)  # bfloat16
     no_kl = plan_stage(config.with_overrides(paper, {"memory.rl.beta": 0.0}), "memory", PAPER_8)
     assert "reference model" not in no_kl.resident
-    assert not plan_stage(config.with_overrides(paper, {"memory.rl.turn_batch": 8}), "memory", PAPER_8).fits
+    assert not plan_stage(config.with_overrides(paper, {"memory.rl.turn_batch": 16}), "memory", PAPER_8).fits
+    tiny = config.resolve("tiny")  # float32 on the CPU: the reference stays float32
+    on_cpu = plan_stage(tiny, "memory", Hardware(device="cpu"))
+    assert on_cpu.resident["reference model"] == pytest.approx(plan.model_shape(tiny).params * 4)
+
+
+def test_memory_rl_on_vllm_books_the_colocated_share_and_not_the_trainers_generate(paper):
+    """With memory.rl.use_vllm the plan holds vLLM's share (only while sampling, in sleep mode), estimates
+    generation as GRPO's vLLM estimate does, and names the share when it cannot hold one turn."""
+    asleep = plan_stage(paper, "memory", PAPER_8)
+    share = 0.35 * 80 * GIB
+    assert paper.memory.rl.use_vllm and asleep.phases["generation"] == {"vLLM share (colocated, awake)": share}
+    assert "vLLM share (colocated)" not in asleep.resident and "KV cache" not in asleep.parts
+    awake = plan_stage(config.with_overrides(paper, {"memory.rl.vllm_sleep_mode": False}), "memory", PAPER_8)
+    assert awake.resident["vLLM share (colocated)"] == share and set(awake.phases) == {"forward/backward"}
+    passes = sum(asleep.resident.values()) + sum(asleep.phases["forward/backward"].values())
+    assert awake.total == pytest.approx(passes + share)
+    on_generate = plan_stage(config.with_overrides(paper, {"memory.rl.use_vllm": False}), "memory", PAPER_8)
+    assert "KV cache" in on_generate.phases["generation"] and "trainer's own generate" in " ".join(on_generate.notes)
+    # rollouts of one question (8) fit the KV cache: the same rounds as generate, 8 at a time
+    assert asleep.generate_seconds == pytest.approx(on_generate.generate_seconds)
+    squeezed = plan_stage(config.with_overrides(paper, {"memory.rl.vllm_gpu_memory_utilization": 0.1}), "memory",
+                          PAPER_8)
+    assert any("memory.rl.vllm_gpu_memory_utilization" in problem for problem in squeezed.problems)
+
+
+def test_grpo_in_sleep_mode_holds_the_vllm_share_only_while_sampling(paper):
+    asleep = plan_stage(config.with_overrides(paper, {"grpo.vllm_sleep_mode": True}), "grpo", PAPER_8)
+    awake = plan_stage(paper, "grpo", PAPER_8)
+    assert "vLLM share (colocated)" in awake.resident and "vLLM share (colocated)" not in asleep.resident
+    assert asleep.phases["generation"] == {"vLLM share (colocated, awake)": awake.resident["vLLM share (colocated)"]}
+    assert asleep.total < awake.total
 
 
 def test_small_profile_on_a_t4_computes_in_float16_and_fits_every_stage():

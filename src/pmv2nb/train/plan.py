@@ -489,19 +489,11 @@ def plan_grpo(profile: Profile, hardware: Hardware, shape: ModelShape, utilizati
     colocated = settings.use_vllm and settings.vllm_mode == "colocate"
     in_flight = groups
     if colocated:
-        share = settings.vllm_gpu_memory_utilization * hardware.memory
-        resident["vLLM share (colocated)"] = share
-        kv_room = share - 2 * shape.params - VLLM_WORKSPACE
+        kv_room = colocated_vllm(settings, "grpo", "grpo.max_prompt_length", hardware, shape, length, kv_token,
+                                 resident, phases, problems, notes)
         in_flight = max(0, min(groups, int(kv_room // group_kv)))
-        notes.append(f"vLLM's share holds its 16-bit weights ({2 * shape.params / GIB:.1f} GiB), "
-                     f"{VLLM_WORKSPACE / GIB:.1f} GiB of workspace and {max(kv_room, 0) / GIB:.1f} GiB of KV cache; "
-                     f"a prompt group needs {group_kv / GIB:.1f} GiB, the GPU's {groups} groups "
+        notes.append(f"a prompt group needs {group_kv / GIB:.1f} GiB of KV cache, the GPU's {groups} groups "
                      f"{groups * group_kv / GIB:.1f} GiB ({in_flight} at a time)")
-        if kv_room < length * kv_token:
-            problems.append(f"vLLM's share ({settings.vllm_gpu_memory_utilization:.2f} of the card) leaves "
-                            f"{max(kv_room, 0) / GIB:.1f} GiB of KV cache, less than one {length:,}-token sequence "
-                            f"needs ({length * kv_token / GIB:.1f} GiB): raise grpo.vllm_gpu_memory_utilization "
-                            f"or lower grpo.max_prompt_length")
     elif not settings.use_vllm:  # the trainer's own generate, every completion of the GPU's batch at once
         phases["generation"] = {"16-bit weight copies": weight_copies(shape, precision) + (
             2 * shape.params if precision.sharded else 0), "KV cache": completions * length * kv_token,
@@ -522,11 +514,35 @@ def plan_grpo(profile: Profile, hardware: Hardware, shape: ModelShape, utilizati
     return plan
 
 
-def memory_lengths(profile: Profile) -> tuple[int, int, int]:
-    """(update prompt, longest completion, answer prompt) of a memory-RL turn, in tokens."""
+def colocated_vllm(settings, section: str, length_key: str, hardware: Hardware, shape: ModelShape, longest: int,
+                   kv_token: int, resident: dict, phases: dict, problems: list, notes: list) -> float:
+    """Book a colocated vLLM engine's share of the GPU and return the KV cache it leaves, in bytes.
+
+    The share is held all the time, or with ``vllm_sleep_mode`` only while rollouts are sampled (a sleeping
+    engine has dropped its weights and KV cache). A share whose KV cache cannot hold one ``longest``-token
+    sequence is a problem naming ``{section}.vllm_gpu_memory_utilization`` and ``length_key``."""
+    share = settings.vllm_gpu_memory_utilization * hardware.memory
+    if settings.vllm_sleep_mode:
+        phases["generation"] = {"vLLM share (colocated, awake)": share}
+    else:
+        resident["vLLM share (colocated)"] = share
+    kv_room = share - 2 * shape.params - VLLM_WORKSPACE
+    notes.append(f"vLLM's share holds its 16-bit weights ({2 * shape.params / GIB:.1f} GiB), "
+                 f"{VLLM_WORKSPACE / GIB:.1f} GiB of workspace and {max(kv_room, 0) / GIB:.1f} GiB of KV cache"
+                 + ("; it sleeps while the trainer runs its passes" if settings.vllm_sleep_mode else ""))
+    if kv_room < longest * kv_token:
+        problems.append(f"vLLM's share ({settings.vllm_gpu_memory_utilization:.2f} of the card) leaves "
+                        f"{max(kv_room, 0) / GIB:.1f} GiB of KV cache, less than one {longest:,}-token sequence "
+                        f"needs ({longest * kv_token / GIB:.1f} GiB): raise {section}.vllm_gpu_memory_utilization "
+                        f"or lower {length_key}")
+    return kv_room
+
+
+def memory_lengths(memory) -> tuple[int, int, int]:
+    """(update prompt, longest completion, answer prompt) of a memory-RL turn, in tokens, for ``memory`` (the
+    profile's ``memory`` settings)."""
     from .memory_rl import answer_tokens
 
-    memory = profile.memory
     update_prompt = memory.chunk_tokens + memory.memory_tokens + MEMORY_PROMPT_ALLOWANCE
     return update_prompt, max(memory.memory_tokens, answer_tokens(memory)), memory.memory_tokens + \
         MEMORY_PROMPT_ALLOWANCE
@@ -539,36 +555,48 @@ def plan_memory(profile: Profile, hardware: Hardware, shape: ModelShape, utiliza
 
     memory, settings = profile.memory, profile.memory.rl
     precision = stage_precision(profile, settings.use_lora, hardware)
-    update_prompt, width, answer_prompt = memory_lengths(profile)
+    update_prompt, width, answer_prompt = memory_lengths(memory)
     rows, length = settings.turn_batch, update_prompt + width
     steps_per_update = accumulation(settings.batch_size, micro_batch_for(settings), hardware.gpus)
     compute = precision.compute_bytes
     passes = _pass_parts(shape, precision, hardware, rows, length, padded=rows > 1)
     passes["logits (whole, completion positions)"] = full_logits_bytes(shape, rows, width, compute, copies=3)
     resident = {**training_state(shape, precision, settings.lora_rank, hardware.gpus)}
-    if settings.beta and not settings.use_lora:  # build_memory_trainer: a deepcopy of the policy, on every GPU
-        resident["reference model"] = shape.params * precision.weight_bytes
+    if settings.beta and not settings.use_lora:  # build_memory_trainer: a frozen copy on every GPU, in the
+        resident["reference model"] = shape.params * compute  # type the passes compute in (frozen_reference)
         passes["reference logits"] = full_logits_bytes(shape, rows, width, compute, copies=2)
     kv_token = shape.kv_bytes_per_token(compute)
-    batch = settings.generation_batch
-    generation = {"16-bit weight copies": 2 * shape.params if precision.sharded else weight_copies(shape, precision),
-                  "KV cache": batch * (update_prompt + memory.memory_tokens) * kv_token,
-                  "attention mask": mask_bytes(batch, update_prompt, compute)}
+    sequence = update_prompt + memory.memory_tokens  # a rewrite at its cap
+    # each training step samples its own questions' rollouts, chunk by chunk: a rollout batch
+    per_batch = micro_batch_for(settings) * settings.num_generations
+    phases: dict[str, dict[str, float]] = {"forward/backward": passes}
+    problems: list[str] = []
+    notes = [f"a turn is at most {update_prompt:,} prompt tokens (chunk, notes and a {MEMORY_PROMPT_ALLOWANCE}-token "
+             f"allowance for the instructions and query) + {width:,} new ones"]
+    if settings.use_vllm:
+        kv_room = colocated_vllm(settings, "memory.rl", LENGTH_SETTINGS["memory"], hardware, shape, length, kv_token,
+                                 resident, phases, problems, notes)
+        in_flight = max(1, min(per_batch, int(kv_room // (sequence * kv_token))))
+        notes.append(f"generation is vLLM colocated, a rollout batch's {per_batch} rewrites at once "
+                     f"({in_flight} fit its KV cache)")
+    else:
+        in_flight = min(settings.generation_batch, per_batch)
+        phases["generation"] = {
+            "16-bit weight copies": 2 * shape.params if precision.sharded else weight_copies(shape, precision),
+            "KV cache": in_flight * sequence * kv_token,
+            "attention mask": mask_bytes(in_flight, update_prompt, compute)}
+        notes.append(f"generation is the trainer's own generate, {in_flight} prompts at a time")
     resident.update(_runtime(hardware))
     rollouts = settings.batch_size * settings.num_generations // hardware.gpus
     turn_tokens = memory.max_chunks * (update_prompt + memory.memory_tokens) + answer_prompt + answer_tokens(memory)
     seconds, rate = train_seconds(shape, rollouts * (memory.max_chunks + 1), turn_tokens // (memory.max_chunks + 1),
                                   settings.use_lora, hardware, utilization, throughput)
-    calls = math.ceil(rollouts / batch)
+    rounds = math.ceil(rollouts / per_batch) * math.ceil(per_batch / in_flight) * (memory.max_chunks + 1)
     generating = generate_seconds(shape, hardware, utilization, rollouts * (memory.max_chunks + 1), update_prompt,
-                                  memory.memory_tokens, min(batch, rollouts), update_prompt + memory.memory_tokens // 2,
-                                  calls * (memory.max_chunks + 1))
+                                  memory.memory_tokens, in_flight, update_prompt + memory.memory_tokens // 2, rounds)
     return StagePlan("memory", shape.name, hardware, precision, rows, length,
                      steps_per_update, settings.max_steps, settings.batch_size * settings.num_generations * turn_tokens,
-                     resident, {"forward/backward": passes, "generation": generation}, seconds, generating, rate,
-                     notes=[f"a turn is at most {update_prompt:,} prompt tokens (chunk, notes and a "
-                            f"{MEMORY_PROMPT_ALLOWANCE}-token allowance for the instructions and query) + {width:,} "
-                            f"new ones; generation is the trainer's own generate, {batch} prompts at a time"])
+                     resident, phases, seconds, generating, rate, notes=notes, problems=problems)
 
 
 PLANNERS = {"sft": plan_sft, "grpo": plan_grpo, "memory": plan_memory}
@@ -599,7 +627,9 @@ def _over_budget(profile: Profile, stage: str, hardware: Hardware, shape: ModelS
     """Why the stage does not fit and the setting to change first."""
     head = (f"{STAGE_TITLES[stage]} needs {plan.total / GIB:.1f} GiB per GPU at its peak ({plan.peak_phase}), "
             f"more than the {hardware.memory / GIB:.1f} GiB of the card")
-    if stage == "memory" and plan.peak_phase == "generation":
+    colocated = (stage == "memory" and profile.memory.rl.use_vllm) or (
+        stage == "grpo" and profile.grpo.use_vllm and profile.grpo.vllm_mode == "colocate")
+    if stage == "memory" and plan.peak_phase == "generation" and not colocated:
         key, start = "memory.rl.generation_batch", profile.memory.rl.generation_batch
     else:
         key, start = PASS_SETTINGS[stage], plan.pass_rows
@@ -610,8 +640,8 @@ def _over_budget(profile: Profile, stage: str, hardware: Hardware, shape: ModelS
     options = [LENGTH_SETTINGS[stage]]
     if not setting_value(profile, LORA_SETTINGS[stage]):
         options.append(f"{LORA_SETTINGS[stage]}=true")
-    if stage == "grpo" and profile.grpo.use_vllm and profile.grpo.vllm_mode == "colocate":
-        options.append("grpo.vllm_gpu_memory_utilization")
+    if colocated:
+        options.append(f"{SECTIONS[stage]}.vllm_gpu_memory_utilization")
     return f"{head} even at {key}=1: lower {' or '.join(options)}, or use more or larger GPUs"
 
 
