@@ -195,3 +195,123 @@ def test_memory_rollouts_generate_without_waiting_for_other_ranks(monkeypatch):
         [[{"role": "user", "content": "Note what you learned."}]] * 2)
     assert len(replies) == 2 and calls
     assert all(call["synced_gpus"] is False for call in calls)
+
+
+# ---------- rollouts on a colocated vLLM engine (tests/vllm_stand_in.py plays vLLM on the CPU) ----------
+
+def _runs(log: list[str]) -> list[str]:
+    """The log with repeats in a row folded: one entry per run of the same call."""
+    return [entry for i, entry in enumerate(log) if i == 0 or entry != log[i - 1]]
+
+
+def _weights(model) -> dict[str, torch.Tensor]:
+    return {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+
+
+@pytest.mark.parametrize("sleep", [True, False])
+def test_vllm_rollouts_sample_the_policy_weights_of_their_step(tmp_path, monkeypatch, sleep):
+    """The engine samples every rollout batch on the policy as it is at that step: pushed after each wake in
+    sleep mode (level 2 drops the weights), else once per optimizer step; asleep between batches."""
+    from vllm_stand_in import install
+
+    stand_in = install(monkeypatch)
+    profile = with_overrides(TINY, {"memory.rl.use_vllm": True, "memory.rl.vllm_sleep_mode": sleep,
+                                    "memory.rl.mcq_fraction": 0.0, "memory.rl.rows": 2, "memory.rl.max_steps": 1})
+    trainer, _, summary = build_memory_trainer(profile, tmp_path / "run", progress=False)
+    assert summary["settings"]["use_vllm"] is True and summary["settings"]["vllm_sleep_mode"] is sleep
+    (engine,) = stand_in.instances
+    assert engine.enable_sleep_mode is sleep and engine.engine_args["gpu_memory_utilization"] == 0.35
+    start = _weights(trainer.model)
+    trainer.train()  # one optimizer step over two rollout batches (batch 2, one question per pass)
+    trainer.rollouts(trainer.model, [trainer.train_dataset[0]])  # a third batch, after the update
+    updated = _weights(trainer.model)
+    assert any(not torch.equal(start[name], updated[name]) for name in start)
+    expected = [start, start, updated] if sleep else [start, updated]  # awake, batches 1 and 2 run together
+    assert len(engine.seen_weights) == len(expected)
+    for seen, policy in zip(engine.seen_weights, expected):
+        assert seen.keys() == policy.keys() and all(torch.equal(seen[n], policy[n]) for n in policy)
+    push = ["load_weights", "reset_prefix_cache"]
+    if sleep:
+        batch = ["wake_up(weights)", *push, "wake_up(kv_cache)", "generate", "sleep(2)"]
+        assert _runs(engine.log) == ["sleep(2)"] + batch * 3
+    else:
+        assert _runs(engine.log) == [*push, "generate", *push, "generate"]
+
+
+def test_vllm_and_generate_rollouts_get_the_same_prompts_sampling_and_structure(tmp_path, monkeypatch):
+    """Both engines sample the whole distribution (top_p 1, no top-k) at the rollout temperature, capped at the
+    notes' cap for rewrites and the answer cap for answers, and give turns of the same shape."""
+    from vllm_stand_in import install
+
+    from pmv2nb.train import memory_rl
+
+    profile = with_overrides(TINY, {"memory.rl.mcq_fraction": 0.0, "memory.rl.rows": 1, "memory.rl.temperature": 0.9})
+    generate_calls, sample = [], memory_rl.sample_completions
+
+    def recorded(model, tokenizer, prompts, max_new_tokens, temperature, top_p, top_k, synced_gpus):
+        generate_calls.append((max_new_tokens, temperature, top_p, top_k))
+        return sample(model, tokenizer, prompts, max_new_tokens, temperature, top_p, top_k, synced_gpus=synced_gpus)
+
+    monkeypatch.setattr(memory_rl, "sample_completions", recorded)
+    trainer, _, _ = build_memory_trainer(profile, tmp_path / "generate", progress=False)
+    item = trainer.train_dataset[0]
+    on_generate, generate_stats = trainer.rollouts(trainer.model, [item])
+    assert trainer.engine is None and generate_calls
+
+    stand_in = install(monkeypatch)
+    generate_calls_before = len(generate_calls)
+    trainer, _, _ = build_memory_trainer(with_overrides(profile, {"memory.rl.use_vllm": True}), tmp_path / "vllm",
+                                         progress=False)
+    on_vllm, vllm_stats = trainer.rollouts(trainer.model, [item])
+    assert len(generate_calls) == generate_calls_before  # transformers generate was not used
+    (engine,) = stand_in.instances
+    vllm_calls = [(p.max_tokens, p.temperature, p.top_p, p.top_k) for _, p in engine.calls]
+    caps = {TINY.memory.memory_tokens, TINY.memory.rl.max_answer_tokens}
+    assert set(vllm_calls) == set(generate_calls) == {(cap, 0.9, 1.0, 0) for cap in caps}
+    assert all(params.n == 1 for _, params in engine.calls)
+    assert [(t.rollout, t.kind) for t in on_vllm] == [(t.rollout, t.kind) for t in on_generate]
+    assert on_vllm[0].prompt_ids == on_generate[0].prompt_ids  # the first rewrite's prompt precedes any sampling
+    for turn in on_vllm:
+        assert isinstance(turn, Turn) and all(isinstance(i, int) for i in turn.prompt_ids + turn.completion_ids)
+        cap = TINY.memory.memory_tokens if turn.kind == "update" else TINY.memory.rl.max_answer_tokens
+        assert 0 < len(turn.completion_ids) <= cap
+    assert vllm_stats.keys() == generate_stats.keys()
+
+
+def test_vllm_rollouts_without_a_gpu_stop_before_any_data_and_say_what_to_set(tmp_path, monkeypatch):
+    from pmv2nb.backends.vllm_offline import VLLMUnavailableError
+    from pmv2nb.train import memory_rl
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data prepared before the vLLM check")
+
+    monkeypatch.setattr(memory_rl, "load_profile_split", no_data)
+    with pytest.raises(VLLMUnavailableError, match=r"NVIDIA GPU.*memory\.rl\.use_vllm=false"):
+        build_memory_trainer(with_overrides(TINY, {"memory.rl.use_vllm": True}), tmp_path / "x", progress=False)
+    for name in ("small", "paper"):  # the GPU profiles sample memory rollouts on vLLM, asleep between batches
+        rl = config.resolve(name).memory.rl
+        assert rl.use_vllm and rl.vllm_sleep_mode
+
+
+def test_the_frozen_reference_is_held_in_the_type_the_passes_compute_in(tmp_path):
+    """A reference that never trains needs no float32 master copy: bf16 (or fp16) where training computes in it,
+    float32 where training runs in float32 (the CPU profiles)."""
+    from pmv2nb.train.memory_rl import frozen_reference
+
+    def dtypes(model) -> set[torch.dtype]:
+        return {parameter.dtype for parameter in model.parameters()}
+
+    rows = {"memory.rl.rows": 1}
+    trainer, _, _ = build_memory_trainer(with_overrides(TINY, rows), tmp_path / "fp32", progress=False)
+    assert TINY.memory.rl.beta and dtypes(trainer.ref_model) == {torch.float32}
+    trainer, _, _ = build_memory_trainer(with_overrides(TINY, {**rows, "model.dtype": "bfloat16"}), tmp_path / "bf16",
+                                         progress=False)
+    assert trainer.args.bf16 and dtypes(trainer.model) == {torch.float32}  # float32 master weights train
+    assert dtypes(trainer.ref_model) == {torch.bfloat16}
+    policy = load_causal_lm(tiny_model_dir())
+    reference = frozen_reference(policy, "fp16")
+    assert dtypes(reference) == {torch.float16} and dtypes(policy) == {torch.float32}
+    assert not any(parameter.requires_grad for parameter in reference.parameters()) and not reference.training

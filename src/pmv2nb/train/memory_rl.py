@@ -11,7 +11,11 @@ completion), with the loss on completion tokens only.
 
 One policy update per batch of rollouts, so the importance ratio is exactly one and no clipping is
 needed; the loss is the token-level policy gradient plus an optional k3 KL term against the
-starting weights (the adapter switched off under LoRA, a frozen copy otherwise).
+starting weights (the adapter switched off under LoRA, otherwise a frozen copy in the type the
+passes compute in).
+
+Rollouts are sampled with transformers ``generate`` on weights gathered once, or on the GPU with a
+vLLM engine colocated with training (``memory.rl.use_vllm``, :mod:`.colocated_vllm`).
 """
 
 from __future__ import annotations
@@ -35,16 +39,19 @@ from ..evaluate.cache import default_cache_path
 from ..evaluate.tasks import rows_with_history
 from ..memory.agent import Chunker, MemoryJob, Trajectory, run_updates
 from ..models import tokenizer_for
+from .colocated_vllm import ColocatedVLLM, require_vllm
 from .common import (
     EngineValues, RunFolder, accumulation, checkpoint_args, hardware_args, lora_config, protocol_record,
     start_run_folder, starting_point, train_and_save, trainer_default_clipping, training_dtypes,
 )
 from .examples import split_tasks, training_options
-from .plan import preflight
+from .plan import memory_lengths, preflight
 from .rewards import rl_rewards
 from .sharding import weights_for_generation
 
 STAGE = "memory-grpo"  # the stage's name in metrics.csv and run.json
+# rollouts sample from the policy's whole distribution, on either engine: no nucleus, no top-k cut
+ROLLOUT_TOP_P, ROLLOUT_TOP_K = 1.0, 0
 REWARD_COLUMNS = ("task", "gold_letter", "query_text", "preference", "pref_type", "sensitive_info", "prev_pref")
 
 
@@ -167,6 +174,23 @@ def policy_loss(logps: torch.Tensor, advantages: torch.Tensor, mask: torch.Tenso
 
 # ---------- the trainer ----------
 
+COMPUTE_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def frozen_reference(model, mixed: str | None):
+    """A frozen copy of the starting weights for the KL term, in the type the passes compute in (``mixed``, as
+    :func:`~pmv2nb.train.common.training_dtypes` says): it never trains, so it needs no float32 master copy,
+    and at 4B that halves its 16 GB on every GPU. Without mixed precision it keeps the weights' own type."""
+    reference = copy.deepcopy(model).eval().requires_grad_(False)
+    return reference.to(COMPUTE_TYPES[mixed]) if mixed else reference
+
+
+def prompt_ids(tokenizer, conversations: list[list[dict]]) -> list[list[int]]:
+    """Each conversation templated for the assistant's reply, as token ids: what both engines are given."""
+    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    return [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+
+
 class _Sampler:
     """Samples replies from the policy for a batch of conversations (what run_updates calls a rewriter)."""
 
@@ -175,16 +199,27 @@ class _Sampler:
         self.max_new_tokens, self.temperature, self.batch_size = max_new_tokens, temperature, batch_size
 
     def __call__(self, conversations: list[list[dict]], tags: list[str] | None = None) -> list[Completion]:
-        texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
-                 for c in conversations]
+        prompts = prompt_ids(self.tokenizer, conversations)
         replies = []
-        for start in range(0, len(texts), self.batch_size):
+        for start in range(0, len(prompts), self.batch_size):
             # on gathered weights a rank needs no other to generate, and must not wait for one: under ZeRO-3
             # or FSDP, generate would step every rank together, and a rank with fewer chunks makes fewer calls
-            replies += sample_completions(self.model, self.tokenizer, texts[start:start + self.batch_size],
-                                          self.max_new_tokens, self.temperature, top_p=1.0, top_k=0,
-                                          synced_gpus=False)
+            replies += sample_completions(self.model, self.tokenizer, prompts[start:start + self.batch_size],
+                                          self.max_new_tokens, self.temperature, top_p=ROLLOUT_TOP_P,
+                                          top_k=ROLLOUT_TOP_K, synced_gpus=False)
         return replies
+
+
+class _VLLMSampler:
+    """The same rewriter on a colocated vLLM engine: every conversation of the call in one request."""
+
+    def __init__(self, engine: ColocatedVLLM, tokenizer, max_new_tokens: int, temperature: float):
+        self.engine, self.tokenizer = engine, tokenizer
+        self.max_new_tokens, self.temperature = max_new_tokens, temperature
+
+    def __call__(self, conversations: list[list[dict]], tags: list[str] | None = None) -> list[Completion]:
+        return self.engine.sample(prompt_ids(self.tokenizer, conversations), self.max_new_tokens, self.temperature,
+                                  top_p=ROLLOUT_TOP_P, top_k=ROLLOUT_TOP_K)
 
 
 class MemoryGRPOTrainer(Trainer):
@@ -198,6 +233,34 @@ class MemoryGRPOTrainer(Trainer):
         self.chunker = Chunker(data, tokenizer, memory, size)
         self.ref_model = ref_model
         self._metrics: dict[str, list[float]] = defaultdict(list)
+        self.engine = self.colocated_engine() if self.rl.use_vllm else None
+
+    def colocated_engine(self) -> ColocatedVLLM:
+        """This rank's vLLM engine, with room for the longest turn (chunk, notes, instructions and reply)."""
+        update_prompt, longest_reply, _ = memory_lengths(self.memory)
+        return ColocatedVLLM(self.model, self.accelerator, self.processing_class,
+                             self.rl.vllm_gpu_memory_utilization, update_prompt + longest_reply,
+                             self.rl.vllm_sleep_mode)
+
+    @contextlib.contextmanager
+    def samplers(self, model):
+        """For one rollout batch: a function from a reply cap to a sampler of the current policy.
+
+        On vLLM the engine is woken with the policy's weights and put back to sleep afterwards; otherwise
+        transformers generates on weights gathered once, since ranks read different numbers of chunks and
+        a rank would wait for the others at every pass on sharded weights."""
+        tokenizer, temperature = self.processing_class, self.rl.temperature
+        if self.engine is not None:
+            with self.engine.awake(self.model, self.state.global_step) as engine:
+                yield lambda cap: _VLLMSampler(engine, tokenizer, cap, temperature)
+            return
+        was_training = model.training
+        try:
+            with weights_for_generation(model, self.accelerator) as policy:
+                policy.eval()
+                yield lambda cap: _Sampler(policy, tokenizer, cap, temperature, self.rl.generation_batch)
+        finally:
+            model.train(was_training)
 
     def update_query(self, item: dict) -> str | None:
         """What each update sees of the item's question (``memory.update_query``)."""
@@ -216,20 +279,11 @@ class MemoryGRPOTrainer(Trainer):
             query = self.update_query(item)
             jobs += [MemoryJob(key=f"{i}/{g}", link=self.chunker.link(item["row"]), chunking=chunking, query=query)
                      for g in range(group)]
-        tokenizer = self.processing_class
-        was_training = model.training
-        # ranks read different numbers of chunks: generate on gathered weights, or the first extra pass hangs
-        with weights_for_generation(model, self.accelerator) as policy:
-            policy.eval()
-            writer = _Sampler(policy, tokenizer, self.memory.memory_tokens, self.rl.temperature,
-                              self.rl.generation_batch)
-            trajectories = run_updates(jobs, writer, self.memory)
+        with self.samplers(model) as sampler:
+            trajectories = run_updates(jobs, sampler(self.memory.memory_tokens), self.memory)
             ordered = [trajectories[job.key] for job in jobs]
             answer_prompts = [answer_messages(t.memory, items[i // group]) for i, t in enumerate(ordered)]
-            answerer = _Sampler(policy, tokenizer, answer_tokens(self.memory), self.rl.temperature,
-                                self.rl.generation_batch)
-            answers = answerer(answer_prompts)
-        model.train(was_training)
+            answers = sampler(answer_tokens(self.memory))(answer_prompts)
         rewards = self.score(answer_prompts, [a.text for a in answers], items, group)
         advantages = group_advantages(rewards, group)
         steps = [s for t in ordered for s in t.steps]
@@ -376,13 +430,17 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     preflight(profile, "memory", EngineValues(trainer_default_clipping(TrainingArguments),
                                               "the trainer's max_grad_norm", accumulate, micro,
                                               training_dtypes(profile, settings.use_lora)[1]))
+    require_vllm(settings.use_vllm, "Memory RL rollouts", "memory.rl.use_vllm",
+                 "Set memory.rl.use_vllm=false to sample them with transformers generate (slower), or train "
+                 "with the tiny profile on the CPU.")
     rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path())
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
     split = load_profile_split(profile, "train")
     items = memory_rl_items(split, settings.mcq_fraction, profile.data.context_size, settings.rows, profile.seed,
                             profile.train_prompt)
-    model = load_causal_lm(start, training_dtypes(profile, settings.use_lora)[0])
+    weights, mixed = training_dtypes(profile, settings.use_lora)
+    model = load_causal_lm(start, weights)
     ref_model = None
     if settings.use_lora:
         from peft import get_peft_model
@@ -391,7 +449,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
         if hardware["gradient_checkpointing"]:
             model.enable_input_require_grads()
     elif settings.beta:
-        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        ref_model = frozen_reference(model, mixed)
     args = TrainingArguments(
         output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accumulate,
@@ -413,4 +471,5 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
 
 
 __all__ = ["MemoryGRPOTrainer", "Turn", "answer_messages", "build_memory_trainer", "completion_logps",
-           "group_advantages", "memory_rl_items", "pack_turns", "policy_loss", "rollout_turns", "train_memory"]
+           "frozen_reference", "group_advantages", "memory_rl_items", "pack_turns", "policy_loss", "prompt_ids",
+           "rollout_turns", "train_memory"]
