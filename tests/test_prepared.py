@@ -14,7 +14,7 @@ import pytest
 from pmv2nb import config
 from pmv2nb.data import full_size, load_profile_split
 from pmv2nb.models import SMOLLM2, load_causal_lm, tiny_model_dir, tokenizer_for
-from pmv2nb.train.examples import PromptBuilder
+from pmv2nb.train.examples import PromptBuilder, grpo_prompts, prepared_grpo_prompts
 from pmv2nb.train.sft import prepared_sft_rows, sft_examples_for, trainer_rows
 from pmv2nb.train.tokens import ChatTokens
 
@@ -87,6 +87,27 @@ def test_rows_are_prepared_once_and_read_by_the_next_run(tmp_path, capsys):
                       progress=False)
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
     assert json.loads((folder / "info.json").read_text())["parts"]["limit"] == 4
+
+
+def test_grpo_prompts_are_built_once_and_equal_a_fresh_build(tmp_path, capsys):
+    profile = config.resolve("tiny", {"grpo.rows": 6})
+    tokenizer = tokenizer_for("tiny")
+    prompts, info = prepared_grpo_prompts(profile, tokenizer, tmp_path, progress=False)
+    settings = profile.grpo
+    fresh, _ = grpo_prompts(load_profile_split(profile, "train"), tokenizer, settings.max_prompt_length,
+                            settings.mcq_fraction, profile.data.context_size, limit=6, seed=profile.seed,
+                            progress=False, style=profile.train_prompt, long_prompts=settings.long_prompts,
+                            drop_over=settings.drop_over)
+    assert prompts.to_list() == fresh and info["prompts"] == len(fresh) == 6
+    folder = next(p for p in tmp_path.iterdir() if p.is_dir())
+    stamp = (folder / "info.json").stat().st_mtime_ns
+    again, _ = prepared_grpo_prompts(profile, tokenizer, tmp_path, progress=True)
+    assert "read from" in capsys.readouterr().out and (folder / "info.json").stat().st_mtime_ns == stamp
+    assert again.to_list() == fresh
+    # the task mix shapes the prompts: another fraction is another folder
+    prepared_grpo_prompts(config.with_overrides(profile, {"grpo.mcq_fraction": 1.0}), tokenizer, tmp_path,
+                          progress=False)
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
 
 
 def test_chat_tokens_fall_back_where_the_template_rewrites_a_content():

@@ -14,19 +14,23 @@ how many rows probably lost their evidence (the evidence lies further back than 
 
 from __future__ import annotations
 
+import json
 import random
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import prompts
 from ..answers import reward_labels
-from ..config import TrainPromptSettings, check_choice
+from ..config import Profile, TrainPromptSettings, check_choice
 from ..data.columns import DataError, content_text
-from ..data.loader import PersonaMemData
+from ..data.loader import PersonaMemData, load_profile_split
 from ..evaluate.tasks import MODES as TASKS, rows_with_history
+from .prepared import INFO_FILE, code_identity, file_identity, prepared_folder, read_info, tokenizer_identity
 from .tokens import ChatTokens
 
 LONG_PROMPTS = ("cut", "drop")
@@ -238,3 +242,35 @@ def grpo_prompts(data: PersonaMemData, tokenizer, max_prompt_length: int, mcq_fr
         records.append({"prompt": built["messages"], "gold_letter": built["gold_letter"],
                         "prompt_tokens": built["prompt_tokens"], **reward_labels(data, row, assignment[row])})
     return records, builder.report
+
+
+def prepared_grpo_prompts(profile: Profile, tokenizer, root: str | Path, *, progress: bool = True):
+    """The train split's GRPO prompts as the profile builds them (:func:`grpo_prompts`), as a ``datasets.Dataset``,
+    and what they hold. Built once into ``root`` by the first process there (:mod:`pmv2nb.train.prepared`),
+    keyed by the data, the tokenizer, the code and every setting that shapes them; memory-mapped."""
+    from datasets import Dataset, load_from_disk
+
+    from .. import answers
+    from . import tokens
+
+    settings = profile.grpo
+    data = load_profile_split(profile, "train")
+    shape = dict(max_prompt_length=settings.max_prompt_length, mcq_fraction=settings.mcq_fraction,
+                 size=profile.data.context_size, limit=settings.rows, seed=profile.seed,
+                 long_prompts=settings.long_prompts, drop_over=settings.drop_over)
+    parts = {"table": file_identity(data.table), "tokenizer": tokenizer_identity(tokenizer),
+             "code": code_identity(answers, prompts, sys.modules[__name__], tokens),
+             "style": asdict(profile.train_prompt), **shape}
+
+    def build(folder: Path) -> None:
+        records, report = grpo_prompts(data, tokenizer, progress=progress, style=profile.train_prompt, **shape)
+        Dataset.from_list(records).save_to_disk(str(folder / "prompts"))
+        (folder / INFO_FILE).write_text(json.dumps({
+            "prompts": len(records), "mcq_prompts": sum(r["task"] == "mcq" for r in records),
+            "dropped_rows": report.dropped_rows, "lengths": report.summary()}))
+
+    folder, built = prepared_folder(root, "grpo-train", parts, build)
+    info = read_info(folder)
+    if progress and not built:
+        print(f"GRPO prompts: {info['prompts']} read from {folder} (prepared earlier)")
+    return load_from_disk(str(folder / "prompts")), info

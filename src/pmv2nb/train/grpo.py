@@ -12,7 +12,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..config import GRPOSettings, Profile
-from ..data.loader import load_profile_split
 from ..evaluate.cache import default_cache_path
 from ..models import tokenizer_for
 from .common import (
@@ -21,7 +20,8 @@ from .common import (
 )
 from .colocated_vllm import require_vllm
 from .plan import preflight
-from .examples import grpo_prompts
+from .examples import prepared_grpo_prompts
+from .sft import PREPARED_FOLDER
 from .rewards import rl_rewards
 
 
@@ -100,7 +100,6 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     The task mix, judge, steps, LoRA and vLLM use are settings (``grpo.mcq_fraction`` ...); notebook 04's
     ablations change them with :func:`~pmv2nb.config.with_overrides`.
     """
-    from datasets import Dataset
     from trl import GRPOConfig
 
     from .grpo_reuse import PromptReuseGRPOTrainer
@@ -121,13 +120,9 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
 
-    split = load_profile_split(profile, "train")
-    records, report = grpo_prompts(split, tokenizer, settings.max_prompt_length, settings.mcq_fraction,
-                                   profile.data.context_size, limit=settings.rows, seed=profile.seed,
-                                   progress=progress, style=profile.train_prompt,
-                                   long_prompts=settings.long_prompts, drop_over=settings.drop_over)
-    if not records:
-        raise ValueError(f"no GRPO prompts left: all {report.dropped_rows} rows are longer than "
+    prompts, info = prepared_grpo_prompts(profile, tokenizer, Path(out).parent / PREPARED_FOLDER, progress=progress)
+    if not info["prompts"]:
+        raise ValueError(f"no GRPO prompts left: all {info['dropped_rows']} rows are longer than "
                          f"{settings.drop_over or settings.max_prompt_length} tokens and grpo.long_prompts is 'drop'; "
                          f"raise grpo.drop_over or set grpo.long_prompts=cut")
     vllm_args = vllm_config_args(settings)
@@ -143,10 +138,10 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     trainer = PromptReuseGRPOTrainer(
         model=model, reward_funcs=rewards, args=config, processing_class=tokenizer,
         reuse_prompts=settings.reuse_prompts,
-        train_dataset=Dataset.from_list(records), callbacks=folder.callbacks(),
+        train_dataset=prompts, callbacks=folder.callbacks(),
         peft_config=lora_config(settings.lora_rank) if settings.use_lora else None,
     )
     summary = {"stage": "grpo", "profile": profile.name, "init": start, "out": str(out), "steps": settings.max_steps,
-               "prompts": len(records), "mcq_prompts": sum(r["task"] == "mcq" for r in records),
-               "lengths": report.summary(), "settings": asdict(settings), **protocol_record(profile)}
+               "prompts": info["prompts"], "mcq_prompts": info["mcq_prompts"],
+               "lengths": info["lengths"], "settings": asdict(settings), **protocol_record(profile)}
     return train_and_save(trainer, folder, tokenizer, summary)
