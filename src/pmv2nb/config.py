@@ -145,6 +145,16 @@ class RLSettings(TrainingSettings):
     require_think_mcq: bool = setting(False, "the MCQ reward counts only after a closed <think> block")
     require_think_open: bool = setting(False, "the open-ended reward needs a closed <think> block with a reply after "
                                               "it (else 0)")
+    box_forms: str = setting("lenient", "which boxes the MCQ reward reads: 'lenient' (ours: \\boxed{b}, (b), "
+                                        "spaces, \\text{B}, b.; the last one), 'pattern' (the authors' GRPO "
+                                        "reward: \\boxed{b}, \\boxed{(b)}, boxed{b}, a-d) or 'last_box' (the "
+                                        "authors' memory-RL reward: the last box's whole content, spaces dropped)")
+    box_scope: str = setting("anywhere", "where the MCQ reward looks for the box: 'anywhere' or 'after_think' "
+                                         "(after the last </think> when there is one: the authors' GRPO reward)")
+    no_letter_fallback: str = setting("invalid", "an MCQ rollout without a boxed letter: 'invalid' (reward 0) or "
+                                                 "'nearest_option' (the option nearest to the reply by sentence "
+                                                 "embedding, the offline all-MiniLM-L6-v2 standing in for the "
+                                                 "authors' API embedder)")
     judge_concurrency: int = setting(8, "judge calls in flight at once per process (each rank scores its own "
                                         "rollouts)")
     use_vllm: bool = setting(False, "generate rollouts with vLLM on the GPU (memory RL: colocated with training; "
@@ -209,6 +219,11 @@ class MemorySettings:
                                         "or 'query_options' (the query with its options and answer format: the "
                                         "authors' code)")
     privacy_instruction: bool = setting(True, "the update prompt tells the agent not to record private data")
+    no_query_in_notes: bool = setting(False, "the update prompt tells the agent not to copy the question or its "
+                                             "options into the notes (the authors')")
+    answer_format: str = setting("model", "the format of the agent's final answer: 'model' (the model's own, as "
+                                          "`pmv2nb eval` asks it) or 'boxed' (always the training format: the authors' "
+                                          "agent answers with its boxed template)")
     raw_notes: bool = setting(False, "keep the raw reply, thinking included, as the notes (the authors' code); "
                                      "else thinking is removed")
     compare_rows: int | None = setting(None, "rows of notebook 05's side comparisons (None: eval.mcq_rows)")
@@ -256,6 +271,14 @@ class EvalSettings:
                                                     "trained models greedily: 0)")
     no_letter_fallback: str = setting("invalid", "a boxed-format reply without a letter: 'invalid', or "
                                                  "'nearest_option' by sentence embedding (the authors' validation)")
+    boxed_reader: str = setting("parser", "how a boxed-format reply is read: 'parser' (eval.parser, as every "
+                                          "reply) or 'mcq_reward' (as the authors' validation, with their GRPO "
+                                          "reward's reader: \\boxed{b}, \\boxed{(b)}, boxed{b} after the last "
+                                          "</think>, the last one)")
+    judge_score_reader: str = setting("last_in_range", "how a judge's score is read, in evaluation and RL: "
+                                                       "'last_in_range' (the last boxed number, spaces allowed, "
+                                                       "outside [0, 1] unusable) or 'first_clamped' (the authors': "
+                                                       "the first box of plain digits, clamped to [0, 1]; none: 0)")
     max_new_tokens: int = setting(2048, "reply cap (and the judge's)")
     mcq_max_new_tokens: int | None = setting(None, "reply cap on multiple-choice rows (None: max_new_tokens)")
     temperature: float = setting(0.7, "sampling temperature of the answers")

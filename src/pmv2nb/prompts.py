@@ -253,13 +253,15 @@ MEMORY_UPDATE = (
     "The next stretch of the user's conversations with the assistant:\n{chunk}\n\n"
     "Write the complete, updated notes. Keep what still holds, add what this stretch reveals about the user "
     "and the people they mention (including things only implied), and correct anything the user has since "
-    "changed. If the user asks for something to be forgotten, delete it.{privacy} Use short plain sentences and "
-    "reply with the notes only."
+    "changed. If the user asks for something to be forgotten, delete it.{privacy}{query_note} Use short plain "
+    "sentences and reply with the notes only."
 )
 MEMORY_PRIVACY = (" Never record private data such as phone numbers, addresses, account numbers or "
                   "passwords.")
 
 MEMORY_QUERY_BLOCK = "The request the user will make afterwards, which the notes should help with:\n{query}\n\n"
+# ``memory.no_query_in_notes``: the request above is shown so the notes can aim at it, not to be noted itself
+MEMORY_QUERY_NOTE = " The notes are about the user: leave the request and any answer choices it lists out of them."
 
 MEMORY_CONTEXT = "Your notes about this user, written while reading your earlier conversations with them:\n\n{memory}"
 
@@ -276,14 +278,17 @@ def render_history(messages: list[dict]) -> str:
                        for i, m in enumerate(messages, start=1))
 
 
-def memory_update_messages(memory: str, chunk: str, query: str | None = None, privacy: bool = True) -> list[dict]:
+def memory_update_messages(memory: str, chunk: str, query: str | None = None, privacy: bool = True,
+                           no_query_in_notes: bool = False) -> list[dict]:
     """One rewrite request: previous notes plus the next chunk (plus the query in the non-causal variants).
 
-    ``privacy`` keeps the instruction not to record private data (``memory.privacy_instruction``).
+    ``privacy`` keeps the instruction not to record private data (``memory.privacy_instruction``);
+    ``no_query_in_notes`` adds one not to copy the request or its options into the notes (``memory.no_query_in_notes``).
     """
     block = MEMORY_QUERY_BLOCK.format(query=query) if query is not None else ""
     text = MEMORY_UPDATE.format(memory=memory, chunk=chunk, query_block=block,
-                                privacy=MEMORY_PRIVACY if privacy else "")
+                                privacy=MEMORY_PRIVACY if privacy else "",
+                                query_note=MEMORY_QUERY_NOTE if no_query_in_notes else "")
     return [{"role": "user", "content": text}]
 
 

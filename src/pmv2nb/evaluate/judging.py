@@ -47,5 +47,6 @@ class Verdict:
         return statistics.pstdev(self.usable) if len(self.usable) > 1 else None
 
 
-def read_verdict(responses: list[ChatResponse]) -> Verdict:
-    return Verdict([parse_score(r.text) for r in responses])
+def read_verdict(responses: list[ChatResponse], reader: str = "last_in_range") -> Verdict:
+    """The scores of one reply's judge calls, each read by ``reader`` (``eval.judge_score_reader``)."""
+    return Verdict([parse_score(r.text, reader) for r in responses])

@@ -53,7 +53,8 @@ def _trusted(match: re.Match, text: str, lower_ok: bool) -> bool:
 # its first occurrence, case ignored, every line an end of line for the last rule. Their code (inference.py
 # @8d4fbef) does not remove think blocks before it, and finds nothing else.
 _STRICT_CASCADE = [re.compile(pattern, re.I | re.M) for pattern in (
-    r"\$?\\boxed\{([A-Z])\}\$?",
+    r"\$\\boxed\{([A-Z])\}\$",  # a box between dollar signs is looked for first, so it wins over an earlier bare one
+    r"\\boxed\{([A-Z])\}",
     r"final answer:\s*([A-Z])",
     r"answer:\s*([A-Z])",
     r"final answer is\s*\$?\\boxed\{([A-Z])\}\$?",
@@ -92,10 +93,24 @@ def parse_choice(text: str | None, strict: bool = False) -> str | None:
 
 
 _BOXED_NUMBER = re.compile(r"\\boxed\{\s*(?:\\text\{)?\s*([-+]?\d*\.?\d+)\s*\}?\s*\}")
+# The authors' judge box: digits right after the brace, an optional point and more digits, then the brace
+_TIGHT_BOXED_NUMBER = re.compile(r"\\boxed\{(\d+\.?\d*)\}")
+SCORE_READERS = ("last_in_range", "first_clamped")
 
 
-def parse_score(text: str | None) -> float | None:
-    """A judge's score: the last ``\\boxed{number}`` within [0, 1], else ``None``."""
+def parse_score(text: str | None, reader: str = "last_in_range") -> float | None:
+    """A judge's score, or ``None`` when it gave none that counts (``eval.judge_score_reader``).
+
+    ``last_in_range`` (ours): the last ``\\boxed{number}`` of the reply without its thinking, spaces inside the
+    box allowed, and only a number within [0, 1]. ``first_clamped`` (the authors' reward code): the first box
+    whose content is plain digits (no sign, no spaces, no leading point), clamped to [0, 1]; a reply without
+    one scores 0 rather than being set aside.
+    """
+    if reader == "first_clamped":
+        match = _TIGHT_BOXED_NUMBER.search((text or "").strip())
+        return min(1.0, max(0.0, float(match.group(1)))) if match else 0.0
+    if reader != "last_in_range":
+        raise ValueError(f"eval.judge_score_reader must be one of {SCORE_READERS}, got {reader!r}")
     if not text:
         return None
     matches = _BOXED_NUMBER.findall(strip_thinking(text))
@@ -103,3 +118,69 @@ def parse_score(text: str | None) -> float | None:
         return None
     value = float(matches[-1])
     return value if 0.0 <= value <= 1.0 else None
+
+
+# --- the letter in a boxed (training-format) reply, as the RL rewards and trained-model validation read it ---
+
+BOX_SCOPES = ("anywhere", "after_think")
+BOX_FORMS = ("lenient", "pattern", "last_box")
+_THINK_END = "</think>"
+# ``pattern`` forms, in the order they are tried: the first form found anywhere decides, its last occurrence wins
+_PATTERN_FORMS = [re.compile(r"\\boxed\{([a-dA-D])\}"), re.compile(r"\\boxed\{\(([a-dA-D])\)\}"),
+                  re.compile(r"boxed\{([a-dA-D])\}")]
+_SPACED_BOX = "\\boxed "
+
+
+def answer_part(text: str, scope: str = "after_think") -> str:
+    """What a reward reads of a reply: under ``after_think`` the text after the last ``</think>`` (written exactly
+    so), else all of it; stripped of surrounding space either way."""
+    if scope not in BOX_SCOPES:
+        raise ValueError(f"box scope must be one of {BOX_SCOPES}, got {scope!r}")
+    cut = text.rfind(_THINK_END) if scope == "after_think" else -1
+    return (text[cut + len(_THINK_END):] if cut >= 0 else text).strip()
+
+
+def _last_box_content(text: str) -> str | None:
+    """The content of the last box, read as the authors' memory-RL reward reads it.
+
+    A ``\\boxed `` followed by a space anywhere in the text takes precedence: its content runs from the last
+    such marker to the next dollar sign (or the end). Otherwise the last ``\\boxed`` must open a brace right
+    away, and its content runs to the brace that closes it; anything else has no content.
+    """
+    if _SPACED_BOX in text:
+        return text.split(_SPACED_BOX)[-1].split("$")[0]
+    start = text.rfind("\\boxed")
+    if start < 0 or not text.startswith("\\boxed{", start):
+        return None
+    depth = 0
+    for end in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if text[end] == "}" and depth == 0:
+            return text[start + len("\\boxed{"):end]
+    return None
+
+
+def boxed_choice(text: str, forms: str = "lenient", scope: str = "anywhere") -> str | None:
+    """The lower-case letter a boxed-format reply chose, or ``None`` when the reader finds none.
+
+    ``forms`` says which boxes count: ``lenient`` (ours: ``\\boxed{b}``, ``\\boxed{(b)}``, ``\\boxed{ b }``,
+    ``\\boxed{\\text{B}}``, ``\\boxed{b.}``; the last one wins), ``pattern`` (the authors' GRPO reward: exactly
+    ``\\boxed{b}``, then ``\\boxed{(b)}``, then ``boxed{b}``, letters a-d; the first form present decides and
+    its last occurrence wins) or ``last_box`` (the authors' memory-RL reward: the whole content of the last box,
+    spaces and line breaks dropped, must be one letter). ``scope`` (:func:`answer_part`) says where to look.
+    """
+    if forms not in BOX_FORMS:
+        raise ValueError(f"box forms must be one of {BOX_FORMS}, got {forms!r}")
+    text = answer_part(text, scope) if scope == "after_think" else text
+    if forms == "lenient":
+        matches = BOXED_LETTER.findall(text)
+        return matches[-1].lower() if matches else None
+    if forms == "pattern":
+        for pattern in _PATTERN_FORMS:
+            matches = pattern.findall(text)
+            if matches:
+                return matches[-1].lower()
+        return None
+    content = _last_box_content(text)
+    letter = None if content is None else content.replace(" ", "").replace("\n", "").lower()
+    return letter if letter is not None and len(letter) == 1 and letter.isalpha() else None

@@ -31,7 +31,7 @@ from ..data.sources import describe_source
 from .cache import CachedBackend, CallCache, opened_cache
 from .cost import cacheable, call_cost
 from .judging import judge_requests, read_verdict
-from .parsing import parse_choice
+from .parsing import answer_part, boxed_choice, parse_choice
 from .results import ResultsFile, read_results, row_key
 from .retrieval import Retrieval, embed_queries
 from .tasks import (
@@ -86,6 +86,8 @@ class RunSettings:
     judge_rubric: str = "graded"  # eval.judge_rubric
     boxed_temperature: float | None = None  # eval.boxed_temperature
     no_letter_fallback: str = "invalid"  # eval.no_letter_fallback
+    boxed_reader: str = "parser"  # eval.boxed_reader
+    judge_score_reader: str = "last_in_range"  # eval.judge_score_reader
     rag_window: int = 6  # eval.rag_window, for rag: specs
     rag_overlap: int = 2  # eval.rag_overlap
     rag_top_k: int = 10  # eval.rag_top_k
@@ -387,14 +389,31 @@ def settings_for(model: str, settings: RunSettings) -> RunSettings:
     return settings
 
 
-def nearest_option(reply: str, options: list[str]) -> str:
-    """The letter of the option closest to the reply by sentence embedding (the authors' no-letter fallback)."""
-    from ..answers import strip_thinking
+def nearest_option(text: str, options: list[str]) -> str:
+    """The letter of the option closest to ``text`` by sentence embedding (the authors' no-letter fallback).
+
+    Callers pass what the authors embed: the reply after its last ``</think>`` (:func:`.parsing.answer_part`).
+    The offline all-MiniLM-L6-v2 stands in for their API embedder.
+    """
     from ..backends.baselines import minilm
 
-    vectors = minilm().encode([strip_thinking(reply).strip() or reply, *options], normalize_embeddings=True)
+    vectors = minilm().encode([text, *options], normalize_embeddings=True)
     similarity = vectors[1:] @ vectors[0]
     return prompts.LETTERS[int(similarity.argmax())]
+
+
+BOXED_READERS = ("parser", "mcq_reward")
+
+
+def read_choice(text: str, settings: RunSettings) -> str | None:
+    """The upper-case letter of an MCQ reply as ``settings`` read it: in the boxed format under
+    ``eval.boxed_reader`` "mcq_reward" as the authors' validation does (their GRPO reward's reader), else by
+    ``eval.parser``."""
+    check_choice("eval.boxed_reader", settings.boxed_reader, BOXED_READERS)
+    if settings.prompt_format == prompts.BOXED_FORMAT and settings.boxed_reader == "mcq_reward":
+        letter = boxed_choice(text or "", forms="pattern", scope="after_think")
+        return letter.upper() if letter else None
+    return parse_choice(text, strict=settings.parser == "strict")
 
 
 def cached_backends(spec: str, judge: str | None, store: CallCache,
@@ -522,19 +541,19 @@ def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str 
             row["rag_windows"] = task.rag_windows
             row["retrieval"] = settings.retrieval_tag(model)
         if settings.mode == "mcq":
-            parsed = parse_choice(answer.text, strict=settings.parser == "strict")
+            parsed = read_choice(answer.text, settings)
             fallback = (parsed is None and settings.no_letter_fallback == "nearest_option"
-                        and settings.prompt_format == prompts.BOXED_FORMAT)
+                        and settings.prompt_format == prompts.BOXED_FORMAT and bool(answer.text))
             if fallback:
                 options = [q["correct_answer"].iat[task.row], *q["incorrect_answers"].iat[task.row]]
-                parsed = nearest_option(answer.text, [options[i] for i in task.order])
+                parsed = nearest_option(answer_part(answer.text), [options[i] for i in task.order])
             row["letter_by_embedding"] = fallback
             valid = parsed is not None and parsed in prompts.LETTERS[:task.n_options]
             row.update(order=task.order, gold_letter=task.gold_letter, parsed=parsed, valid=valid,
                        correct=bool(valid and parsed == task.gold_letter),
                        score=float(valid and parsed == task.gold_letter))
         else:
-            verdict = read_verdict(verdicts)
+            verdict = read_verdict(verdicts, settings.judge_score_reader)
             judge_cost = sum(paid(grader, v) for v in verdicts)
             row.update(judge=judge, judge_responses=[v.text for v in verdicts], judge_scores=verdict.scores,
                        valid=verdict.valid, score=verdict.score, judge_sd=verdict.spread,

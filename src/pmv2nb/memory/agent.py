@@ -148,7 +148,8 @@ def run_updates(jobs: list[MemoryJob], rewrite: Rewriter, settings: MemorySettin
         if not active:
             break
         conversations = [memory_update_messages(trajectories[job.key].memory, job.chunking.chunks[step], job.query,
-                                                settings.privacy_instruction) for job in active]
+                                                settings.privacy_instruction, settings.no_query_in_notes)
+                         for job in active]
         try:
             replies = rewrite(conversations, [f"{job.key} chunk {step + 1}" for job in active])
         except RequestsFailedError as err:

@@ -55,6 +55,16 @@ def update_query_text(data: PersonaMemData, row: int, mode: str, size: str, upda
     return content_text(task.messages[-1]["content"])
 
 
+ANSWER_FORMATS = ("model", "boxed")
+
+
+def answer_format(memory: MemorySettings, prompt_format: str | None) -> str | None:
+    """The format the agent answers in: the training (boxed) format under ``memory.answer_format`` "boxed" (the
+    authors' agent always answers with its boxed template, a base model too), else ``prompt_format``."""
+    check_choice("memory.answer_format", memory.answer_format, ANSWER_FORMATS)
+    return BOXED_FORMAT if memory.answer_format == "boxed" else prompt_format
+
+
 def agent_settings(settings: RunSettings, memory: MemorySettings) -> RunSettings:
     """The run's sampling as the agent uses it: ``memory.temperature`` / ``top_p`` where set, and the final
     answer capped as ``memory.answer_cap`` says (the memory rewrites always take ``memory.memory_tokens``)."""
@@ -67,6 +77,13 @@ def agent_settings(settings: RunSettings, memory: MemorySettings) -> RunSettings
     if memory.answer_cap == "memory":
         sampling = replace(sampling, max_tokens=memory.memory_tokens)
     return replace(settings, sampling=sampling)
+
+
+def agent_run_settings(model: str, settings: RunSettings, memory: MemorySettings) -> RunSettings:
+    """The settings the agent is asked with: its answer format (:func:`answer_format`), resolved for ``model``
+    (:func:`~pmv2nb.evaluate.runner.settings_for`), then its sampling (:func:`agent_settings`)."""
+    settings = replace(settings, prompt_format=answer_format(memory, settings.prompt_format))
+    return agent_settings(settings_for(model, settings), memory)
 
 
 def memory_spec(backend_spec: str, update_query: str = "none") -> str:
@@ -160,7 +177,7 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
         raise ValueError(f"{model!r}: give the memory agent a plain backend spec, without a context prefix")
     update_query = update_query or memory.update_query
     label = memory_spec(model, update_query)
-    settings = agent_settings(settings_for(model, settings), memory)
+    settings = agent_run_settings(model, settings, memory)
     path = Path(out) if out else default_results_path(data, label, settings.mode, settings.size, settings.prompt_format,
                                                       settings.protocol)
     rows = rows_with_history(data, settings.size, settings.limit)
@@ -233,7 +250,8 @@ def run_profile_memory(data: PersonaMemData, profile: Profile, model: str, mode:
     """
     from ..evaluate.suite import profile_settings
 
-    settings = profile_settings(profile, mode, "32k", resolve_format(model, prompt_format))
+    asked_in = answer_format(profile.memory, resolve_format(model, prompt_format))
+    settings = profile_settings(profile, mode, "32k", asked_in)
     settings = replace(settings, limit=rows or settings.limit)
     update_query = update_query or profile.memory.update_query
     path = default_results_path(data, memory_spec(model, update_query), mode, "32k", settings.prompt_format,
@@ -258,7 +276,7 @@ def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: R
     """Answer one row from notes you supply (for example notes you edited by hand); nothing is saved.
 
     Resolved as a run is (:func:`run_memory`), so the answer is asked, sampled and capped the same way."""
-    settings = agent_settings(settings_for(model, settings), memory)
+    settings = agent_run_settings(model, settings, memory)
     with opened_cache(cache) as store:
         answerer, grader = cached_backends(model, judge, store, settings)
         task = answer_from_notes(build_task(data, row, settings.mode, settings.size, "none", 0, settings.prompt_format,

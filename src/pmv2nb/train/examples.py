@@ -239,7 +239,7 @@ def grpo_prompts(data: PersonaMemData, tokenizer, max_prompt_length: int, mcq_fr
         built = builder.prompt(row, assignment[row])
         if built is None:
             continue
-        records.append({"prompt": built["messages"], "gold_letter": built["gold_letter"],
+        records.append({"prompt": built["messages"], "gold_letter": built["gold_letter"], "options": built["options"],
                         "prompt_tokens": built["prompt_tokens"], **reward_labels(data, row, assignment[row])})
     return records, builder.report
 

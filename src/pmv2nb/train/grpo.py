@@ -116,7 +116,8 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
                                             schedule["per_device_train_batch_size"],
                                             training_dtypes(profile, settings.use_lora)[1]))
     require_vllm_if_asked(settings.use_vllm)
-    rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path())
+    rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path(),
+                         profile.eval.judge_score_reader)
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
 

@@ -52,7 +52,8 @@ from .sharding import weights_for_generation
 STAGE = "memory-grpo"  # the stage's name in metrics.csv and run.json
 # rollouts sample from the policy's whole distribution, on either engine: no nucleus, no top-k cut
 ROLLOUT_TOP_P, ROLLOUT_TOP_K = 1.0, 0
-REWARD_COLUMNS = ("task", "gold_letter", "query_text", "preference", "pref_type", "sensitive_info", "prev_pref")
+REWARD_COLUMNS = ("task", "gold_letter", "options", "query_text", "preference", "pref_type", "sensitive_info",
+                  "prev_pref")
 
 
 # ---------- data ----------
@@ -66,7 +67,7 @@ def memory_rl_items(data: PersonaMemData, mcq_fraction: float, size: str = "32k"
     for row in rows:
         options, _, gold = training_options(data, row, style) if assignment[row] == "mcq" else (None, None, "")
         query = prompts.training_query(data.questions["user_query"].iat[row], options, style=style)
-        items.append({"query_message": content_text(query["content"]), "gold_letter": gold,
+        items.append({"query_message": content_text(query["content"]), "gold_letter": gold, "options": options or [],
                       **reward_labels(data, row, assignment[row])})
     return items
 
@@ -433,7 +434,8 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     require_vllm(settings.use_vllm, "Memory RL rollouts", "memory.rl.use_vllm",
                  "Set memory.rl.use_vllm=false to sample them with transformers generate (slower), or train "
                  "with the tiny profile on the CPU.")
-    rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path())
+    rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path(),
+                         profile.eval.judge_score_reader)
     start = starting_point(profile, init)
     tokenizer = tokenizer_for(start)
     split = load_profile_split(profile, "train")

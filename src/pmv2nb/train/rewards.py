@@ -4,9 +4,11 @@ Each function scores only its own task and returns ``None`` for the other rows, 
 into one reward per completion while logging ``rewards/mcq_reward/mean`` and
 ``rewards/open_reward/mean`` separately: the notebook draws one curve per task from those.
 
-* MCQ: 1.0 when the last ``\\boxed{}`` letter is the gold letter, else 0.0. With
-  ``require_think`` (the authors' long-context setting) the answer only counts after a closed
-  ``<think>...</think>`` block.
+* MCQ: 1.0 when the boxed letter is the gold letter, else 0.0. Which boxes count and where they
+  are looked for are settings (``box_forms``, ``box_scope``: :func:`~pmv2nb.evaluate.parsing.boxed_choice`);
+  with ``no_letter_fallback`` "nearest_option" a reply without one is scored by the option nearest to
+  it by sentence embedding, as the authors' GRPO reward does. With ``require_think`` the answer only
+  counts after a closed ``<think>...</think>`` block.
 * Open-ended: the mean of N judge calls made through the evaluation backends and call cache, so
   any judge spec works (an API model, a local server, the offline proxy). For sensitive_info and
   ask_to_forget rows a leak check runs first and a leak scores 0 without asking the judge. With
@@ -19,11 +21,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..answers import after_thinking, is_privacy_row, leaks, protected_detail
+from ..config import check_choice
 from ..backends import Sampling, make_backend
 from ..evaluate.cache import CachedBackend, CallCache
 from ..evaluate.judging import judge_requests, read_verdict
-from ..evaluate.parsing import BOXED_LETTER
+from ..evaluate.parsing import answer_part, boxed_choice
 from ..prompts import TRAIN_LETTERS
+
+NO_LETTER_FALLBACKS = ("invalid", "nearest_option")
 
 
 def completion_text(completion: Any) -> str:
@@ -33,8 +38,9 @@ def completion_text(completion: Any) -> str:
     return "".join(m.get("content") or "" for m in completion if m.get("role") == "assistant")
 
 
-def boxed_letter(text: str, require_think: bool = False) -> str | None:
-    """The lower-case letter in the last ``\\boxed{}``; with ``require_think`` only after ``</think>``.
+def boxed_letter(text: str, require_think: bool = False, forms: str = "lenient", scope: str = "anywhere") -> str | None:
+    """The lower-case letter the reply boxed (:func:`~pmv2nb.evaluate.parsing.boxed_choice`); with
+    ``require_think`` only a reply with a closed think block has one.
 
     A chat template may put the opening ``<think>`` into the prompt, so only the closing tag is
     required to come before the answer.
@@ -43,21 +49,36 @@ def boxed_letter(text: str, require_think: bool = False) -> str | None:
         text = after_thinking(text)
         if text is None:
             return None
-    matches = BOXED_LETTER.findall(text)
-    return matches[-1].lower() if matches else None
+    return boxed_choice(text, forms, scope)
 
 
 def mcq_reward(completions: list, task: list[str], gold_letter: list[str], require_think: bool = False,
-               **_: Any) -> list[float | None]:
-    """1.0 for the gold letter in the last box, 0.0 otherwise; None on open-ended rows."""
+               options: list[list[str]] | None = None, forms: str = "lenient", scope: str = "anywhere",
+               no_letter_fallback: str = "invalid", **_: Any) -> list[float | None]:
+    """1.0 for the gold letter, 0.0 otherwise; None on open-ended rows.
+
+    ``options`` (each row's option texts in the order shown) are read only by the nearest-option fallback.
+    """
+    from ..evaluate.runner import nearest_option
+
+    check_choice("no_letter_fallback", no_letter_fallback, NO_LETTER_FALLBACKS)
     rewards: list[float | None] = []
-    for completion, kind, gold in zip(completions, task, gold_letter):
+    for i, (completion, kind, gold) in enumerate(zip(completions, task, gold_letter)):
         if kind != "mcq":
             rewards.append(None)
             continue
         if gold not in TRAIN_LETTERS:
             raise ValueError(f"gold letter {gold!r} is not one of the training labels {TRAIN_LETTERS!r}")
-        rewards.append(float(boxed_letter(completion_text(completion), require_think) == gold))
+        text = completion_text(completion)
+        if require_think and after_thinking(text) is None:  # the format gate failed: nothing to read or embed
+            rewards.append(0.0)
+            continue
+        letter = boxed_letter(text, require_think, forms, scope)
+        if letter is None and no_letter_fallback == "nearest_option" and text:
+            if not options or not options[i]:
+                raise ValueError("the nearest-option fallback needs each MCQ row's options (an 'options' column)")
+            letter = nearest_option(answer_part(text, scope), options[i]).lower()
+        rewards.append(float(letter == gold))
     return rewards
 
 
@@ -68,11 +89,11 @@ class OpenEndedReward:
 
     def __init__(self, judge: str, calls: int = 3, cache: CallCache | str | None = None,
                  sampling: Sampling = Sampling(max_tokens=1024), concurrency: int = 8, require_think: bool = False,
-                 rubric: str = "graded"):
+                 rubric: str = "graded", score_reader: str = "last_in_range"):
         store = cache if isinstance(cache, CallCache) else CallCache(cache) if cache else None
         backend = make_backend(judge, concurrency=concurrency)
         self.judge, self.calls, self.sampling = judge, calls, sampling
-        self.require_think, self.rubric = require_think, rubric
+        self.require_think, self.rubric, self.score_reader = require_think, rubric, score_reader
         self.backend = CachedBackend(backend, store) if store is not None else backend
 
     def __call__(self, prompts: list, completions: list, task: list[str], query_text: list[str],
@@ -103,7 +124,7 @@ class OpenEndedReward:
         answers = self.backend.generate(requests) if requests else []
         position = 0
         for i, count in owners:
-            verdict = read_verdict(answers[position:position + count])
+            verdict = read_verdict(answers[position:position + count], self.score_reader)
             position += count
             rewards[i] = verdict.score
             unparsed += count - len(verdict.usable)
@@ -115,40 +136,48 @@ class OpenEndedReward:
 
 def reward_functions(judge: str | None, calls: int = 3, cache: CallCache | str | None = None,
                      require_think: bool = False, require_think_open: bool = False, rubric: str = "graded",
-                     concurrency: int = 8) -> list:
+                     concurrency: int = 8, *, box_forms: str = "lenient", box_scope: str = "anywhere",
+                     no_letter_fallback: str = "invalid", score_reader: str = "last_in_range") -> list:
     """The reward list for GRPOTrainer: the MCQ reward, plus the open-ended one when a judge is given.
 
-    ``require_think`` applies to MCQ rows, ``require_think_open`` to open-ended rows; ``rubric`` is the judge's,
-    ``concurrency`` the judge calls in flight at once.
+    ``require_think`` applies to MCQ rows, ``require_think_open`` to open-ended rows; ``rubric`` and
+    ``score_reader`` are the judge's, ``concurrency`` the judge calls in flight at once. ``box_forms``,
+    ``box_scope`` and ``no_letter_fallback`` say how the MCQ reward reads a reply (:func:`mcq_reward`).
     """
-    def mcq(completions, task, gold_letter, **kwargs):
-        return mcq_reward(completions, task, gold_letter, require_think=require_think)
+    def mcq(completions, task, gold_letter, options=None, **kwargs):
+        return mcq_reward(completions, task, gold_letter, require_think=require_think, options=options,
+                          forms=box_forms, scope=box_scope, no_letter_fallback=no_letter_fallback)
 
     mcq.__name__ = "mcq_reward"
     if not judge:
         return [mcq]
     return [mcq, OpenEndedReward(judge, calls, cache, concurrency=concurrency, require_think=require_think_open,
-                                 rubric=rubric)]
+                                 rubric=rubric, score_reader=score_reader)]
 
 
 def mixed_rewards(mcq_fraction: float, judge: str | None, calls: int = 3, cache: CallCache | str | None = None,
                   require_think: bool = False, require_think_open: bool = False, rubric: str = "graded",
-                  concurrency: int = 8) -> list:
-    """The reward list for a task mix; open-ended rows (any fraction below 1) need a judge, said early."""
+                  concurrency: int = 8, **reading: str) -> list:
+    """The reward list for a task mix; open-ended rows (any fraction below 1) need a judge, said early.
+
+    ``reading`` holds :func:`reward_functions`' keyword settings of how replies and verdicts are read."""
     if mcq_fraction < 1.0 and not judge:
         raise ValueError("open-ended rows need a judge: pass --judge SPEC (for example openai:gpt-4.1, a local "
                          "server openai:NAME@URL, or baseline:dense offline), or use --mcq-fraction 1.0")
     return reward_functions(judge if mcq_fraction < 1.0 else None, calls, cache, require_think, require_think_open,
-                            rubric, concurrency)
+                            rubric, concurrency, **reading)
 
 
-def rl_rewards(settings, rubric: str, cache: CallCache | str | None = None) -> list:
-    """The rewards of an RL stage as its settings (``grpo`` or ``memory.rl``) and the judge rubric
-    (``eval.judge_rubric``) define them: the task mix, the judge, its call count and concurrency, and the think
-    rules."""
+def rl_rewards(settings, rubric: str, cache: CallCache | str | None = None,
+               score_reader: str = "last_in_range") -> list:
+    """The rewards of an RL stage as its settings (``grpo`` or ``memory.rl``) and the judge's (``eval.judge_rubric``,
+    ``eval.judge_score_reader``) define them: the task mix, the judge, its call count and concurrency, the think
+    rules, and how the MCQ reward reads a reply."""
     return mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache, settings.require_think_mcq,
-                         settings.require_think_open, rubric, settings.judge_concurrency)
+                         settings.require_think_open, rubric, settings.judge_concurrency, box_forms=settings.box_forms,
+                         box_scope=settings.box_scope, no_letter_fallback=settings.no_letter_fallback,
+                         score_reader=score_reader)
 
 
-__all__ = ["OpenEndedReward", "boxed_letter", "completion_text", "mcq_reward", "mixed_rewards", "reward_functions",
-           "rl_rewards"]
+__all__ = ["NO_LETTER_FALLBACKS", "OpenEndedReward", "boxed_letter", "completion_text", "mcq_reward", "mixed_rewards",
+           "reward_functions", "rl_rewards"]
