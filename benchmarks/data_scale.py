@@ -4,10 +4,10 @@ Each part runs cold in its own process (nothing loaded or cached by an earlier p
 in the Hub layout, by default the full-size synthetic data (``pmv2nb mini-data OUT --full-size``):
 
 - ``check_<split>``: ``pmv2nb data check`` of the split (table and every history file, tokenized);
-- ``sft_final`` / ``sft_all``: the paper profile's SFT examples and the rows SFTTrainer gets, with
-  ``sft.loss_turns`` final (prompt/completion) and all (tokenized with every assistant turn's mask);
-  TRL's own tokenization of the final-turn rows inside the trainer is not in it;
-- ``grpo``: the paper profile's GRPO prompts;
+- ``sft_final`` / ``sft_all``: the paper profile's SFT rows as SFTTrainer trains on them (tokenized,
+  labelled, cut: TRL's own preparation is skipped), prepared into an empty cache folder, with
+  ``sft.loss_turns`` final (the last reply is the target) and all (every assistant turn);
+- ``grpo``: the paper profile's GRPO prompts, prepared into an empty cache folder;
 - ``chunks``: the memory agent's chunking of every train row's history (once per history);
 - ``dry_run_32k`` / ``dry_run_128k``: ``pmv2nb eval --dry-run`` of the benchmark split, MCQ and open-ended, one
   API model.
@@ -57,24 +57,31 @@ def run_part(part: str, source: str, rows: int | None) -> dict:
                 "tokens": sum(report["histories"][s]["qwen3_tokens"].get("mean", 0) * report["histories"][s]
                               ["files_found"] for s in ("32k", "128k"))}
     elif part.startswith("sft_"):
-        from pmv2nb.train.sft import sft_examples_for, trainer_rows
+        import tempfile
+
+        import pyarrow.compute as pc
+
+        from pmv2nb.evaluate.tasks import rows_with_history
+        from pmv2nb.train.sft import prepared_sft_rows
 
         loss_turns = part.removeprefix("sft_")
         profile = paper_profile(source, {"sft.loss_turns": loss_turns})
-        examples, _ = sft_examples_for(profile, load_profile_split(profile, "train"), tokenizer, rows, progress=True)
-        trainer_rows(examples, tokenizer, loss_turns)
-        done = {"rows": len({e["row"] for e in examples}), "examples": len(examples),
-                "tokens": sum(e["prompt_tokens"] for e in examples)}
+        with tempfile.TemporaryDirectory() as root:  # cold: nothing prepared earlier
+            prepared, info = prepared_sft_rows(profile, "train", tokenizer, rows, root, progress=True)
+            done = {"rows": len(rows_with_history(load_profile_split(profile, "train"), profile.data.context_size,
+                                                  rows)),
+                    "examples": info["examples"],
+                    "tokens": int(pc.sum(pc.list_value_length(prepared.data.column("input_ids"))).as_py()),
+                    "disk_gb": round(sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file()) / 2**30, 2)}
     elif part == "grpo":
-        from pmv2nb.train.examples import grpo_prompts
+        import tempfile
 
-        profile = paper_profile(source)
-        settings = profile.grpo
-        records, _ = grpo_prompts(load_profile_split(profile, "train"), tokenizer, settings.max_prompt_length,
-                                  settings.mcq_fraction, profile.data.context_size, rows, profile.seed,
-                                  style=profile.train_prompt, long_prompts=settings.long_prompts,
-                                  drop_over=settings.drop_over)
-        done = {"rows": len(records), "tokens": sum(r["prompt_tokens"] for r in records)}
+        from pmv2nb.train.examples import prepared_grpo_prompts
+
+        profile = paper_profile(source, {"grpo.rows": rows} if rows else None)
+        with tempfile.TemporaryDirectory() as root:  # cold, as the SFT parts
+            prompts, info = prepared_grpo_prompts(profile, tokenizer, root, progress=True)
+            done = {"rows": info["prompts"], "tokens": sum(prompts["prompt_tokens"])}
     elif part == "chunks":
         from tqdm.auto import tqdm
 

@@ -14,6 +14,7 @@ path, as if the file on the Hub itself were broken. ``log`` records every reques
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -26,8 +27,9 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 class HubStub(LoopbackServer):
-    def __init__(self, root: Path, etags: str = "hash"):
+    def __init__(self, root: Path, etags: str = "hash", models: dict[str, Path] | None = None):
         self.root, self.etags = Path(root), etags
+        self.models = {repo: Path(folder) for repo, folder in (models or {}).items()}
         self.fault = None
         self.bodies: dict[str, bytes] = {}
         self.log: list[tuple[str, str, object]] = []  # (method, repo path, status or fault)
@@ -53,6 +55,11 @@ class HubStub(LoopbackServer):
         method = "HEAD" if head else "GET"
         # /datasets/<owner>/<name>/resolve/<revision>/<path>
         parts = unquote(handler.path.split("?")[0]).lstrip("/").split("/")
+        if parts[:2] == ["api", "models"] and "/".join(parts[2:4]) in self.models:
+            return self._model_listing(handler, method, parts)
+        if "/".join(parts[:2]) in self.models and len(parts) >= 5 and parts[2] == "resolve":
+            return self._file(handler, method, "/".join(parts), self.models["/".join(parts[:2])], "/".join(parts[4:]),
+                              None)
         if len(parts) < 6 or parts[0] != "datasets" or parts[3] != "resolve" or parts[4] not in ("main", COMMIT):
             return self._status(handler, method, "/".join(parts), 404, "RepoNotFound")
         path = "/".join(parts[5:])
@@ -65,13 +72,17 @@ class HubStub(LoopbackServer):
             return
         if isinstance(action, int):
             return self._status(handler, method, path, action)
-        file = (self.root / path).resolve()
-        if path not in self.bodies and (not file.is_relative_to(self.root.resolve()) or not file.is_file()):
-            return self._status(handler, method, path, 404, "EntryNotFound")
+        self._file(handler, method, path, self.root, path, action)
+
+    def _file(self, handler, method: str, logged: str, root: Path, path: str, action: object) -> None:
+        head = method == "HEAD"
+        file = (root / path).resolve()
+        if path not in self.bodies and (not file.is_relative_to(root.resolve()) or not file.is_file()):
+            return self._status(handler, method, logged, 404, "EntryNotFound")
         body = self.bodies.get(path) or file.read_bytes()
         cut = action == "cut" and not head
         # logged before the first byte goes out: a client that has its answer finds it in the log
-        self._record(method, path, "cut" if cut else 200)
+        self._record(method, logged, "cut" if cut else 200)
         handler.send_response(200)
         handler.send_header("X-Repo-Commit", COMMIT)
         handler.send_header("ETag", f'"{self.etag(path, body)}"')
@@ -85,6 +96,24 @@ class HubStub(LoopbackServer):
             handler.close_connection = True
             return
         handler.wfile.write(body)
+
+    def _model_listing(self, handler, method: str, parts: list[str]) -> None:
+        """``/api/models/<repo>/revision/<rev>`` (the commit) or ``/api/models/<repo>/tree/<rev>`` (the files)."""
+        repo, kind = "/".join(parts[2:4]), parts[4] if len(parts) > 4 else "revision"
+        folder = self.models[repo]
+        if kind == "tree":
+            answer = [{"type": "file", "path": file.name, "size": file.stat().st_size,
+                       "oid": git_hash(file.read_bytes())} for file in sorted(folder.iterdir()) if file.is_file()]
+        else:
+            answer = {"id": repo, "sha": COMMIT, "siblings": [{"rfilename": f.name} for f in folder.iterdir()]}
+        body = json.dumps(answer).encode()
+        self._record(method, "/".join(parts), 200)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        if method == "GET":
+            handler.wfile.write(body)
 
     def _status(self, handler, method: str, path: str, status: int, code: str | None = None) -> None:
         self._record(method, path, status)

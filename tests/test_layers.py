@@ -14,7 +14,7 @@ PACKAGE = "pmv2nb"
 SOURCE = repo_root() / "src" / PACKAGE
 # the first name under pmv2nb -> its layer (0 at the bottom); a new module must be placed here
 LAYERS = {
-    **dict.fromkeys(("config", "protocol", "prompts", "models", "data", "answers"), 0),
+    **dict.fromkeys(("config", "protocol", "prompts", "ranks", "models", "data", "answers"), 0),
     "backends": 1,
     "evaluate": 2,
     "memory": 3,

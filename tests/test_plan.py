@@ -168,12 +168,12 @@ def test_preflight_refuses_a_stage_too_big_for_the_gpus_it_sees(paper, monkeypat
 
 @pytest.mark.parametrize("stage", plan.STAGES)
 def test_every_stage_runs_the_preflight_before_it_prepares_data(stage, monkeypatch, tmp_path):
-    from pmv2nb.train import grpo, memory_rl, sft
+    from pmv2nb.train import common, examples, grpo, memory_rl, sft
 
     def no_data(*args, **kwargs):
         raise AssertionError("data prepared before the preflight")
 
-    for module in (sft, grpo, memory_rl):
+    for module in (sft, examples, memory_rl, common):  # every place a stage opens a split
         monkeypatch.setattr(module, "load_profile_split", no_data)
     monkeypatch.setattr(plan, "visible_hardware", lambda profile: Hardware(gpus=1, card=CARDS["t4"], memory_gib=0.01))
     tiny = config.resolve("tiny")

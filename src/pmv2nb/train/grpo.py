@@ -16,7 +16,7 @@ from ..evaluate.cache import default_cache_path
 from ..models import tokenizer_for
 from .common import (
     EngineValues, accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
-    start_run_folder, starting_point, train_and_save, trainer_default_clipping, training_dtypes,
+    start_run_folder, fetched_start, train_and_save, trainer_default_clipping, training_dtypes,
 )
 from .colocated_vllm import require_vllm
 from .plan import preflight
@@ -118,7 +118,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
     require_vllm_if_asked(settings.use_vllm)
     rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path(),
                          profile.eval.judge_score_reader)
-    start = starting_point(profile, init)
+    start = fetched_start(profile, init)
     tokenizer = tokenizer_for(start)
 
     prompts, info = prepared_grpo_prompts(profile, tokenizer, Path(out).parent / PREPARED_FOLDER, progress=progress)

@@ -42,7 +42,7 @@ from ..models import tokenizer_for
 from .colocated_vllm import ColocatedVLLM, require_vllm
 from .common import (
     EngineValues, RunFolder, accumulation, checkpoint_args, hardware_args, lora_config, protocol_record,
-    start_run_folder, starting_point, train_and_save, trainer_default_clipping, training_dtypes,
+    start_run_folder, fetched_start, train_and_save, trainer_default_clipping, training_dtypes,
 )
 from .examples import split_tasks, training_options
 from .plan import memory_lengths, preflight
@@ -436,7 +436,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
                  "with the tiny profile on the CPU.")
     rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path(),
                          profile.eval.judge_score_reader)
-    start = starting_point(profile, init)
+    start = fetched_start(profile, init)
     tokenizer = tokenizer_for(start)
     split = load_profile_split(profile, "train")
     items = memory_rl_items(split, settings.mcq_fraction, profile.data.context_size, settings.rows, profile.seed,

@@ -665,7 +665,8 @@ class PlanError(ValueError):
 
 def visible_hardware(profile: Profile) -> Hardware | None:
     """The GPUs this launch was given (one per process, WORLD_SIZE processes), or None without a GPU."""
-    from .common import on_gpu, world_size
+    from ..ranks import world_size
+    from .common import on_gpu
 
     if not on_gpu(profile):
         return None

@@ -26,7 +26,7 @@ from ..evaluate.tasks import MODES as TASKS
 from ..models import tokenizer_for
 from .common import (
     EngineValues, accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
-    start_run_folder, starting_point, train_and_save, training_dtypes,
+    start_run_folder, fetched_start, train_and_save, training_dtypes,
 )
 from .plan import preflight
 from .examples import LengthReport, sft_example_stream, sft_examples
@@ -225,7 +225,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
     accumulate = accumulation(settings.batch_size, micro_batch)
     preflight(profile, "sft", EngineValues(settings.max_grad_norm, "sft.max_grad_norm", accumulate, micro_batch,
                                            training_dtypes(profile, lora)[1]))
-    start = starting_point(profile, init)
+    start = fetched_start(profile, init)
     tokenizer = tokenizer_for(start)
     prepared = out.parent / PREPARED_FOLDER
     train, info = prepared_sft_rows(profile, "train", tokenizer, settings.rows, prepared, progress=progress)
