@@ -25,6 +25,16 @@ def test_profiles_carry_the_papers_sizes():
     assert tiny.offline and not tiny.model.requires_gpu and tiny.data_source().endswith("data/mini")
 
 
+def test_gpu_profiles_report_training_to_tensorboard_and_cpu_profiles_to_nothing():
+    from pmv2nb.train.common import report_args
+
+    reported = {name: report_args(config.resolve(name))["report_to"] for name in config.PROFILES}
+    assert reported == {"laptop": "none", "tiny": "none", "small": "tensorboard", "paper": "tensorboard"}
+    assert report_args(config.resolve("tiny", {"train.report_to": "tensorboard"})) == {"report_to": "tensorboard"}
+    with pytest.raises(ValueError, match="train.report_to must be one of"):
+        report_args(config.resolve("tiny", {"train.report_to": "mlflow"}))
+
+
 def test_overrides_change_one_setting_and_reject_unknown_ones():
     profile = config.resolve("tiny", {"data.row_limit": 10, "seed": 3})
     assert profile.data.row_limit == 10 and profile.seed == 3 and profile.data.modality == "text"

@@ -13,7 +13,7 @@ from pmv2nb import config
 from pmv2nb.config import with_overrides
 from pmv2nb.backends import ChatRequest, Sampling, make_backend
 from pmv2nb.models import GPURequiredError, tiny_model_dir
-from pmv2nb.train.common import read_metrics
+from pmv2nb.train.common import TENSORBOARD_FOLDER, read_metrics
 from pmv2nb.train.grpo import train_grpo
 from pmv2nb.train.sft import train_sft
 
@@ -33,10 +33,21 @@ def base_weights():
     return load_file(tiny_model_dir() / "model.safetensors")
 
 
+def tensorboard_scalars(out) -> dict[str, dict[int, float]]:
+    """Every scalar curve in a run folder's TensorBoard event files, read back with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    [log_dir] = {path.parent for path in (out / TENSORBOARD_FOLDER).rglob("events.out.tfevents.*")}
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    return {tag: {event.step: event.value for event in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
+
+
 @pytest.fixture(scope="module")
 def sft_full(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "sft-full"
-    return out, train_sft(with_overrides(TINY, {"sft.max_steps": 2, "sft.rows": 4}), out, progress=False)
+    profile = with_overrides(TINY, {"sft.max_steps": 2, "sft.rows": 4, "train.report_to": "tensorboard"})
+    return out, train_sft(profile, out, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +107,7 @@ def test_grpo_lora_logs_separate_reward_curves_per_task(sft_full, tmp_path):
     init, _ = sft_full
     out = tmp_path / "grpo-lora"
     profile = with_overrides(TINY, {"grpo.mcq_fraction": 0.5, "grpo.max_steps": 2, "grpo.rows": 4,
-                                    "grpo.use_lora": True})
+                                    "grpo.use_lora": True, "train.report_to": "tensorboard"})
     train_grpo(profile, out, str(init), cache=tmp_path / "calls.sqlite", progress=False)
     adapter = load_file(out / "adapter_model.safetensors")
     assert all(torch.isfinite(t).all() for t in adapter.values())
@@ -105,6 +116,9 @@ def test_grpo_lora_logs_separate_reward_curves_per_task(sft_full, tmp_path):
     assert len(logged) == 2
     assert {"rewards/mcq_reward/mean", "rewards/open_reward/mean"} <= set(metrics.columns)
     assert logged[["rewards/mcq_reward/mean", "rewards/open_reward/mean"]].notna().any().all()
+    curves = tensorboard_scalars(out)  # the same curves, live in TensorBoard
+    assert curves["train/loss"] == pytest.approx(dict(zip(logged["step"], logged["loss"])))
+    assert {"train/rewards/mcq_reward/mean", "train/rewards/open_reward/mean"} <= set(curves)
 
 
 def test_open_ended_rows_without_a_judge_are_refused_before_loading_anything(tmp_path):
@@ -128,6 +142,29 @@ def test_later_stages_find_the_sft_run_or_say_where_it_comes_from(sft_full, tmp_
     assert sft_run_for(TINY, sft_full[0]) == sft_full[0]  # an existing run is used as it is, not retrained
     with pytest.raises(FileNotFoundError, match="notebook 03"):
         sft_run_for(config.resolve("paper"), tmp_path / "missing")
+
+
+def test_sft_reports_its_losses_to_tensorboard_event_files(sft_full):
+    out, _ = sft_full
+    curves = tensorboard_scalars(out)
+    logged = read_metrics(out).dropna(subset=["loss"])
+    assert curves["train/loss"] == pytest.approx(dict(zip(logged["step"], logged["loss"])))
+    assert "eval/loss" in curves
+
+
+@pytest.mark.parametrize("backend", ["trackio", "wandb"])
+def test_a_missing_report_backend_stops_every_stage_before_any_work_naming_what_to_install(backend, tmp_path):
+    import importlib.util
+
+    from pmv2nb.train.memory_rl import train_memory
+
+    if importlib.util.find_spec(backend):
+        pytest.skip(f"{backend} is installed here")
+    profile = with_overrides(TINY, {"train.report_to": backend})
+    for stage in (train_sft, train_grpo, train_memory):
+        with pytest.raises(ModuleNotFoundError, match=f"pip install {backend}"):
+            stage(profile, tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
 
 
 def test_metrics_csv_is_readable_without_the_trainer(sft_full):
@@ -227,7 +264,7 @@ def test_an_interrupted_memory_rl_run_resumes_and_restart_starts_over(tmp_path, 
 
     out = tmp_path / "memory"
     profile = with_overrides(TINY, {"memory.rl.save_every": 1, "memory.rl.batch_size": 1, "memory.rl.rows": 2,
-                                    "memory.max_chunks": 2})
+                                    "memory.max_chunks": 2, "train.report_to": "tensorboard"})
     class StopAfterFirstStep(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             control.should_training_stop = True
@@ -245,4 +282,6 @@ def test_an_interrupted_memory_rl_run_resumes_and_restart_starts_over(tmp_path, 
     first.train()  # leaves checkpoint-1 again
     again = train_memory(with_overrides(profile, {"memory.rl.max_steps": 1}), out, progress=False, restart=True)
     assert again["resumed_from_step"] is None and read_metrics(out)["step"].max() == 1
+    # one TensorBoard log, the fresh run's: the interrupted run's curves went with its checkpoints
+    assert set(tensorboard_scalars(out)["train/loss"]) == {1}
     assert not list(out.glob("checkpoint-*"))  # the last step saves no checkpoint: the final weights are saved

@@ -237,6 +237,17 @@ class MemorySettings:
                                         "0.7)")
 
 
+REPORT_TO = ("none", "tensorboard", "trackio", "wandb")
+
+
+@settings_class
+class TrainSettings:
+    """What every training stage (SFT, GRPO, memory RL) shares, beside its own section."""
+
+    report_to: str = setting("none", "where the trainers send their step logs besides metrics.csv: 'none', "
+                                     "'tensorboard' (event files in <run folder>/runs), 'trackio' or 'wandb'")
+
+
 @settings_class
 class TrainPromptSettings:
     """How the training (boxed) format looks: SFT, GRPO and memory RL prompts, and a trained run's evaluation.
@@ -322,6 +333,7 @@ class Profile:
     memory: MemorySettings = setting(help="the memory agent")
     eval: EvalSettings = setting(help="the benchmark")
     train_prompt: TrainPromptSettings = setting(help="the training (boxed) prompt format", factory=TrainPromptSettings)
+    train: TrainSettings = setting(help="what every training stage shares", factory=TrainSettings)
     figures_dir: str = setting("figures", "where figures are saved (relative to the repo root)")
     results_dir: str = setting("results", "where results and the call cache go (relative to the repo root)")
     runs_dir: str = setting("runs", "where training runs go (relative to the repo root)")
@@ -389,6 +401,8 @@ def _small() -> Profile:
             turn_batch=4)),  # the plan on a T4: 8 turns' whole logits and activations need 17 GiB
         eval=EvalSettings(mcq_rows=200, open_rows=100, max_new_tokens=1024, models=("vllm:Qwen/Qwen3-0.6B",),
                           judge="openai:gpt-4.1-mini"),
+        # hours-long GPU runs are watched live: `tensorboard --logdir runs` (the CPU profiles keep metrics.csv only)
+        train=TrainSettings(report_to="tensorboard"),
     )
 
 
@@ -423,6 +437,7 @@ def _paper() -> Profile:
         eval=EvalSettings(mcq_rows=None, open_rows=None, max_new_tokens=2048, concurrency=32, sizes=("32k", "128k"),
                           models=("openai:gpt-5-chat", "openai:gpt-5-mini", "openai:gpt-5-nano", "openai:gpt-4.1",
                                   "openai:gpt-4.1-mini", "openai:o4-mini"), judge="openai:gpt-4.1"),
+        train=TrainSettings(report_to="tensorboard"),
     )
 
 

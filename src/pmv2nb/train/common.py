@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from transformers import TrainerCallback
 
-from ..config import Profile
+from ..config import REPORT_TO, Profile, check_choice
 from ..data.loader import load_profile_split
 from ..models import is_adapter, load_causal_lm, local_snapshot, model_path, require_gpu, resolve_dtype
 from ..ranks import node_leader_first, world_size
@@ -97,8 +97,6 @@ def training_dtypes(profile: Profile, lora: bool = False, *, device: str | None 
     ``device`` and ``capability`` describe hardware other than this machine's (the preflight plan of a card
     that is not here); left out, they are the visible GPU's, else the CPU.
     """
-    from ..config import check_choice
-
     check_choice("model.train_weights", profile.model.train_weights, TRAIN_WEIGHTS)
     device = device or ("cuda" if on_gpu(profile) else "cpu")
     compute = resolve_dtype(profile.model.dtype, device, capability)
@@ -152,11 +150,33 @@ def hardware_args(profile: Profile, purpose: str) -> dict[str, Any]:
         "bf16": mixed == "bf16",
         "fp16": mixed == "fp16",  # float16 autocast with loss scaling, on cards without bfloat16 tensor cores
         "gradient_checkpointing": gpu,  # slows CPU runs down and saves nothing there
-        "report_to": "none",
         "logging_steps": 1,
         "seed": profile.seed,
         "dataloader_num_workers": 0,
     }
+
+
+# the packages each logging backend of train.report_to needs (the first one named is the one to install)
+REPORT_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "trackio": ("trackio",), "wandb": ("wandb",)}
+# where transformers' TensorBoard callback writes its event files inside a run folder
+TENSORBOARD_FOLDER = "runs"
+
+
+def report_args(profile: Profile) -> dict[str, Any]:
+    """The trainers' ``report_to`` (``train.report_to``), checked before any data or weights are loaded.
+
+    Without this check a missing backend package surfaces only when the trainer is built, after the
+    data preparation, as an error that does not say which setting asked for it.
+    """
+    import importlib.util
+
+    backend = profile.train.report_to
+    check_choice("train.report_to", backend, REPORT_TO)
+    modules = REPORT_PACKAGES.get(backend, ())
+    if modules and not any(importlib.util.find_spec(module) for module in modules):
+        raise ModuleNotFoundError(f"train.report_to={backend} needs the {modules[0]} package: pip install "
+                                  f"{modules[0]} (or set train.report_to=none)")
+    return {"report_to": backend}
 
 
 @dataclass(frozen=True)
@@ -283,13 +303,14 @@ RUN_ARTIFACTS = ("*.safetensors", "adapter_config.json", "config.json", "generat
 
 
 def clear_run_folder(out: Path) -> None:
-    """Remove a previous run's weights, logs and checkpoints from ``out``, so a LoRA run never sits beside stale
-    full weights and a fresh run never resumes an old one."""
+    """Remove a previous run's weights, logs (TensorBoard's too) and checkpoints from ``out``, so a LoRA run never
+    sits beside stale full weights, a fresh run never resumes an old one, and its curves stand alone."""
     for pattern in RUN_ARTIFACTS:
         for path in out.glob(pattern):
             path.unlink()
     for folder in checkpoints(out):
         shutil.rmtree(folder)
+    shutil.rmtree(out / TENSORBOARD_FOLDER, ignore_errors=True)
 
 
 def checkpoints(out: Path, complete: bool = False) -> list[Path]:

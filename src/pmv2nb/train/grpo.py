@@ -15,7 +15,7 @@ from ..config import GRPOSettings, Profile
 from ..evaluate.cache import default_cache_path
 from ..models import tokenizer_for
 from .common import (
-    EngineValues, accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
+    EngineValues, accumulation, checkpoint_args, hardware_args, lora_config, report_args, policy, protocol_record,
     start_run_folder, fetched_start, train_and_save, trainer_default_clipping, training_dtypes,
 )
 from .colocated_vllm import require_vllm
@@ -110,6 +110,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
         raise ValueError("a vLLM server URL needs server mode: add --vllm-mode server "
                          "(or set grpo.use_vllm=true and grpo.vllm_mode=server)")
     hardware = hardware_args(profile, "GRPO")
+    reporting = report_args(profile)
     schedule = schedule_args(settings)
     preflight(profile, "grpo", EngineValues(trainer_default_clipping(GRPOConfig), "GRPOConfig's max_grad_norm",
                                             schedule["gradient_accumulation_steps"],
@@ -133,7 +134,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
         num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
         temperature=settings.temperature, beta=settings.beta, disable_tqdm=not progress,
         model_init_kwargs=init_kwargs,
-        **checkpoint_args(settings), **vllm_args, **hardware,
+        **checkpoint_args(settings), **vllm_args, **hardware, **reporting,
     )
     folder = start_run_folder(out, "grpo", restart)
     trainer = PromptReuseGRPOTrainer(

@@ -41,7 +41,7 @@ from ..memory.agent import Chunker, MemoryJob, Trajectory, run_updates
 from ..models import tokenizer_for
 from .colocated_vllm import ColocatedVLLM, require_vllm
 from .common import (
-    EngineValues, RunFolder, accumulation, checkpoint_args, hardware_args, lora_config, protocol_record,
+    EngineValues, RunFolder, accumulation, checkpoint_args, hardware_args, lora_config, report_args, protocol_record,
     start_run_folder, fetched_start, train_and_save, trainer_default_clipping, training_dtypes,
 )
 from .examples import split_tasks, training_options
@@ -426,6 +426,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     folder = folder or start_run_folder(out, STAGE, restart=True)
     out = folder.out
     hardware = hardware_args(profile, "memory-agent RL")
+    reporting = report_args(profile)
     micro = micro_batch_for(settings)
     accumulate = accumulation(settings.batch_size, micro)
     preflight(profile, "memory", EngineValues(trainer_default_clipping(TrainingArguments),
@@ -456,7 +457,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
         output_dir=str(out), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accumulate,
         remove_unused_columns=False, disable_tqdm=not progress, **schedule_args(settings),
-        **checkpoint_args(settings), **hardware)
+        **checkpoint_args(settings), **hardware, **reporting)
     trainer = MemoryGRPOTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(items), tokenizer=tokenizer, reward_funcs=rewards,
         data=split, memory=memory, size=profile.data.context_size, ref_model=ref_model,

@@ -25,7 +25,7 @@ from ..data.loader import load_profile_split
 from ..evaluate.tasks import MODES as TASKS
 from ..models import tokenizer_for
 from .common import (
-    EngineValues, accumulation, checkpoint_args, hardware_args, lora_config, policy, protocol_record,
+    EngineValues, accumulation, checkpoint_args, hardware_args, lora_config, report_args, policy, protocol_record,
     start_run_folder, fetched_start, train_and_save, training_dtypes,
 )
 from .plan import preflight
@@ -222,6 +222,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
     out = Path(out)
     micro_batch = micro_batch_for(settings)
     hardware = hardware_args(profile, "SFT")
+    reporting = report_args(profile)
     accumulate = accumulation(settings.batch_size, micro_batch)
     preflight(profile, "sft", EngineValues(settings.max_grad_norm, "sft.max_grad_norm", accumulate, micro_batch,
                                            training_dtypes(profile, lora)[1]))
@@ -243,7 +244,7 @@ def train_sft(profile: Profile, out: str | Path, init: str | None = None, *, pro
         lr_scheduler_type="cosine",
         max_grad_norm=settings.max_grad_norm,
         warmup_steps=0.05,
-        disable_tqdm=not progress, **checkpoint_args(settings), **hardware,
+        disable_tqdm=not progress, **checkpoint_args(settings), **hardware, **reporting,
         model_init_kwargs=init_kwargs, dataset_kwargs={"skip_prepare_dataset": True},  # rows come ready
     )
     folder = start_run_folder(out, "sft", restart)
