@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from pmv2nb import messages
 from pmv2nb.data import columns
 
 
@@ -26,8 +27,8 @@ def test_multimodal_content_parts_keep_images_addressable_and_have_a_text_view()
     parts = [{"type": "text", "text": "What is in my photo?"},
              {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
     message = columns.parse_message(repr({"role": "user", "content": parts}))
-    assert columns.content_images(message["content"]) == ["data:image/png;base64,AAAA"]
-    assert columns.content_text(message["content"]) == "What is in my photo?\n[image]"
+    assert messages.content_images(message["content"]) == ["data:image/png;base64,AAAA"]
+    assert messages.content_text(message["content"]) == "What is in my photo?\n[image]"
     with pytest.raises(ValueError, match="no url"):
         columns.parse_message(repr({"role": "user", "content": [{"type": "image_url", "image_url": {}}]}))
 

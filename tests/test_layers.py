@@ -1,4 +1,5 @@
-"""Imports run one way: a module may import from its own layer or below, never from a higher one.
+"""Imports run one way: a module may import from its own layer or below, never from a higher one, and the
+top-level modules of one layer import each other without a cycle.
 
 Checked on the source with ``ast``, so imports inside functions count too and nothing is imported.
 """
@@ -14,7 +15,7 @@ PACKAGE = "pmv2nb"
 SOURCE = repo_root() / "src" / PACKAGE
 # the first name under pmv2nb -> its layer (0 at the bottom); a new module must be placed here
 LAYERS = {
-    **dict.fromkeys(("config", "protocol", "prompts", "ranks", "models", "data", "answers"), 0),
+    **dict.fromkeys(("config", "messages", "protocol", "prompts", "ranks", "models", "data", "answers"), 0),
     "backends": 1,
     "evaluate": 2,
     "memory": 3,
@@ -52,9 +53,14 @@ def imported_modules(path: Path, root: Path):
                 yield node.lineno, target
 
 
-def layer_of(module: str) -> int | None:
+def top_level(module: str) -> str:
+    """The first name under pmv2nb (``pmv2nb.data.columns`` -> ``data``); the package itself is ``__init__``."""
     parts = module.split(".")
-    return LAYERS.get(parts[1] if len(parts) > 1 else "__init__")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def layer_of(module: str) -> int | None:
+    return LAYERS.get(top_level(module))
 
 
 def upward_imports(root: Path) -> list[str]:
@@ -75,9 +81,61 @@ def upward_imports(root: Path) -> list[str]:
     return problems
 
 
+def import_cycles(root: Path) -> list[str]:
+    """One message per cycle among the top-level modules, each step shown with the import that makes it.
+
+    The layer rule cannot see these when every module of the cycle sits in one layer (``data`` importing
+    ``models`` inside a function while ``models`` imports ``data``)."""
+    edges: dict[str, dict[str, str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        source = top_level(module_name(path, root))
+        for line, target in imported_modules(path, root):
+            if top_level(target) != source:
+                edges.setdefault(source, {}).setdefault(top_level(target), f"{path.relative_to(root.parent)}:{line}")
+    cycles, reported = [], set()
+
+    def walk(module: str, trail: list[str]) -> None:
+        for target in sorted(edges.get(module, {})):
+            if target in trail:
+                loop = trail[trail.index(target):]
+                if frozenset(loop) not in reported:
+                    reported.add(frozenset(loop))
+                    steps = [f"{a} -> {b} ({edges[a][b]})" for a, b in zip(loop, loop[1:] + loop[:1])]
+                    cycles.append("; ".join(steps))
+            else:
+                walk(target, trail + [target])
+
+    for start in sorted(edges):
+        walk(start, [start])
+    return cycles
+
+
 def test_no_module_imports_from_a_higher_layer():
     problems = upward_imports(SOURCE)
     assert not problems, "upward imports:\n" + "\n".join(problems)
+
+
+def test_top_level_modules_import_each_other_without_a_cycle():
+    cycles = import_cycles(SOURCE)
+    assert not cycles, "import cycles (move what both need below both):\n" + "\n".join(cycles)
+
+
+def test_the_cycle_check_sees_a_cycle_inside_one_layer_hidden_in_a_function(tmp_path):
+    # the cycle this check was written for: models read data.columns inside a function while data imported models
+    root = tmp_path / PACKAGE
+    (root / "data").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "models.py").write_text("from .config import Profile\n\n\ndef count():\n"
+                                    "    from .data.columns import content_text\n")
+    (root / "config.py").write_text("")
+    (root / "data" / "__init__.py").write_text("")
+    (root / "data" / "columns.py").write_text("")
+    (root / "data" / "stats.py").write_text("def lengths():\n    from ..models import tokenizer_for\n")
+    assert upward_imports(root) == []  # data and models share layer 0: the layer rule alone passes this
+    assert import_cycles(root) == [f"data -> models ({PACKAGE}/data/stats.py:2); "
+                                   f"models -> data ({PACKAGE}/models.py:5)"]
+    (root / "models.py").write_text("from .config import Profile\n")
+    assert import_cycles(root) == []
 
 
 def test_every_top_level_module_has_a_layer():

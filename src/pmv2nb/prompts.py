@@ -10,7 +10,7 @@ from __future__ import annotations
 import string
 
 from .config import TrainPromptSettings, check_choice
-from .data.columns import content_text
+from .messages import content_text
 
 LETTERS = string.ascii_uppercase[:10]
 

@@ -20,7 +20,7 @@ import random
 from functools import lru_cache
 
 from ..answers import content_words
-from ..data.columns import content_text
+from ..messages import content_text
 from ..prompts import LETTERS, is_negative_preference, read_judge, read_options
 from .base import BackendError, ChatRequest, ChatResponse, OnResult, deliver
 

@@ -21,7 +21,7 @@ from .base import ChatRequest, ChatResponse, ContextTooLongError, OnResult, deli
 
 def text_messages(messages) -> list[dict]:
     """Messages with content-part lists flattened to plain text."""
-    from ..data.columns import content_text
+    from ..messages import content_text
 
     return [{"role": m["role"], "content": content_text(m["content"])} for m in messages]
 

@@ -1,6 +1,7 @@
 """PersonaMem-v2 data: typed question tables, shared histories, the Hub and local mirrors, the mini dataset."""
 
-from .columns import COLUMNS, PREF_TYPES, SCENARIOS, DataError, content_images, content_text
+from ..messages import content_images, content_text
+from .columns import COLUMNS, PREF_TYPES, SCENARIOS, DataError
 from .histories import ChatHistory, HistoryStore
 from .loader import PersonaMemData, load_profile_split, load_split
 

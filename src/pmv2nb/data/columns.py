@@ -15,6 +15,8 @@ import ast
 import json
 from typing import Any, Callable
 
+from ..messages import check_content
+
 COLUMNS: tuple[str, ...] = (
     "persona_id",
     "chat_history_32k_link",
@@ -223,36 +225,6 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "num_persona_relevant_tokens_128k": parse_optional_int,
     "num_persona_irrelevant_tokens_128k": parse_optional_int,
 }
-
-
-def content_text(content: Any, image_placeholder: str = "[image]") -> str:
-    """Text-only view of a message content: strings pass through, image parts become a placeholder."""
-    if isinstance(content, str):
-        return content
-    pieces = []
-    for part in content:
-        if part.get("type") == "text":
-            pieces.append(part.get("text", ""))
-        else:
-            pieces.append(image_placeholder)
-    return "\n".join(pieces)
-
-
-def content_images(content: Any) -> list[str]:
-    """The image URLs (often ``data:image/...;base64,`` URLs) inside a message content, in order."""
-    if isinstance(content, str):
-        return []
-    return [part["image_url"]["url"] for part in content if part.get("type") == "image_url"]
-
-
-def check_content(content: Any) -> None:
-    if isinstance(content, str):
-        return
-    if not isinstance(content, list) or not all(isinstance(part, dict) and "type" in part for part in content):
-        raise ValueError("content must be a string or a list of content parts with a 'type'")
-    for part in content:
-        if part["type"] == "image_url" and not isinstance(part.get("image_url", {}).get("url"), str):
-            raise ValueError("an image_url content part has no url")
 
 
 def _preview(text: Any, width: int = 80) -> str:

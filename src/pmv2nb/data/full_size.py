@@ -17,7 +17,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from .columns import SCENARIOS, content_text
+from ..messages import content_text
+from .columns import SCENARIOS
 from .mini import (
     MARKER, Session, _csv_bytes, _evidence_last, _filler_session, _history_file, _history_stamps, _make_persona,
     _order_sessions, _plan_persona, _table_row,

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .columns import DataError, check_content, content_text
+from ..messages import check_content, content_text
+from .columns import DataError
 from .sources import HubMirror, LocalMirror
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Profile
+from ..messages import content_text
 from .columns import (
-    COLUMNS, CONTEXT_SIZES, MODALITIES, PARSERS, SPLITS, DataError, content_text, parse_int, parse_optional_int,
-    topic_key,
+    COLUMNS, CONTEXT_SIZES, MODALITIES, PARSERS, SPLITS, DataError, parse_int, parse_optional_int, topic_key,
 )
 from .histories import ChatHistory, HistoryStore
 from .sources import HubMirror, LocalMirror, _relative_parts, open_source, table_path

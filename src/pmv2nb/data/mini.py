@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .columns import COLUMNS, SCENARIOS, content_text
+from ..messages import content_text
+from .columns import COLUMNS, SCENARIOS
 from .sources import MINI_README_TITLE
 from .mini_catalogue import (
     CAPITALS, COMMUNICATION_STYLES, ELEMENTS, FACETS, FAMILY_SITUATIONS, FILLER_FUNCTION_NAMES, FIRST_NAMES,

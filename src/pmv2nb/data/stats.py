@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from .columns import content_text
+from ..messages import content_text
 from .loader import PersonaMemData
 
 LABEL_COLUMNS = ("pref_type", "who", "updated", "conversation_scenario", "sensitive_info", "n_options")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ..data.columns import content_text
+from ..messages import content_text
 
 
 @dataclass(frozen=True)

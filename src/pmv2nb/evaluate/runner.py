@@ -25,7 +25,7 @@ from ..backends import (
 )
 from ..backends.openai_http import ALIASES, DEFAULT_REASONING_TOKENS, is_reasoning_model
 from ..config import TrainPromptSettings, check_choice, repo_root
-from ..data.columns import content_text
+from ..messages import content_text
 from ..data.loader import PersonaMemData
 from ..data.sources import describe_source
 from .cache import CachedBackend, CallCache, opened_cache

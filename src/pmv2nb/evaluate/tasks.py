@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import prompts
 from ..config import TrainPromptSettings
-from ..data.columns import content_text
+from ..messages import content_text
 from ..data.loader import PersonaMemData
 from ..models import read_run_record
 from .retrieval import Retrieval, excerpt, retrieve

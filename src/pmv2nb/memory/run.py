@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..answers import is_privacy_row, leaks, protected_detail, reward_labels
 from ..backends import BackendError, ChatRequest
 from ..config import MemorySettings, Profile, TrainPromptSettings, check_choice
-from ..data.columns import content_text
+from ..messages import content_text
 from ..data.loader import PersonaMemData
 from ..evaluate.cache import CallCache, opened_cache
 from ..evaluate.results import ResultsFile, read_results

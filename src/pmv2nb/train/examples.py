@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from .. import prompts
 from ..answers import reward_labels
 from ..config import Profile, TrainPromptSettings, check_choice
-from ..data.columns import DataError, content_text
+from ..data.columns import DataError
+from ..messages import content_text
 from ..data.loader import PersonaMemData, load_profile_split
 from ..evaluate.tasks import MODES as TASKS, rows_with_history
 from .prepared import INFO_FILE, code_identity, file_identity, prepared_folder, read_info, tokenizer_identity

@@ -32,7 +32,7 @@ from transformers import Trainer
 from .. import prompts
 from ..answers import reward_labels
 from ..backends.hf_local import Completion, sample_completions
-from ..data.columns import content_text
+from ..messages import content_text
 from ..config import MemoryRLSettings, MemorySettings, Profile, TrainPromptSettings
 from ..data.loader import PersonaMemData, load_profile_split
 from ..evaluate.cache import default_cache_path

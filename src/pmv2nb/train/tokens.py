@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.columns import content_text
+from ..messages import content_text
 
 PLACEHOLDER = "@@pmv2nb-{}@@"
 
