@@ -22,7 +22,11 @@ def test_every_split_and_modality_loads_with_typed_columns(mini_root):
             assert q["incorrect_answers"].map(len).isin([3, 4]).all()
             assert q["user_query"].map(lambda m: m["role"]).eq("user").all()
             assert str(q["total_tokens_in_chat_history_32k"].dtype) == "Int64"
-            assert data.load_all_histories(("32k", "128k"), progress=False) > 0
+            with open(data.table, newline="", encoding="utf-8") as handle:
+                raw = list(csv.DictReader(handle))
+            links = [{row[f"chat_history_{size}_link"] for row in raw} - {""} for size in ("32k", "128k")]
+            assert data.load_all_histories(("32k", "128k"), progress=False) == sum(map(len, links))
+            assert all(link in data.histories for link in set.union(*links))  # each read and kept, once
 
 
 def test_histories_are_loaded_once_and_shared_across_a_personas_rows(mini_root):

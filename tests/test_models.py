@@ -52,14 +52,24 @@ def test_tiny_model_is_qwen3_with_sampling_defaults_and_generates():
     assert out.shape[1] == inputs["input_ids"].shape[1] + 5
 
 
-def test_tiny_model_is_saved_once_and_loads_through_the_profile(tmp_path, monkeypatch):
+def test_tiny_model_is_saved_once(tmp_path):
     folder = models.tiny_model_dir(cache_root=tmp_path)
     assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert models.tiny_model_dir(cache_root=tmp_path) == folder
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
-    monkeypatch.setattr(models, "tiny_model_dir", lambda settings, seed: folder)
-    model, tokenizer = models.load_model(config.resolve("tiny"))
+
+
+def test_tiny_model_loads_through_the_profile_in_its_shape_and_seed():
+    # a narrow shape (a small file in the model cache) and a seed of its own, so neither can come from a default
+    profile = config.resolve("tiny", {"seed": 7, "model.tiny.hidden_size": 16, "model.tiny.head_dim": 4,
+                                      "model.tiny.intermediate_size": 32})
+    model, tokenizer = models.load_model(profile)
+    assert (model.config.hidden_size, model.config.head_dim, model.config.intermediate_size) == (16, 4, 32)
+    expected = models.build_tiny_model(profile.model.tiny, seed=7).state_dict()
+    assert all(torch.equal(tensor, expected[name]) for name, tensor in model.state_dict().items())
+    other_seed = models.build_tiny_model(profile.model.tiny, seed=0).state_dict()
+    assert not all(torch.equal(tensor, other_seed[name]) for name, tensor in model.state_dict().items())
     logits = model(**tokenizer("hello there", return_tensors="pt")).logits
     assert logits.shape[-1] == len(tokenizer) and model.device.type == "cpu"
 
