@@ -110,6 +110,20 @@ def test_grpo_prompts_are_built_once_and_equal_a_fresh_build(tmp_path, capsys):
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
 
 
+def test_records_stream_to_disk_with_types_from_rows_that_have_values(tmp_path):
+    from pmv2nb.train.prepared import ROWS_FILE, read_rows, write_records
+
+    # open-ended rows first: no letter, no options; then MCQ rows that have them
+    records = [{"task": "open", "gold_letter": None, "options": None, "prompt": [{"role": "user", "content": f"q{i}"}]}
+               for i in range(9)]
+    records += [{"task": "mcq", "gold_letter": "b", "options": ["x", "y"], "prompt": [{"role": "user", "content": "m"}]}
+                for _ in range(3)]
+    assert write_records(tmp_path / ROWS_FILE, iter(records), batch_rows=4) == 12
+    assert read_rows(tmp_path).to_list() == records
+    with pytest.raises(ValueError, match="differ from the file's columns"):
+        write_records(tmp_path / ROWS_FILE, iter(records[-3:] + [{"task": "open"}]), batch_rows=2)
+
+
 def test_chat_tokens_fall_back_where_the_template_rewrites_a_content():
     """Qwen3's template trims the leading newlines of a final reply and splits a think block out of one:
     the skeleton would be wrong there, so the real rendering is used, and the ids still match."""

@@ -31,7 +31,10 @@ from ..data.columns import DataError
 from ..messages import content_text
 from ..data.loader import PersonaMemData, load_profile_split
 from ..evaluate.tasks import MODES as TASKS, rows_with_history
-from .prepared import INFO_FILE, code_identity, file_identity, prepared_folder, read_info, tokenizer_identity
+from .prepared import (
+    INFO_FILE, ROWS_FILE, code_identity, file_identity, prepared_folder, read_info, read_rows, tokenizer_identity,
+    write_records,
+)
 from .tokens import ChatTokens
 
 LONG_PROMPTS = ("cut", "drop")
@@ -217,17 +220,18 @@ def sft_example_stream(data: PersonaMemData, tokenizer, max_length: int, size: s
     return builder, stream()
 
 
-def grpo_prompts(data: PersonaMemData, tokenizer, max_prompt_length: int, mcq_fraction: float = 0.8,
-                 size: str = "32k", limit: int | None = None, seed: int = 0,
-                 progress: bool = True, style: TrainPromptSettings | None = None, long_prompts: str = "cut",
-                 drop_over: int | None = None) -> tuple[list[dict], LengthReport]:
-    """GRPO prompts in the paper's mix: each row is an MCQ or an open-ended prompt, never both.
+def grpo_prompt_stream(data: PersonaMemData, tokenizer, max_prompt_length: int, mcq_fraction: float = 0.8,
+                       size: str = "32k", limit: int | None = None, seed: int = 0,
+                       progress: bool = True, style: TrainPromptSettings | None = None, long_prompts: str = "cut",
+                       drop_over: int | None = None) -> tuple[Iterator[dict], LengthReport]:
+    """GRPO prompts in the paper's mix, one at a time: each row is an MCQ or an open-ended prompt, never both.
 
-    The labels the rewards need (gold letter, preference, pref_type, sensitive_info, ...) ride
+    The labels the rewards need (gold letter, options, preference, pref_type, sensitive_info, ...) ride
     along as columns, which TRL hands to the reward functions as keyword arguments. ``long_prompts``
     (``grpo.long_prompts``) says what happens to a row too long for ``max_prompt_length``: "cut" keeps
     its newest exchanges, "drop" leaves out a row longer than ``drop_over`` (default ``max_prompt_length``;
     the authors filter such prompts) and still cuts one that is only longer than ``max_prompt_length``.
+    The length report fills in as the prompts are drawn.
     """
     check_choice("grpo.long_prompts", long_prompts, LONG_PROMPTS)
     dropping = long_prompts == "drop"
@@ -235,21 +239,28 @@ def grpo_prompts(data: PersonaMemData, tokenizer, max_prompt_length: int, mcq_fr
                             drop_over=(drop_over or max_prompt_length) if dropping else None)
     rows = rows_with_history(data, size, limit)
     assignment = split_tasks(rows, mcq_fraction, seed)
-    records = []
-    for row in tqdm(rows, desc=f"GRPO prompts ({data.split})", disable=not progress):
-        built = builder.prompt(row, assignment[row])
-        if built is None:
-            continue
-        records.append({"prompt": built["messages"], "gold_letter": built["gold_letter"], "options": built["options"],
-                        "prompt_tokens": built["prompt_tokens"], **reward_labels(data, row, assignment[row])})
-    return records, builder.report
+
+    def stream() -> Iterator[dict]:
+        for row in tqdm(rows, desc=f"GRPO prompts ({data.split})", disable=not progress):
+            built = builder.prompt(row, assignment[row])
+            if built is not None:
+                yield {"prompt": built["messages"], "gold_letter": built["gold_letter"], "options": built["options"],
+                       "prompt_tokens": built["prompt_tokens"], **reward_labels(data, row, assignment[row])}
+
+    return stream(), builder.report
+
+
+def grpo_prompts(*args, **kwargs) -> tuple[list[dict], LengthReport]:
+    """:func:`grpo_prompt_stream`'s prompts as a list (same arguments), with the finished length report."""
+    stream, report = grpo_prompt_stream(*args, **kwargs)
+    return list(stream), report
 
 
 def prepared_grpo_prompts(profile: Profile, tokenizer, root: str | Path, *, progress: bool = True):
     """The train split's GRPO prompts as the profile builds them (:func:`grpo_prompts`), as a ``datasets.Dataset``,
     and what they hold. Built once into ``root`` by the first process there (:mod:`pmv2nb.train.prepared`),
     keyed by the data, the tokenizer, the code and every setting that shapes them; memory-mapped."""
-    from datasets import Dataset, load_from_disk
+    from datasets import Dataset
 
     from .. import answers
     from . import tokens
@@ -264,14 +275,15 @@ def prepared_grpo_prompts(profile: Profile, tokenizer, root: str | Path, *, prog
              "style": asdict(profile.train_prompt), **shape}
 
     def build(folder: Path) -> None:
-        records, report = grpo_prompts(data, tokenizer, progress=progress, style=profile.train_prompt, **shape)
-        Dataset.from_list(records).save_to_disk(str(folder / "prompts"))
+        stream, report = grpo_prompt_stream(data, tokenizer, progress=progress, style=profile.train_prompt, **shape)
+        count = write_records(folder / ROWS_FILE, stream)
+        tasks = read_rows(folder)["task"] if count else []
         (folder / INFO_FILE).write_text(json.dumps({
-            "prompts": len(records), "mcq_prompts": sum(r["task"] == "mcq" for r in records),
+            "prompts": count, "mcq_prompts": sum(task == "mcq" for task in tasks),
             "dropped_rows": report.dropped_rows, "lengths": report.summary()}))
 
     folder, built = prepared_folder(root, "grpo-train", parts, build)
     info = read_info(folder)
     if progress and not built:
         print(f"GRPO prompts: {info['prompts']} read from {folder} (prepared earlier)")
-    return load_from_disk(str(folder / "prompts")), info
+    return (read_rows(folder) if info["prompts"] else Dataset.from_list([])), info

@@ -103,8 +103,57 @@ def write_token_rows(path: Path, rows: Iterable[dict[str, np.ndarray]], columns:
     return count
 
 
-def read_token_rows(folder: Path):
-    """The rows :func:`write_token_rows` wrote, as a memory-mapped ``datasets.Dataset``."""
+def write_records(path: Path, records: Iterable[dict], batch_rows: int = 256) -> int:
+    """Stream dict records (nested lists and dicts allowed) into an Arrow file :func:`datasets.Dataset.from_file` reads.
+
+    Memory holds a batch, not the split. The column types come from the first records: they are held
+    back until every column has had a value (a column that is None in the first rows, an MCQ field in
+    open-ended rows, would otherwise be typed null), or the stream ends. Returns the record count.
+    """
+    import pyarrow as pa
+
+    count, held, writer, sink, schema = 0, [], None, None, None
+    try:
+        for record in records:
+            held.append(record)
+            count += 1
+            if writer is None and (len(held) < batch_rows or any(
+                    all(r.get(key) is None for r in held) for key in held[0])):
+                continue
+            if writer is None:
+                schema = pa.Table.from_pylist(held).schema
+                sink = pa.OSFile(str(path), "wb")
+                writer = pa.ipc.new_stream(sink, schema)
+            if len(held) >= batch_rows:
+                writer.write_table(_records_table(held, schema))
+                held = []
+        if writer is None:  # fewer rows than a batch, or a column without any value: the types the rows give
+            schema = pa.Table.from_pylist(held).schema if held else pa.schema([])
+            sink = pa.OSFile(str(path), "wb")
+            writer = pa.ipc.new_stream(sink, schema)
+        if held:
+            writer.write_table(_records_table(held, schema))
+    finally:
+        if writer is not None:
+            writer.close()
+        if sink is not None:
+            sink.close()
+    return count
+
+
+def _records_table(records: list[dict], schema):
+    """Records as a table of ``schema``; a record with other keys is a bug upstream, not something to drop."""
+    import pyarrow as pa
+
+    names = set(schema.names)
+    for record in records:
+        if set(record) != names:
+            raise ValueError(f"record keys {sorted(record)} differ from the file's columns {sorted(names)}")
+    return pa.Table.from_pylist(records, schema=schema)
+
+
+def read_rows(folder: Path):
+    """The rows :func:`write_token_rows` or :func:`write_records` wrote, as a memory-mapped ``datasets.Dataset``."""
     from datasets import Dataset
 
     return Dataset.from_file(str(folder / ROWS_FILE))

@@ -31,7 +31,7 @@ from .common import (
 from .plan import preflight
 from .examples import LengthReport, sft_example_stream, sft_examples
 from .prepared import (
-    INFO_FILE, ROWS_FILE, code_identity, file_identity, prepared_folder, read_info, read_token_rows,
+    INFO_FILE, ROWS_FILE, code_identity, file_identity, prepared_folder, read_info, read_rows,
     tokenizer_identity, write_token_rows,
 )
 from .tokens import ChatTokens, common_prefix_length, overlap_mask
@@ -178,7 +178,7 @@ def prepared_sft_rows(profile: Profile, split: str, tokenizer, limit: int | None
     info = read_info(folder)
     if progress and not built:
         print(f"SFT rows ({split}): {info['rows']} read from {folder} (prepared earlier)")
-    return read_token_rows(folder), info
+    return read_rows(folder), info
 
 
 def trainer_rows(examples: list[dict], tokenizer, loss_turns: str) -> list[dict]:
