@@ -41,6 +41,10 @@ def paper_profile(source: str, overrides: dict | None = None):
     return config.resolve("paper", {"data.source": source, **(overrides or {})})
 
 
+def disk_gb(folder: str) -> float:
+    return round(sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 2**30, 2)
+
+
 def run_part(part: str, source: str, rows: int | None) -> dict:
     """One part, in this process: what it did (rows, tokens) and how long it took."""
     from pmv2nb.data import load_profile_split
@@ -72,7 +76,7 @@ def run_part(part: str, source: str, rows: int | None) -> dict:
                                                   rows)),
                     "examples": info["examples"],
                     "tokens": int(pc.sum(pc.list_value_length(prepared.data.column("input_ids"))).as_py()),
-                    "disk_gb": round(sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file()) / 2**30, 2)}
+                    "disk_gb": disk_gb(root)}
     elif part == "grpo":
         import tempfile
 
@@ -81,7 +85,7 @@ def run_part(part: str, source: str, rows: int | None) -> dict:
         profile = paper_profile(source, {"grpo.rows": rows} if rows else None)
         with tempfile.TemporaryDirectory() as root:  # cold, as the SFT parts
             prompts, info = prepared_grpo_prompts(profile, tokenizer, root, progress=True)
-            done = {"rows": info["prompts"], "tokens": sum(prompts["prompt_tokens"])}
+            done = {"rows": info["prompts"], "tokens": sum(prompts["prompt_tokens"]), "disk_gb": disk_gb(root)}
     elif part == "chunks":
         from tqdm.auto import tqdm
 
