@@ -5,9 +5,10 @@ resumption without a key or network. It answers multiple-choice prompts with a l
 prompts with a boxed score, chosen from a hash of the request so answers are deterministic; with
 ``echo_notes`` it plays a memory writer that copies every chunk into its notes. ``context_tokens`` makes it
 refuse longer prompts (counted as characters / 4) the way the API does; ``served_model`` and
-``finish_reason`` set what its replies report. ``fail_when`` makes it answer 500 (with ``retry-after: 0``,
-so retries are instant) to every request the predicate picks, for as long as it is set: a row that
-outlasts any number of retries until the test heals the server.
+``finish_reason`` set what its replies report, and ``answer_text`` what it answers every prompt but a judge's.
+``fail_when`` makes it answer 500 (with ``retry-after: 0``, so retries are instant) to every request the
+predicate picks, for as long as it is set: a row that outlasts any number of retries until the test heals
+the server.
 
 With ``prompt_cache`` it bills like the API's prompt cache: ``usage.prompt_tokens`` is the prompt's size
 (characters / 4), and ``usage.prompt_tokens_details.cached_tokens`` the longest prefix it shares with a prompt
@@ -32,8 +33,9 @@ class FakeOpenAI(LoopbackServer):
                  always_status: int | None = None, error_body: dict | None = None,
                  judge_replies: list[str] | None = None, echo_notes: bool = False, context_tokens: int | None = None,
                  served_model: str | None = None, finish_reason: str = "stop", fail_when=None,
-                 prompt_cache: bool = False):
+                 prompt_cache: bool = False, answer_text: str | None = None):
         self.prompt_cache = prompt_cache
+        self.answer_text = answer_text  # the reply to every prompt but a judge's, when given
         self._prompts_seen: list[str] = []  # prompt texts answered so far, for prompt_cache
         self.context_tokens, self.served_model, self.finish_reason = context_tokens, served_model, finish_reason
         self.refused = 0  # prompts refused as longer than context_tokens
@@ -88,6 +90,8 @@ class FakeOpenAI(LoopbackServer):
         last = body["messages"][-1]["content"]
         text = (f"Scoring.\n\\boxed{{{int(key[8:10], 16) % 11 / 10}}}" if "\\boxed" in str(last)
                 else f"Thinking it over.\nFinal Answer: {'ABCD'[int(key[:2], 16) % 4]}")
+        if self.answer_text is not None and "\\boxed" not in str(last):
+            text = self.answer_text
         if self.echo_notes and "Your notes so far:" in str(last):
             old_notes = last.split("Your notes so far:\n", 1)[1].split("\n\n", 1)[0]
             chunk = last.split("conversations with the assistant:\n", 1)[1].rsplit("\n\nWrite the complete", 1)[0]

@@ -203,13 +203,20 @@ def _api(monkeypatch, fake):
     monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
 
 
-def test_replies_cut_at_the_cap_are_summarised_and_warned_about(benchmark_data, tmp_path, monkeypatch, capsys):
+def test_replies_cut_at_the_cap_are_summarised_and_warned_about_only_when_they_lost_their_answer(
+        benchmark_data, tmp_path, monkeypatch, capsys):
     from dataclasses import replace
 
     from pmv2nb.evaluate import breakdown
 
     settings = RunSettings(limit=4, sampling=Sampling(max_tokens=16))
-    with FakeOpenAI(finish_reason="length") as fake:
+    with FakeOpenAI(finish_reason="length") as fake:  # cut, but after the letter: a cap sized as designed
+        _api(monkeypatch, fake)
+        kept = run_eval(benchmark_data, "openai:gpt-5-mini", settings, out=tmp_path / "kept.jsonl",
+                        cache=tmp_path / "kept.sqlite", progress=False)
+    assert kept.warning == "" and "reply cap" not in capsys.readouterr().err
+    assert breakdown(kept.results)["cut_rate"].item() == 1.0 and kept.results["valid"].all()
+    with FakeOpenAI(finish_reason="length", answer_text="Let me weigh each option in") as fake:
         _api(monkeypatch, fake)
         cut = run_eval(benchmark_data, "openai:gpt-5-mini", settings, out=tmp_path / "cut.jsonl",
                        cache=tmp_path / "c.sqlite", progress=False)
@@ -217,7 +224,8 @@ def test_replies_cut_at_the_cap_are_summarised_and_warned_about(benchmark_data, 
         uncapped = run_eval(benchmark_data, "openai:gpt-5-mini", replace(settings, api_sampling="none"),
                             out=tmp_path / "none.jsonl", cache=tmp_path / "c.sqlite", progress=False)
     assert cut.warning in printed
-    assert "4 of 4 mcq replies of openai:gpt-5-mini (32k) stopped at the reply cap" in cut.warning
+    assert ("4 of 4 mcq replies of openai:gpt-5-mini (32k) stopped at the reply cap (finish_reason 'length') "
+            "without a readable answer") in cut.warning
     assert "eval.mcq_max_new_tokens" in cut.warning and "eval.reasoning_tokens" in cut.warning
     assert "eval.api_sampling=none" in uncapped.warning
     assert breakdown(cut.results)["cut_rate"].item() == 1.0

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from pmv2nb import config
-from pmv2nb.notebooks import notebook_paths, read_records, run_notebook
+from pmv2nb.notebooks import RECORD_MIME, notebook_paths, read_records, run_notebook
 
 NOTEBOOKS = notebook_paths()
 
@@ -53,15 +53,64 @@ def test_notebooks_take_settings_through_one_setup_call_and_never_branch_on_a_pr
     assert not quoted, f"{path.name} names a profile in its code: {quoted}"
 
 
+# What a reader should never see in an executed notebook: a bar per model load, a tokenizer warning about a
+# clean-up our BPE tokenizers skip anyway, and a trainer's printed log dictionary per step
+NOISE = ("Loading weights", "clean_up_tokenization_spaces", "{'loss'")
+
+
+def visible_noise(executed: dict) -> list[str]:
+    """The outputs a reader would see that are noise: a record shown as text, or any of NOISE."""
+    found = []
+    for cell in executed["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if RECORD_MIME in data and data.get("text/plain"):
+                found.append(f"a record shown as text: {data['text/plain'][:80]}")
+            text = "".join(output.get("text", "")) + "".join(data.get("text/plain", ""))
+            found += [f"{noise!r} in: {text[:120]}" for noise in NOISE if noise in text]
+    return found
+
+
 @pytest.mark.notebook
-def test_notebook_01_runs_headless_and_saves_its_figures(tmp_path):
-    path = next(p for p in NOTEBOOKS if p.name.startswith("01_"))
-    figures = tmp_path / "figures"
-    output, _ = run_notebook(path, tmp_path / "executed", "tiny", {"FIGURES_DIR": str(figures)})
+def test_a_record_is_read_back_unseen_and_a_failing_cell_stops_the_run_at_once(tmp_path):
+    import time
+
+    import nbformat
+    import papermill
+
+    cells = ["from pmv2nb.notebooks import record\nrecord('answer', {'rows': 14})", "raise ValueError('boom')",
+             "import time\ntime.sleep(600)"]
+    path = tmp_path / "07_probe.ipynb"
+    probe = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    probe.metadata.update(kernelspec={"name": "python3", "language": "python", "display_name": "Python 3"},
+                          language_info={"name": "python"})
+    nbformat.write(probe, path)
+    started = time.monotonic()
+    with pytest.raises(papermill.PapermillExecutionError, match="boom"):
+        run_notebook(path, tmp_path / "executed", "tiny")
+    assert time.monotonic() - started < 120  # the sleeping cell after the error never ran
+    output = tmp_path / "executed" / path.name
+    assert read_records(output) == {"answer": {"rows": 14}}
+    assert not visible_noise(json.loads(output.read_text()))
+
+
+def _run_clean(prefix: str, tmp_path, parameters: dict) -> tuple[dict, dict]:
+    """Run a notebook in the tiny profile; its executed JSON and the values it recorded. It must run without an
+    error, and show a reader no noise."""
+    path = next(p for p in NOTEBOOKS if p.name.startswith(prefix))
+    output, _ = run_notebook(path, tmp_path / "executed", "tiny", parameters)
     executed = json.loads(output.read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    overview = {row["split"]: row for row in read_records(output)["split_overview"]}
+    assert not visible_noise(executed), "\n".join(visible_noise(executed))
+    return executed, read_records(output)
+
+
+@pytest.mark.notebook
+def test_notebook_01_runs_headless_and_saves_its_figures(tmp_path):
+    figures = tmp_path / "figures"
+    _, records = _run_clean("01_", tmp_path, {"FIGURES_DIR": str(figures)})
+    overview = {row["split"]: row for row in records["split_overview"]}
     assert overview["benchmark"]["rows"] == 112 and set(overview) == {"benchmark", "train", "val"}
     for name in ("01_dataset_overview", "01_history_lengths", "01_evidence_distance", "01_length_shortcut"):
         assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file()
@@ -78,20 +127,15 @@ def test_notebook_02_benchmarks_through_a_real_server_and_cleans_up(tmp_path):
         return set(found.split())
 
     before = servers()
-    path = next(p for p in NOTEBOOKS if p.name.startswith("02_"))
     results, figures = tmp_path / "results", tmp_path / "figures"
     # a setting override in the parameters cell reaches the run, as `pmv2nb eval --set eval.mcq_rows=12` would
     parameters = {"RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"),
                   "FIGURES_DIR": str(figures), "SETTINGS": {"eval.mcq_rows": 12}}
-    output, _ = run_notebook(path, tmp_path / "executed", "tiny", parameters)
-    executed = json.loads(output.read_text())
-    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+    _, records = _run_clean("02_", tmp_path, parameters)
     rows = read_results(*sorted(results.glob("*.jsonl")))
     served = rows[rows["model"].str.startswith("openai:")]
     assert set(served["mode"]) == {"mcq", "open"}
     assert served.groupby("mode").size().to_dict() == {"mcq": 12, "open": 8}
-    records = read_records(output)
     overall = {(r["model"], r["mode"]): r for r in records["overall"]}
     served_label = next(label for label, mode in overall if label.startswith("openai:") and mode == "open")
     assert overall[(served_label, "mcq")]["n"] == 12 and overall[(served_label, "open")]["n"] == 8
@@ -116,16 +160,6 @@ def tiny_sft_run(tmp_path_factory):
     sft = tmp_path_factory.mktemp("runs") / "sft"
     train_sft(config.resolve("tiny", {"sft.max_steps": 1, "sft.rows": 2}), sft, progress=False)
     return sft
-
-
-def _run_clean(prefix: str, tmp_path, parameters: dict) -> tuple[dict, dict]:
-    """Run a notebook in the tiny profile; its executed JSON and the values it recorded."""
-    path = next(p for p in NOTEBOOKS if p.name.startswith(prefix))
-    output, _ = run_notebook(path, tmp_path / "executed", "tiny", parameters)
-    executed = json.loads(output.read_text())
-    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
-    return executed, read_records(output)
 
 
 @pytest.mark.notebook

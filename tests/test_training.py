@@ -250,7 +250,10 @@ def test_a_killed_sft_run_resumes_from_its_checkpoint(tmp_path, capsys):
     assert not (out / "run.json").exists()
     capsys.readouterr()
     assert main(command) == 0
-    assert "resuming from" in capsys.readouterr().out
+    shown = capsys.readouterr()
+    assert "resuming from" in shown.out
+    # progress as a bar with the newest loss beside it, not a printed log dictionary per step
+    assert "2/2" in shown.err and "loss=" in shown.err and "{'loss'" not in shown.out + shown.err
     record = pd.read_json(out / "run.json", typ="series")
     assert record["resumed_from_step"] == 1
     metrics = read_metrics(out)
@@ -276,7 +279,9 @@ def test_an_interrupted_memory_rl_run_resumes_and_restart_starts_over(tmp_path, 
     first.train()
     assert (out / "checkpoint-1" / "trainer_state.json").is_file() and not (out / "run.json").exists()
     record = train_memory(with_overrides(profile, {"memory.rl.max_steps": 2}), out, progress=False)
-    assert "resuming from" in capsys.readouterr().out and record["resumed_from_step"] == 1
+    shown = capsys.readouterr()
+    assert "resuming from" in shown.out and record["resumed_from_step"] == 1
+    assert "'loss'" not in shown.out + shown.err  # without a bar, nothing per step is printed
     metrics = read_metrics(out)
     assert metrics.loc[metrics["loss"].notna(), "step"].tolist() == [1, 2]
     assert not list(out.glob("checkpoint-*"))

@@ -68,17 +68,32 @@ def qwen3_tokenizer_dir() -> Path:
     return folder
 
 
+def load_tokenizer(source: str | Path, **kwargs):
+    """``AutoTokenizer.from_pretrained`` with the decode clean-up off. Every model here has a BPE tokenizer, for
+    which transformers skips that clean-up anyway; a config that asks for it (the converted SmolLM2's) only
+    makes it warn on the first decode."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(source), clean_up_tokenization_spaces=False, **kwargs)
+
+
+def quiet_model_loading() -> None:
+    """Turn off transformers' "Loading weights" bar in this process: a notebook loads models many times (the
+    trainers load theirs too), and a bar per load says nothing a reader needs. Training bars stay."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
 @lru_cache(maxsize=4)
 def _named_tokenizer(name: str):
     """A built-in model's tokenizer or a hub id's, loaded once per process (folders are not cached: they
     get retrained)."""
-    from transformers import AutoTokenizer
-
     if name == TINY:
-        return AutoTokenizer.from_pretrained(qwen3_tokenizer_dir(), local_files_only=True)
+        return load_tokenizer(qwen3_tokenizer_dir(), local_files_only=True)
     if name == SMOLLM2:
-        return AutoTokenizer.from_pretrained(smollm2_model_dir(), local_files_only=True)
-    return AutoTokenizer.from_pretrained(name)
+        return load_tokenizer(smollm2_model_dir(), local_files_only=True)
+    return load_tokenizer(name)
 
 
 def tokenizer_for(spec_or_path: str = TINY, fallback: str = TINY):
@@ -89,8 +104,6 @@ def tokenizer_for(spec_or_path: str = TINY, fallback: str = TINY):
     adapter folder (its saved tokenizer, else its base model's), or a hub id. Specs whose tokenizer
     is not public (API models, baselines) get ``fallback``'s, so their token counts are Qwen3 counts.
     """
-    from transformers import AutoTokenizer
-
     name = spec_or_path
     engine, sep, rest = name.partition(":")
     if sep and engine in ("hf", "vllm"):
@@ -110,7 +123,7 @@ def tokenizer_for(spec_or_path: str = TINY, fallback: str = TINY):
         config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
         if config.get("base_model_name_or_path"):
             return tokenizer_for(config["base_model_name_or_path"], fallback)
-    return AutoTokenizer.from_pretrained(str(folder))
+    return load_tokenizer(folder)
 
 
 def check_local_folder(spec: str, name: str) -> None:

@@ -77,6 +77,9 @@ def start(stage: str, profile: str | None = None, settings: Mapping[str, Any] | 
         from .models import require_gpu
 
         require_gpu(resolved, purpose)  # stops here, with what to do instead, when the profile needs a missing GPU
+    from .models import quiet_model_loading
+
+    quiet_model_loading()
     session = NotebookSession(resolved, stage)
     if show:
         from IPython.display import display
@@ -88,7 +91,12 @@ def start(stage: str, profile: str | None = None, settings: Mapping[str, Any] | 
 
 
 def record(name: str, value: Any) -> Any:
-    """Show ``value`` and store it in the cell's output under ``name``, for tests to read back."""
+    """Store ``value`` in the cell's output under ``name`` for tests to read back, unseen: the notebook shows the
+    value itself (a table, a sentence), so a reader sees it once.
+
+    The output carries an empty plain-text view: a frontend shows that (nothing) instead of the record, and
+    without it JupyterLab would say that no renderer exists for the record's MIME type.
+    """
     from IPython.display import display
 
     if hasattr(value, "to_json"):  # a DataFrame: one dict per row, a named index kept as a column
@@ -98,7 +106,7 @@ def record(name: str, value: Any) -> Any:
         stored = json.loads(frame.to_json(orient="records"))
     else:
         stored = json.loads(json.dumps(value, default=float))
-    display({RECORD_MIME: {"name": name, "value": stored}, "text/plain": f"{name} = {stored!r}"}, raw=True)
+    display({RECORD_MIME: {"name": name, "value": stored}, "text/plain": ""}, raw=True)
     return value
 
 
@@ -120,9 +128,18 @@ def notebook_paths(folder: str | Path | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
+# Only a hung cell should reach this: an hour is about six times the longest whole notebook measured (notebook
+# 04, 622 s on 2 CPU cores), so a laptop twice or three times as slow still finishes. An error stops the run at
+# once, whatever this is.
+CELL_TIMEOUT_S = 3600
+
+
 def run_notebook(path: Path, out_dir: Path, profile: str | None = None, parameters: dict | None = None,
-                 cell_timeout: int = 600) -> tuple[Path, float]:
-    """Execute one notebook in a fresh kernel; returns the executed copy and the seconds it took."""
+                 cell_timeout: int | None = CELL_TIMEOUT_S) -> tuple[Path, float]:
+    """Execute one notebook in a fresh kernel; returns the executed copy and the seconds it took.
+
+    The first cell that fails stops it with papermill's error, naming the cell; ``cell_timeout`` (None: none)
+    is the seconds one cell may run."""
     import papermill
 
     profile = profile or config.resolve().name

@@ -77,12 +77,10 @@ class HFBackend:
 
     def _load(self):
         if self._model is None:
-            from transformers import AutoTokenizer
-
-            from ..models import load_causal_lm
+            from ..models import load_causal_lm, load_tokenizer
 
             device, dtype = self._resolved()
-            self._tokenizer = AutoTokenizer.from_pretrained(self.path, padding_side="left")
+            self._tokenizer = load_tokenizer(self.path, padding_side="left")
             self._model = load_causal_lm(self.path, dtype).to(device).eval()
         return self._model, self._tokenizer
 

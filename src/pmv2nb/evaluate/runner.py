@@ -351,17 +351,21 @@ def results_path_for(data: PersonaMemData, model: str, settings: RunSettings) ->
 
 
 def cut_replies_warning(results: pd.DataFrame, model: str, settings: RunSettings) -> str:
-    """A warning naming the model, how many of this run's replies stopped at the reply cap and the setting to
-    raise; empty when none did. A cut reply may have lost its answer, so it can count as invalid or wrong."""
+    """A warning naming the model, how many of this run's replies stopped at the reply cap without a readable
+    answer and the setting to raise; empty when none did.
+
+    A reply cut after its answer is the cap working as sized (the laptop profile's 8-token MCQ cap holds the
+    letter its model writes first), so only cut replies that lost their answer are worth a warning; the
+    breakdown's ``cut_rate`` still counts every cut."""
     if not len(results) or "finish_reason" not in results:
         return ""
     protocol = results["protocol"] if "protocol" in results else "paper"  # files older than protocols
     mine = results[(results["model"] == model) & (results["mode"] == settings.mode)
                    & (results["size"] == settings.size) & (protocol == settings.protocol)]
     cut = mine[mine["finish_reason"] == "length"]
-    if not len(cut):
+    unreadable = int((~cut["valid"].astype(bool)).sum()) if "valid" in cut else len(cut)
+    if not unreadable:
         return ""
-    unreadable = int((~cut["valid"].astype(bool)).sum()) if "valid" in cut else 0
     api_name = _priced_name(split_context(model)[1], ALIASES)
     if api_name and settings.api_sampling == "none":
         remedy = "no cap was sent (eval.api_sampling=none), so they reached the model's own output limit"
@@ -372,8 +376,9 @@ def cut_replies_warning(results: pd.DataFrame, model: str, settings: RunSettings
         if api_name and is_reasoning_model(api_name):
             remedy += (f", or eval.reasoning_tokens (now {settings.reasoning_tokens}): hidden reasoning fills the "
                        f"cap too")
-    return (f"warning: {len(cut)} of {len(mine)} {settings.mode} replies of {model} ({settings.size}) stopped at "
-            f"the reply cap (finish_reason 'length'), {unreadable} of them without a readable answer; {remedy}")
+    return (f"warning: {unreadable} of {len(mine)} {settings.mode} replies of {model} ({settings.size}) stopped at "
+            f"the reply cap (finish_reason 'length') without a readable answer ({len(cut)} were cut in all); "
+            f"{remedy}")
 
 
 def settings_for(model: str, settings: RunSettings) -> RunSettings:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from ..config import REPORT_TO, Profile, check_choice
 from ..data.loader import load_profile_split
@@ -289,6 +290,31 @@ class MetricsCSV(TrainerCallback):
         partial.replace(self.path)
 
 
+class StepProgress(ProgressCallback):
+    """The trainer's progress bar with the newest loss and reward beside it, instead of a printed dictionary per
+    logged step (transformers' own bar) or a table (its notebook bar): every logged value is in metrics.csv,
+    the notebooks' curves and ``train.report_to``'s backend already."""
+
+    SHOWN = ("loss", "reward")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and logs:
+            shown = {key: f"{logs[key]:.3g}" for key in self.SHOWN if isinstance(logs.get(key), (int, float))}
+            if shown:
+                self.training_bar.set_postfix(shown)
+
+
+def show_progress_as_a_bar(trainer) -> None:
+    """Give the trainer :class:`StepProgress` in place of the log printer it chose for itself (nothing printed
+    when its bar is off: ``disable_tqdm``, ``progress=False``)."""
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    for printer in (PrinterCallback, ProgressCallback, NotebookProgressCallback):
+        trainer.remove_callback(printer)
+    if not trainer.args.disable_tqdm:
+        trainer.add_callback(StepProgress())
+
+
 class NoFinalCheckpoint(TrainerCallback):
     """Skips the checkpoint the last step would save: train_and_save writes the final weights anyway and
     then removes every checkpoint, so on a CPU that save (optimizer state included) is time for nothing."""
@@ -369,6 +395,7 @@ def train_and_save(trainer, folder: RunFolder, tokenizer, record: dict) -> dict:
     safetensors, the tokenizer and run.json into the folder, and remove the checkpoints the finished run
     no longer needs."""
     out = folder.out
+    show_progress_as_a_bar(trainer)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(folder.checkpoint) if folder.checkpoint else None)
     record = {"prompt_format": TRAINING_FORMAT, **record, "train_loss": result.training_loss,
@@ -415,3 +442,9 @@ def weight_change(before: str | Path, after: str | Path) -> dict:
     return {"tensors": len(first), "tensors_changed": changed,
             "relative_change": (squared / base) ** 0.5 if base else 0.0,
             "max_abs_change": largest}
+
+
+def weight_change_sentence(change: Mapping[str, float], stage: str, init: str) -> str:
+    """:func:`weight_change`'s numbers as the sentence a notebook shows under a training run."""
+    return (f"{stage} changed {change['tensors_changed']} of {change['tensors']} weight tensors against {init} "
+            f"(relative change {change['relative_change']:.2e}, largest single change {change['max_abs_change']:.2e})")

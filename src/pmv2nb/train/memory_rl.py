@@ -42,7 +42,8 @@ from ..models import tokenizer_for
 from .colocated_vllm import ColocatedVLLM, require_vllm
 from .common import (
     EngineValues, RunFolder, accumulation, checkpoint_args, hardware_args, lora_config, report_args, protocol_record,
-    start_run_folder, fetched_start, train_and_save, trainer_default_clipping, training_dtypes,
+    show_progress_as_a_bar, start_run_folder, fetched_start, train_and_save, trainer_default_clipping,
+    training_dtypes,
 )
 from .examples import split_tasks, training_options
 from .plan import memory_lengths, preflight
@@ -462,6 +463,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
         model=model, args=args, train_dataset=Dataset.from_list(items), tokenizer=tokenizer, reward_funcs=rewards,
         data=split, memory=memory, size=profile.data.context_size, ref_model=ref_model,
         callbacks=folder.callbacks())
+    show_progress_as_a_bar(trainer)  # also when a caller trains it without train_and_save
     if ref_model is not None:
         ref_model.to(trainer.args.device)
     summary = {"stage": STAGE, "profile": profile.name, "init": start, "out": str(out),
