@@ -45,6 +45,17 @@ def test_a_protocol_sets_its_switches_and_a_changed_switch_is_recorded():
         resolve("tiny", {"protocol": "verbatim"})
 
 
+def test_a_profile_derived_with_a_protocol_gets_its_switches_as_a_resolved_one_does():
+    derived = with_overrides(TINY, {"protocol": "official"})
+    assert derived == resolve("tiny", {"protocol": "official"}) and protocol_tag(derived) == "official"
+    assert derived.eval.parser == "strict"
+    # the other overrides apply after the switches, whatever their order, as in resolve
+    one_changed = with_overrides(TINY, {"eval.parser": "lenient", "protocol": "official"})
+    assert one_changed == resolve("tiny", {"eval.parser": "lenient", "protocol": "official"})
+    assert protocol_changes(one_changed) == {"eval.parser": "lenient"}
+    assert with_overrides(derived, {"protocol": "paper"}) == TINY
+
+
 def test_the_command_line_takes_protocol(capsys):
     from pmv2nb.cli import main
 

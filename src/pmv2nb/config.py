@@ -621,8 +621,21 @@ def _apply_override(obj: Any, dotted: str, value: Any, full_key: str) -> Any:
 
 
 def with_overrides(profile: Profile, overrides: Mapping[str, Any] | None) -> Profile:
-    """The profile with dotted overrides applied, e.g. ``{"grpo.mcq_fraction": 1.0}``; values are type-checked."""
-    for key, value in (overrides or {}).items():
+    """The profile with dotted overrides applied, e.g. ``{"grpo.mcq_fraction": 1.0}``; values are type-checked.
+
+    A ``protocol`` override first sets every switch of that protocol, then the other overrides apply, whatever
+    their order: ``{"protocol": "official", "eval.parser": "lenient"}`` is the official protocol with one switch
+    changed. This is :func:`resolve`'s rule, so a profile derived here equals one resolved with the same overrides.
+    """
+    overrides = dict(overrides or {})
+    if "protocol" in overrides:
+        protocol = str(overrides.pop("protocol")).strip().lower()
+        profile = _apply_overrides(dataclasses.replace(profile, protocol=protocol), protocol_preset(protocol))
+    return _apply_overrides(profile, overrides)
+
+
+def _apply_overrides(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
+    for key, value in overrides.items():
         profile = _apply_override(profile, key, value, key)
     return profile
 
@@ -682,11 +695,9 @@ def resolve(name: str | None = None, overrides: Mapping[str, Any] | None = None,
     chosen = str(name or named or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).strip().lower()
     if chosen not in PROFILES:
         raise ProfileError(f"unknown profile {chosen!r}; choose one of: {', '.join(PROFILES)}")
-    merged = {**from_file, **(overrides or {})}
     profile = PROFILES[chosen]()
-    protocol = str(merged.pop("protocol", profile.protocol)).strip().lower()
-    profile = with_overrides(dataclasses.replace(profile, protocol=protocol), protocol_preset(protocol))
-    profile = with_overrides(profile, merged)
+    # the protocol's switches apply even when no override names it: the profile's own protocol sets them
+    profile = with_overrides(profile, {"protocol": profile.protocol, **from_file, **(overrides or {})})
     if profile.offline:
         # A stray hub id would otherwise retry for most of a minute before failing.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
