@@ -58,8 +58,7 @@ def run_part(part: str, source: str, rows: int | None) -> dict:
         split = part.removeprefix("check_")
         report = summarize(load_profile_split(paper_profile(source), split), ("32k", "128k"))
         done = {"rows": report["rows"],
-                "tokens": sum(report["histories"][s]["qwen3_tokens"].get("mean", 0) * report["histories"][s]
-                              ["files_found"] for s in ("32k", "128k"))}
+                "tokens": sum(report["histories"][size]["qwen3_tokens"].get("total", 0) for size in ("32k", "128k"))}
     elif part.startswith("sft_"):
         import tempfile
 

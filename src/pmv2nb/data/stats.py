@@ -108,7 +108,8 @@ def describe(x: pd.Series) -> dict[str, Any]:
     x = pd.to_numeric(x, errors="coerce").dropna()
     if x.empty:
         return {"count": 0}
-    return {"count": int(x.size), "min": int(x.min()), "median": float(x.median()), "max": int(x.max())}
+    return {"count": int(x.size), "min": int(x.min()), "median": float(x.median()), "max": int(x.max()),
+            "total": int(x.sum())}
 
 
 def summarize(data: PersonaMemData, sizes: tuple[str, ...] = ("32k", "128k"), histories: bool = True,
