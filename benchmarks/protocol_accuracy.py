@@ -4,7 +4,9 @@ For each protocol (``paper`` and ``official``) this trains SFT from the profile'
 that SFT run, then asks the base model, the SFT run, the GRPO run and the memory agent (on the base
 model) the same multiple-choice rows. It prints one table: accuracy, the share of replies without a
 readable letter, the share whose letter came from the nearest-option fallback, and GRPO's mean MCQ
-reward during training. Runs and results go to a scratch folder (default ``runs/protocol-bench``).
+and open-ended rewards at each training step (also drawn, one panel per protocol, into the scratch folder
+as ``protocol_grpo_rewards.png`` and ``.pdf``). Runs and results go to a scratch folder (default
+``runs/protocol-bench``).
 
     python benchmarks/protocol_accuracy.py [--profile laptop] [--protocols paper,official] [--out DIR]
 
@@ -14,7 +16,6 @@ On the 2-core CPU machines the laptop profile takes about ten minutes per protoc
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
@@ -26,16 +27,23 @@ from pmv2nb.evaluate import run_eval
 from pmv2nb.evaluate.suite import profile_settings
 from pmv2nb.memory.run import run_profile_memory
 from pmv2nb.models import default_model_spec
+from pmv2nb.plots import metric_curves, plot_training_runs, save_figure
 from pmv2nb.train.grpo import train_grpo
 from pmv2nb.train.sft import train_sft
 
 
-def mean_mcq_reward(run: Path) -> float | None:
-    """GRPO's MCQ reward averaged over the logged steps (None when no step had an MCQ prompt)."""
-    with (run / "metrics.csv").open(encoding="utf-8") as handle:
-        values = [float(row["rewards/mcq_reward/mean"]) for row in csv.DictReader(handle)
-                  if row.get("rewards/mcq_reward/mean")]
-    return sum(values) / len(values) if values else None
+REWARD_CURVES = {"rewards/mcq_reward/mean": "MCQ reward", "rewards/open_reward/mean": "open-ended reward"}
+
+
+def reward_curves(run: Path, protocol: str) -> pd.DataFrame:
+    """GRPO's logged mean rewards per step (MCQ and open-ended), as ``plots.metric_curves`` frames them."""
+    return metric_curves(pd.read_csv(run / "metrics.csv"), REWARD_CURVES, protocol)
+
+
+def curve_text(curves: pd.DataFrame, metric: str) -> str:
+    """One reward's values, step by step ("-" for a step without that kind of prompt)."""
+    line = curves[curves["metric"] == metric]
+    return " ".join(f"{value:.2f}" for value in line["value"]) or "-"
 
 
 def scores(results: pd.DataFrame) -> dict:
@@ -44,7 +52,7 @@ def scores(results: pd.DataFrame) -> dict:
             "by_embedding": fallback.mean(), "format": ",".join(sorted(set(results["prompt_format"])))}
 
 
-def measure(profile_name: str, protocol: str, out: Path) -> list[dict]:
+def measure(profile_name: str, protocol: str, out: Path, all_curves: list[pd.DataFrame]) -> list[dict]:
     profile = resolve(profile_name, {"protocol": protocol})
     folder = out / protocol
     cache, results_dir = folder / "calls.sqlite", folder / "results"
@@ -67,7 +75,11 @@ def measure(profile_name: str, protocol: str, out: Path) -> list[dict]:
     started = time.perf_counter()
     train_grpo(profile, folder / "grpo", init=str(folder / "sft"), cache=cache, progress=False)
     grpo_seconds = round(time.perf_counter() - started)
-    ask("grpo", f"hf:{folder / 'grpo'}", {"train_s": grpo_seconds, "grpo_mcq_reward": mean_mcq_reward(folder / "grpo")})
+    curves = reward_curves(folder / "grpo", protocol)
+    ask("grpo", f"hf:{folder / 'grpo'}", {"train_s": grpo_seconds,
+                                         "mcq_reward_by_step": curve_text(curves, "MCQ reward"),
+                                         "open_reward_by_step": curve_text(curves, "open-ended reward")})
+    all_curves.append(curves)
     started = time.perf_counter()
     memory = run_profile_memory(data, profile, base, "mcq", results_dir=results_dir, cache=cache, progress=False)
     rows.append({"protocol": protocol, "stage": "memory (base model)", **scores(memory.results),
@@ -81,12 +93,14 @@ def main() -> None:
     parser.add_argument("--protocols", default="paper,official")
     parser.add_argument("--out", default=str(repo_root() / "runs" / "protocol-bench"))
     args = parser.parse_args()
-    rows = []
+    rows, curves = [], []
     for protocol in args.protocols.split(","):
-        rows += measure(args.profile, protocol.strip(), Path(args.out))
+        rows += measure(args.profile, protocol.strip(), Path(args.out), curves)
         print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
     table = pd.DataFrame(rows)
     print("\n" + table.to_markdown(index=False, floatfmt=".3f"))
+    figure = plot_training_runs(pd.concat(curves, ignore_index=True), suptitle="GRPO rewards under each protocol")
+    print("reward curves:", *save_figure(figure, "protocol_grpo_rewards", Path(args.out)))
 
 
 if __name__ == "__main__":
