@@ -399,17 +399,19 @@ def test_reward_switches_reach_the_reward_functions_of_both_rl_stages(tmp_path):
     from pmv2nb.train.rewards import rl_rewards
 
     official = resolve("tiny", {"protocol": "official"})
-    ours = rl_rewards(TINY.grpo, TINY.eval.judge_rubric, tmp_path / "c.sqlite")
-    theirs = rl_rewards(official.grpo, official.eval.judge_rubric, tmp_path / "c.sqlite")
-    assert (ours[1].calls, ours[1].require_think, ours[1].rubric) == (3, False, "graded")
-    assert (theirs[1].calls, theirs[1].require_think, theirs[1].rubric) == (1, True, "strict")
-    memory_ours = rl_rewards(TINY.memory.rl, TINY.eval.judge_rubric, tmp_path / "c.sqlite")
-    memory_theirs = rl_rewards(official.memory.rl, official.eval.judge_rubric, tmp_path / "c.sqlite")
+    ours = rl_rewards(TINY.grpo, TINY.eval, tmp_path / "c.sqlite")
+    theirs = rl_rewards(official.grpo, official.eval, tmp_path / "c.sqlite")
+    assert (ours[1].calls, ours[1].require_think, ours[1].rubric, ours[1].score_reader) == (
+        3, False, "graded", "last_in_range")
+    assert (theirs[1].calls, theirs[1].require_think, theirs[1].rubric, theirs[1].score_reader) == (
+        1, True, "strict", "first_clamped")
+    memory_ours = rl_rewards(TINY.memory.rl, TINY.eval, tmp_path / "c.sqlite")
+    memory_theirs = rl_rewards(official.memory.rl, official.eval, tmp_path / "c.sqlite")
     assert len(memory_ours) == 2 and memory_ours[1].require_think is False  # memory.rl.require_think_open
     assert len(memory_theirs) == 1  # MCQ only under official (memory.rl.mcq_fraction 1.0): no judge at all
     bare = [[{"role": "assistant", "content": "\\boxed{a}"}]]
-    loose = rl_rewards(official.grpo, "strict")[0]
-    strict = rl_rewards(with_overrides(official, {"grpo.require_think_mcq": True}).grpo, "strict")[0]
+    loose = rl_rewards(official.grpo, official.eval)[0]
+    strict = rl_rewards(with_overrides(official, {"grpo.require_think_mcq": True}).grpo, official.eval)[0]
     assert loose(bare, task=["mcq"], gold_letter=["a"]) == [1.0]
     assert strict(bare, task=["mcq"], gold_letter=["a"]) == [0.0]
 

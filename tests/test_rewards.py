@@ -224,7 +224,7 @@ def test_judge_concurrency_setting_reaches_the_judge_client(section, tmp_path, m
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     profile = config.resolve("tiny", {f"{section}.judge": "openai:judge-model@http://127.0.0.1:9",
                                       f"{section}.judge_concurrency": 3, f"{section}.mcq_fraction": 0.5})
-    (judge,) = [f for f in rl_rewards(setting_value(profile, section), "graded", tmp_path / "c.sqlite")
+    (judge,) = [f for f in rl_rewards(setting_value(profile, section), profile.eval, tmp_path / "c.sqlite")
                 if isinstance(f, OpenEndedReward)]
     client = judge.backend.backend  # under the call cache
     assert isinstance(client, OpenAIBackend) and client.concurrency == 3

@@ -20,8 +20,8 @@ from .common import (
 )
 from .colocated_vllm import require_vllm
 from .plan import preflight
+from .prepared import PREPARED_FOLDER
 from .examples import prepared_grpo_prompts
-from .sft import PREPARED_FOLDER
 from .rewards import rl_rewards
 
 
@@ -117,8 +117,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
                                             schedule["per_device_train_batch_size"],
                                             training_dtypes(profile, settings.use_lora)[1]))
     require_vllm_if_asked(settings.use_vllm)
-    rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path(),
-                         profile.eval.judge_score_reader)
+    rewards = rl_rewards(settings, profile.eval, cache or default_cache_path())
     start = fetched_start(profile, init)
     tokenizer = tokenizer_for(start)
 

@@ -436,8 +436,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     require_vllm(settings.use_vllm, "Memory RL rollouts", "memory.rl.use_vllm",
                  "Set memory.rl.use_vllm=false to sample them with transformers generate (slower), or train "
                  "with the tiny profile on the CPU.")
-    rewards = rl_rewards(settings, profile.eval.judge_rubric, cache or default_cache_path(),
-                         profile.eval.judge_score_reader)
+    rewards = rl_rewards(settings, profile.eval, cache or default_cache_path())
     start = fetched_start(profile, init)
     tokenizer = tokenizer_for(start)
     split = load_profile_split(profile, "train")

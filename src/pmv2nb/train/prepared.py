@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 ROWS_FILE = "rows.arrow"
+PREPARED_FOLDER = ".prepared"  # beside the run folders: what later runs of the same shape reuse
 INFO_FILE = "info.json"
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..answers import after_thinking, is_privacy_row, leaks, protected_detail
-from ..config import check_choice
+from ..config import EvalSettings, check_choice
 from ..backends import Sampling, make_backend
 from ..evaluate.cache import CachedBackend, CallCache
 from ..evaluate.judging import judge_requests, read_verdict
@@ -168,15 +168,14 @@ def mixed_rewards(mcq_fraction: float, judge: str | None, calls: int = 3, cache:
                             rubric, concurrency, **reading)
 
 
-def rl_rewards(settings, rubric: str, cache: CallCache | str | None = None,
-               score_reader: str = "last_in_range") -> list:
-    """The rewards of an RL stage as its settings (``grpo`` or ``memory.rl``) and the judge's (``eval.judge_rubric``,
-    ``eval.judge_score_reader``) define them: the task mix, the judge, its call count and concurrency, the think
-    rules, and how the MCQ reward reads a reply."""
+def rl_rewards(settings, judging: EvalSettings, cache: CallCache | str | None = None) -> list:
+    """The rewards of an RL stage as its settings (``grpo`` or ``memory.rl``) and the profile's evaluation settings
+    (the judge's rubric and score reader, shared with evaluation) define them: the task mix, the judge, its call
+    count and concurrency, the think rules, and how the MCQ reward reads a reply."""
     return mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache, settings.require_think_mcq,
-                         settings.require_think_open, rubric, settings.judge_concurrency, box_forms=settings.box_forms,
-                         box_scope=settings.box_scope, no_letter_fallback=settings.no_letter_fallback,
-                         score_reader=score_reader)
+                         settings.require_think_open, judging.judge_rubric, settings.judge_concurrency,
+                         box_forms=settings.box_forms, box_scope=settings.box_scope,
+                         no_letter_fallback=settings.no_letter_fallback, score_reader=judging.judge_score_reader)
 
 
 __all__ = ["NO_LETTER_FALLBACKS", "OpenEndedReward", "boxed_letter", "completion_text", "mcq_reward", "mixed_rewards",

@@ -31,13 +31,12 @@ from .common import (
 from .plan import preflight
 from .examples import LengthReport, sft_example_stream, sft_examples
 from .prepared import (
-    INFO_FILE, ROWS_FILE, code_identity, file_identity, prepared_folder, read_info, read_rows,
+    INFO_FILE, PREPARED_FOLDER, ROWS_FILE, code_identity, file_identity, prepared_folder, read_info, read_rows,
     tokenizer_identity, write_token_rows,
 )
 from .tokens import ChatTokens, common_prefix_length, overlap_mask
 
 LOSS_TURNS = ("final", "all")
-PREPARED_FOLDER = ".prepared"  # beside the run folders: prepared rows that later runs with the same shape reuse
 TASK_MIXES = ("both", "rl_mix")
 
 
