@@ -32,7 +32,7 @@ from ..messages import content_text
 from ..data.loader import PersonaMemData, load_profile_split
 from ..evaluate.tasks import MODES as TASKS, rows_with_history
 from .prepared import (
-    INFO_FILE, ROWS_FILE, code_identity, file_identity, prepared_folder, read_info, read_rows, tokenizer_identity,
+    INFO_FILE, ROWS_FILE, code_identity, file_identity, prepared_rows, read_rows, tokenizer_identity,
     write_records,
 )
 from .tokens import ChatTokens
@@ -260,8 +260,6 @@ def prepared_grpo_prompts(profile: Profile, tokenizer, root: str | Path, *, prog
     """The train split's GRPO prompts as the profile builds them (:func:`grpo_prompts`), as a ``datasets.Dataset``,
     and what they hold. Built once into ``root`` by the first process there (:mod:`pmv2nb.train.prepared`),
     keyed by the data, the tokenizer, the code and every setting that shapes them; memory-mapped."""
-    from datasets import Dataset
-
     from .. import answers
     from . import tokens
 
@@ -282,8 +280,4 @@ def prepared_grpo_prompts(profile: Profile, tokenizer, root: str | Path, *, prog
             "prompts": count, "mcq_prompts": sum(task == "mcq" for task in tasks),
             "dropped_rows": report.dropped_rows, "lengths": report.summary()}))
 
-    folder, built = prepared_folder(root, "grpo-train", parts, build)
-    info = read_info(folder)
-    if progress and not built:
-        print(f"GRPO prompts: {info['prompts']} read from {folder} (prepared earlier)")
-    return (read_rows(folder) if info["prompts"] else Dataset.from_list([])), info
+    return prepared_rows(root, "grpo-train", parts, build, "GRPO prompts", progress)

@@ -74,6 +74,17 @@ def prepared_folder(root: str | Path, name: str, parts: dict, build: Callable[[P
     return folder, True
 
 
+def prepared_rows(root: str | Path, name: str, parts: dict, build: Callable[[Path], None], label: str,
+                  progress: bool = True):
+    """The rows ``build`` writes to :data:`ROWS_FILE` for ``parts`` (built once, :func:`prepared_folder`),
+    memory-mapped, with their info; says so when an earlier run had prepared them."""
+    folder, built = prepared_folder(root, name, parts, build)
+    info = read_info(folder)
+    if progress and not built:
+        print(f"{label}: read from {folder} (prepared earlier)")
+    return read_rows(folder), info
+
+
 def write_token_rows(path: Path, rows: Iterable[dict[str, np.ndarray]], columns: tuple[str, ...],
                      batch_rows: int = 64) -> int:
     """Stream rows of int32 token lists into an Arrow file that :func:`datasets.Dataset.from_file` reads.

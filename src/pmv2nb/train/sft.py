@@ -31,8 +31,8 @@ from .common import (
 from .plan import preflight
 from .examples import LengthReport, sft_example_stream, sft_examples
 from .prepared import (
-    INFO_FILE, PREPARED_FOLDER, ROWS_FILE, code_identity, file_identity, prepared_folder, read_info, read_rows,
-    tokenizer_identity, write_token_rows,
+    INFO_FILE, PREPARED_FOLDER, ROWS_FILE, code_identity, file_identity, prepared_rows, tokenizer_identity,
+    write_token_rows,
 )
 from .tokens import ChatTokens, common_prefix_length, overlap_mask
 
@@ -173,11 +173,7 @@ def prepared_sft_rows(profile: Profile, split: str, tokenizer, limit: int | None
             "examples": sum(tasks.values()), "rows": count, "tasks": tasks, "lengths": builder.report.summary(),
             "chat_tokens": builder.chat.stats}))
 
-    folder, built = prepared_folder(root, f"sft-{split}", parts, build)
-    info = read_info(folder)
-    if progress and not built:
-        print(f"SFT rows ({split}): {info['rows']} read from {folder} (prepared earlier)")
-    return read_rows(folder), info
+    return prepared_rows(root, f"sft-{split}", parts, build, f"SFT rows ({split})", progress)
 
 
 def trainer_rows(examples: list[dict], tokenizer, loss_turns: str) -> list[dict]:
