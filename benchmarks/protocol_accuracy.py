@@ -9,8 +9,11 @@ as ``protocol_grpo_rewards.png`` and ``.pdf``). Runs and results go to a scratch
 ``runs/protocol-bench``).
 
     python benchmarks/protocol_accuracy.py [--profile laptop] [--protocols paper,official] [--out DIR]
+        [--stages base,sft,grpo,memory]
 
-On the 2-core CPU machines the laptop profile takes about ten minutes per protocol.
+On the 2-core CPU machines the laptop profile takes about ten minutes per protocol, except the official
+memory agent: it builds one trajectory per question (``memory.update_query=query_options``), about an hour
+and a half. ``--stages`` measures some stages only; GRPO starts from the SFT run already in ``--out``.
 """
 
 from __future__ import annotations
@@ -52,7 +55,11 @@ def scores(results: pd.DataFrame) -> dict:
             "by_embedding": fallback.mean(), "format": ",".join(sorted(set(results["prompt_format"])))}
 
 
-def measure(profile_name: str, protocol: str, out: Path, all_curves: list[pd.DataFrame]) -> list[dict]:
+STAGES = ("base", "sft", "grpo", "memory")
+
+
+def measure(profile_name: str, protocol: str, out: Path, all_curves: list[pd.DataFrame],
+            stages: tuple[str, ...] = STAGES) -> list[dict]:
     profile = resolve(profile_name, {"protocol": protocol})
     folder = out / protocol
     cache, results_dir = folder / "calls.sqlite", folder / "results"
@@ -67,23 +74,28 @@ def measure(profile_name: str, protocol: str, out: Path, all_curves: list[pd.Dat
                      "seconds": round(time.perf_counter() - started)})
 
     base = default_model_spec(profile)
-    ask("base", base)
-    started = time.perf_counter()
-    train_sft(profile, folder / "sft", progress=False)
-    sft_seconds = round(time.perf_counter() - started)
-    ask("sft", f"hf:{folder / 'sft'}", {"train_s": sft_seconds})
-    started = time.perf_counter()
-    train_grpo(profile, folder / "grpo", init=str(folder / "sft"), cache=cache, progress=False)
-    grpo_seconds = round(time.perf_counter() - started)
-    curves = reward_curves(folder / "grpo", protocol)
-    ask("grpo", f"hf:{folder / 'grpo'}", {"train_s": grpo_seconds,
-                                         "mcq_reward_by_step": curve_text(curves, "MCQ reward"),
-                                         "open_reward_by_step": curve_text(curves, "open-ended reward")})
-    all_curves.append(curves)
-    started = time.perf_counter()
-    memory = run_profile_memory(data, profile, base, "mcq", results_dir=results_dir, cache=cache, progress=False)
-    rows.append({"protocol": protocol, "stage": "memory (base model)", **scores(memory.results),
-                 "seconds": round(time.perf_counter() - started)})
+    if "base" in stages:
+        ask("base", base)
+    if "sft" in stages:
+        started = time.perf_counter()
+        train_sft(profile, folder / "sft", progress=False)
+        ask("sft", f"hf:{folder / 'sft'}", {"train_s": round(time.perf_counter() - started)})
+    if "grpo" in stages:
+        if not (folder / "sft").is_dir():
+            raise SystemExit(f"GRPO starts from the SFT run, and {folder / 'sft'} does not exist: add sft to --stages")
+        started = time.perf_counter()
+        train_grpo(profile, folder / "grpo", init=str(folder / "sft"), cache=cache, progress=False)
+        grpo_seconds = round(time.perf_counter() - started)
+        curves = reward_curves(folder / "grpo", protocol)
+        ask("grpo", f"hf:{folder / 'grpo'}", {"train_s": grpo_seconds,
+                                             "mcq_reward_by_step": curve_text(curves, "MCQ reward"),
+                                             "open_reward_by_step": curve_text(curves, "open-ended reward")})
+        all_curves.append(curves)
+    if "memory" in stages:
+        started = time.perf_counter()
+        memory = run_profile_memory(data, profile, base, "mcq", results_dir=results_dir, cache=cache, progress=False)
+        rows.append({"protocol": protocol, "stage": "memory (base model)", **scores(memory.results),
+                     "seconds": round(time.perf_counter() - started)})
     return rows
 
 
@@ -92,15 +104,21 @@ def main() -> None:
     parser.add_argument("--profile", default="laptop")
     parser.add_argument("--protocols", default="paper,official")
     parser.add_argument("--out", default=str(repo_root() / "runs" / "protocol-bench"))
+    parser.add_argument("--stages", default=",".join(STAGES), help="which of base, sft, grpo, memory to measure")
     args = parser.parse_args()
+    stages = tuple(stage.strip() for stage in args.stages.split(","))
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        parser.error(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
     rows, curves = [], []
     for protocol in args.protocols.split(","):
-        rows += measure(args.profile, protocol.strip(), Path(args.out), curves)
+        rows += measure(args.profile, protocol.strip(), Path(args.out), curves, stages)
         print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
     table = pd.DataFrame(rows)
     print("\n" + table.to_markdown(index=False, floatfmt=".3f"))
-    figure = plot_training_runs(pd.concat(curves, ignore_index=True), suptitle="GRPO rewards under each protocol")
-    print("reward curves:", *save_figure(figure, "protocol_grpo_rewards", Path(args.out)))
+    if curves:
+        figure = plot_training_runs(pd.concat(curves, ignore_index=True), suptitle="GRPO rewards under each protocol")
+        print("reward curves:", *save_figure(figure, "protocol_grpo_rewards", Path(args.out)))
 
 
 if __name__ == "__main__":
