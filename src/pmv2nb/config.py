@@ -343,6 +343,14 @@ class Profile:
         value = Path(getattr(self, f"{name}_dir")).expanduser()
         return value if value.is_absolute() else repo_root() / value
 
+    def eval_dir(self) -> Path:
+        """Where evaluation result files go by default: ``<results_dir>/eval``."""
+        return self.path("results") / "eval"
+
+    def cache_path(self) -> Path:
+        """The call cache every stage shares by default: ``<results_dir>/cache/calls.sqlite``."""
+        return self.path("results") / "cache" / "calls.sqlite"
+
     def data_source(self) -> str:
         """The data source as a usable string: "hub" or an absolute local path."""
         if self.data.source == "hub":
