@@ -4,8 +4,12 @@ memory prompts, recorded results)."""
 import pytest
 
 from pmv2nb import config, prompts
-from pmv2nb.config import protocol_changes, protocol_tag, resolve, setting_value, with_overrides
-from pmv2nb.protocol import PROTOCOLS
+from pmv2nb.config import (
+    default_value, protocol_changes, protocol_preset, protocol_tag, resolve, setting_value, with_overrides,
+)
+from pmv2nb.protocol import OFFICIAL
+
+PROTOCOLS = {name: protocol_preset(name) for name in ("official", "paper")}
 
 TINY = resolve("tiny")
 
@@ -32,6 +36,15 @@ def test_the_docs_table_and_the_presets_agree_and_every_switch_is_a_setting():
         assert row["code"] and row["why"], key
         for name in ("official", "paper"):
             assert row[name] == _as_text(PROTOCOLS[name][key]), (key, name)
+
+
+def test_the_paper_protocol_is_the_settings_defaults_and_official_lists_only_differences():
+    assert PROTOCOLS["paper"] == {key: default_value(key) for key in OFFICIAL}
+    # most switches differ; the few that agree are listed for their documented source (docs/protocol.md)
+    assert sum(OFFICIAL[key] != PROTOCOLS["paper"][key] for key in OFFICIAL) >= len(OFFICIAL) - 5
+    assert default_value("eval.parser") == "lenient" and default_value("memory.rl.box_forms") == "lenient"
+    with pytest.raises(config.ProfileError, match="no default"):
+        default_value("name")
 
 
 def test_a_protocol_sets_its_switches_and_a_changed_switch_is_recorded():

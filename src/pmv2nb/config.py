@@ -512,12 +512,27 @@ def _fields(obj_or_class) -> dict[str, tuple[dataclasses.Field, Any]]:
 
 
 def protocol_preset(name: str) -> dict[str, Any]:
-    """The switches a protocol sets (see :mod:`pmv2nb.protocol`)."""
-    from .protocol import PROTOCOLS
+    """The switches a protocol sets (see :mod:`pmv2nb.protocol`): ``official`` its listed values, ``paper``
+    the settings' defaults for the same keys."""
+    from .protocol import OFFICIAL, PROTOCOL_NAMES
 
-    if name not in PROTOCOLS:
-        raise ProfileError(f"unknown protocol {name!r}; choose one of: {', '.join(PROTOCOLS)}")
-    return PROTOCOLS[name]
+    if name not in PROTOCOL_NAMES:
+        raise ProfileError(f"unknown protocol {name!r}; choose one of: {', '.join(PROTOCOL_NAMES)}")
+    return dict(OFFICIAL) if name == "official" else {key: default_value(key) for key in OFFICIAL}
+
+
+def default_value(key: str) -> Any:
+    """The declared default of one dotted setting, e.g. ``default_value("eval.parser")`` is "lenient"."""
+    cls: Any = Profile
+    *sections, last = key.split(".")
+    for section in sections:
+        cls = _fields(cls)[section][1]
+    spec = _fields(cls)[last][0]
+    if spec.default is not dataclasses.MISSING:
+        return spec.default
+    if spec.default_factory is not dataclasses.MISSING:
+        return spec.default_factory()
+    raise ProfileError(f"setting {key!r} has no default")
 
 
 def setting_value(profile: Profile, key: str) -> Any:
