@@ -15,19 +15,24 @@ from pathlib import Path
 from typing import Iterator
 
 from ..backends.base import ChatBackend, ChatRequest, ChatResponse, OnResult, RequestsFailedError, request_key
-from ..config import repo_root
+from ..config import DEFAULT_PROFILE, PROFILES, Profile
 
 
 BUSY_TIMEOUT_S = 60.0  # how long a cache waits for another process's write
 
 
-def default_cache_path() -> Path:
-    return repo_root() / "results" / "cache" / "calls.sqlite"
+def default_cache_path(profile: Profile | None = None) -> Path:
+    """The profile's call cache (``<results_dir>/cache/calls.sqlite``), so moving its results moves the cache too.
+
+    Without a profile, the default profile's, built as it ships: $PMV2NB_PROFILE and overrides are not read here.
+    """
+    return (profile or PROFILES[DEFAULT_PROFILE]()).cache_path()
 
 
 @contextmanager
 def opened_cache(cache: "CallCache | str | Path | None") -> Iterator["CallCache"]:
-    """The caller's open cache as it is, or one opened at ``cache`` (default path if None) and closed afterwards."""
+    """The caller's open cache as it is, or one opened at ``cache`` (None: :func:`default_cache_path`) and closed
+    afterwards."""
     if isinstance(cache, CallCache):
         yield cache
         return

@@ -12,7 +12,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..config import GRPOSettings, Profile
-from ..evaluate.cache import default_cache_path
 from ..models import tokenizer_for
 from .common import (
     EngineValues, accumulation, checkpoint_args, hardware_args, lora_config, report_args, policy, protocol_record,
@@ -117,7 +116,7 @@ def train_grpo(profile: Profile, out: str | Path, init: str | None = None, *, ca
                                             schedule["per_device_train_batch_size"],
                                             training_dtypes(profile, settings.use_lora)[1]))
     require_vllm_if_asked(settings.use_vllm)
-    rewards = rl_rewards(settings, profile.eval, cache or default_cache_path())
+    rewards = rl_rewards(settings, profile.eval, cache or profile.cache_path())
     start = fetched_start(profile, init)
     tokenizer = tokenizer_for(start)
 

@@ -35,7 +35,6 @@ from ..backends.hf_local import Completion, sample_completions
 from ..messages import content_text
 from ..config import MemoryRLSettings, MemorySettings, Profile, TrainPromptSettings
 from ..data.loader import PersonaMemData, load_profile_split
-from ..evaluate.cache import default_cache_path
 from ..evaluate.tasks import rows_with_history
 from ..memory.agent import Chunker, MemoryJob, Trajectory, run_updates
 from ..models import tokenizer_for
@@ -436,7 +435,7 @@ def build_memory_trainer(profile: Profile, out: str | Path, init: str | None = N
     require_vllm(settings.use_vllm, "Memory RL rollouts", "memory.rl.use_vllm",
                  "Set memory.rl.use_vllm=false to sample them with transformers generate (slower), or train "
                  "with the tiny profile on the CPU.")
-    rewards = rl_rewards(settings, profile.eval, cache or default_cache_path())
+    rewards = rl_rewards(settings, profile.eval, cache or profile.cache_path())
     start = fetched_start(profile, init)
     tokenizer = tokenizer_for(start)
     split = load_profile_split(profile, "train")
