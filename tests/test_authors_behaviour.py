@@ -250,8 +250,8 @@ def test_trained_checkpoint_validation_table(reply, theirs, ours):
 
 def test_the_official_validation_falls_back_to_the_nearest_option_and_ours_does_not():
     official = profile_settings(OFFICIAL, "mcq", "32k", BOXED_FORMAT)
-    assert official.no_letter_fallback == "nearest_option" and official.boxed_reader == "mcq_reward"
-    assert profile_settings(PAPER, "mcq", "32k", BOXED_FORMAT).no_letter_fallback == "invalid"
+    assert official.eval.no_letter_fallback == "nearest_option" and official.eval.boxed_reader == "mcq_reward"
+    assert profile_settings(PAPER, "mcq", "32k", BOXED_FORMAT).eval.no_letter_fallback == "invalid"
     from pmv2nb.evaluate.parsing import answer_part
     from pmv2nb.evaluate.runner import nearest_option
 

@@ -8,6 +8,7 @@ from pmv2nb.backends import (
 )
 from pmv2nb.backends.hf_local import plan_batches
 from pmv2nb.backends.openai_http import MissingKeyError, OpenAIBackend
+from pmv2nb.config import EvalSettings
 from pmv2nb.evaluate import CachedBackend, CallCache, RunSettings, run_eval
 
 
@@ -64,7 +65,7 @@ def test_context_overflow_names_the_row_and_its_size(benchmark_data):
     body = {"error": {"message": "This model's maximum context length is 1024 tokens.", "type": "invalid_request_error",
                       "code": "context_length_exceeded"}}
     with FakeOpenAI(always_status=400, error_body=body) as fake, pytest.raises(ContextTooLongError) as caught:
-        run_eval(benchmark_data, f"openai:small@{fake.url}", RunSettings(limit=1, concurrency=1),
+        run_eval(benchmark_data, f"openai:small@{fake.url}", RunSettings(rows=1, eval=EvalSettings(concurrency=1)),
                  out=None, cache=":memory:", progress=False)
     message = str(caught.value)
     assert "benchmark.csv row 0 (benchmark-00000)" in message and "32k history" in message

@@ -12,6 +12,7 @@ from fake_openai import FakeOpenAI
 
 from pmv2nb.backends import ChatRequest, ChatResponse, Sampling
 from pmv2nb.backends.openai_http import ALIASES
+from pmv2nb.config import EvalSettings
 from pmv2nb.evaluate import CachedBackend, CallCache, RunSettings, read_results, run_eval
 from pmv2nb.evaluate.results import ResultsFile
 
@@ -97,7 +98,7 @@ def test_budget_stops_cleanly_and_a_rerun_continues(benchmark_data, tmp_path, mo
     with FakeOpenAI() as fake:
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
-        settings = RunSettings(limit=24, chunk_rows=4, budget_usd=0.05, sampling=Sampling(max_tokens=64))
+        settings = RunSettings(rows=24, chunk_rows=4, budget_usd=0.05, sampling=Sampling(max_tokens=64))
         out, cache = tmp_path / "r.jsonl", tmp_path / "c.sqlite"
         first = run_eval(benchmark_data, "openai:gpt-4.1", settings, out=out, cache=cache, progress=False)
         assert "budget of $0.05 reached" in first.stopped
@@ -116,7 +117,7 @@ def test_open_ended_scores_are_the_mean_of_three_judge_calls(benchmark_data, tmp
     with FakeOpenAI() as fake:
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
-        run = run_eval(benchmark_data, "openai:gpt-4.1-mini", RunSettings(mode="open", limit=8),
+        run = run_eval(benchmark_data, "openai:gpt-4.1-mini", RunSettings(mode="open", rows=8),
                        judge="openai:gpt-4.1", out=tmp_path / "o.jsonl", cache=tmp_path / "c.sqlite", progress=False)
     results = run.results
     assert run.new_calls == 8 and run.new_judge_calls == 24
@@ -145,7 +146,7 @@ def test_a_killed_run_resumes_with_every_row_once_and_no_repeated_calls(benchmar
         env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.url}
         command = [sys.executable, "-m", "pmv2nb.cli", "eval", "--source", "data/mini",
                    "--model", "openai:gpt-4.1-mini",
-                   "--limit", "48", "--concurrency", "2", "--out", str(out), "--cache", str(cache)]
+                   "--rows", "48", "--concurrency", "2", "--out", str(out), "--cache", str(cache)]
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(fake.answered) < 40:  # first chunk written, second under way
@@ -180,7 +181,7 @@ def test_cli_dry_run_calls_nothing_and_report_prints_breakdowns(benchmark_data, 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens: any call would fail
     assert cli.main(["eval", "--source", "data/mini", "--model", "openai:gpt-4.1", "--mode", "open", "--judge",
-                     "openai:gpt-4.1-mini", "--limit", "10", "--max-tokens", "2000", "--dry-run"]) == 0
+                     "openai:gpt-4.1-mini", "--rows", "10", "--max-tokens", "2000", "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["calls"] == 10 and plan["judge_calls"] == 30 and plan["tokens_out_max"] == 20000
     # ten questions of one persona: all but the first find its history in the API's prompt cache
@@ -205,11 +206,10 @@ def _api(monkeypatch, fake):
 
 def test_replies_cut_at_the_cap_are_summarised_and_warned_about_only_when_they_lost_their_answer(
         benchmark_data, tmp_path, monkeypatch, capsys):
-    from dataclasses import replace
 
     from pmv2nb.evaluate import breakdown
 
-    settings = RunSettings(limit=4, sampling=Sampling(max_tokens=16))
+    settings = RunSettings(rows=4, sampling=Sampling(max_tokens=16))
     with FakeOpenAI(finish_reason="length") as fake:  # cut, but after the letter: a cap sized as designed
         _api(monkeypatch, fake)
         kept = run_eval(benchmark_data, "openai:gpt-5-mini", settings, out=tmp_path / "kept.jsonl",
@@ -221,7 +221,7 @@ def test_replies_cut_at_the_cap_are_summarised_and_warned_about_only_when_they_l
         cut = run_eval(benchmark_data, "openai:gpt-5-mini", settings, out=tmp_path / "cut.jsonl",
                        cache=tmp_path / "c.sqlite", progress=False)
         printed = capsys.readouterr().err
-        uncapped = run_eval(benchmark_data, "openai:gpt-5-mini", replace(settings, api_sampling="none"),
+        uncapped = run_eval(benchmark_data, "openai:gpt-5-mini", settings.with_eval(api_sampling="none"),
                             out=tmp_path / "none.jsonl", cache=tmp_path / "c.sqlite", progress=False)
     assert cut.warning in printed
     assert ("4 of 4 mcq replies of openai:gpt-5-mini (32k) stopped at the reply cap (finish_reason 'length') "
@@ -230,7 +230,7 @@ def test_replies_cut_at_the_cap_are_summarised_and_warned_about_only_when_they_l
     assert "eval.api_sampling=none" in uncapped.warning
     assert breakdown(cut.results)["cut_rate"].item() == 1.0
     assert set(cut.results["served_model"]) == {"gpt-5-mini-2025-08-07"}
-    whole = run_eval(benchmark_data, "baseline:bm25", RunSettings(limit=4), out=tmp_path / "bm25.jsonl",
+    whole = run_eval(benchmark_data, "baseline:bm25", RunSettings(rows=4), out=tmp_path / "bm25.jsonl",
                      cache=tmp_path / "c.sqlite", progress=False)
     assert whole.warning == "" and breakdown(whole.results)["cut_rate"].item() == 0.0
 
@@ -241,8 +241,9 @@ def test_fit_history_on_error_cuts_only_a_refused_row_and_retries_it_once(benchm
     from pmv2nb.backends import ContextTooLongError
 
     # the mini histories are about 2,800 tokens; the fake server takes 2,000, the cut keeps 1,500
-    before = RunSettings(limit=4, concurrency=2, sampling=Sampling(max_tokens=16), max_prompt_tokens=1500)
-    on_error = replace(before, fit_history="on_error")
+    before = RunSettings(rows=4, sampling=Sampling(max_tokens=16),
+                         eval=EvalSettings(concurrency=2, max_prompt_tokens=1500))
+    on_error = before.with_eval(fit_history="on_error")
     cache = tmp_path / "c.sqlite"
     with FakeOpenAI(context_tokens=2000) as fake:
         _api(monkeypatch, fake)
@@ -254,7 +255,7 @@ def test_fit_history_on_error_cuts_only_a_refused_row_and_retries_it_once(benchm
                         progress=False)
         refused_after = fake.refused
         with pytest.raises(ContextTooLongError, match="refused again after"):  # the cut still too long: once only
-            run_eval(benchmark_data, "openai:gpt-4.1", replace(on_error, limit=1, max_prompt_tokens=2700),
+            run_eval(benchmark_data, "openai:gpt-4.1", replace(on_error, rows=1).with_eval(max_prompt_tokens=2700),
                      out=tmp_path / "again.jsonl", cache=cache, progress=False)
     assert refused_whole == 4 and min(sent_whole) > 2000  # every whole history went out first
     rows = theirs.results
@@ -277,7 +278,7 @@ def test_a_row_that_keeps_failing_is_named_and_a_rerun_asks_only_for_it(benchmar
     q = benchmark_data.questions
     stuck = q["query_text"].iat[3]
     out, cache = tmp_path / "r.jsonl", tmp_path / "c.sqlite"
-    command = ["eval", "--source", "data/mini", "--model", "openai:gpt-4.1-mini", "--limit", "12",
+    command = ["eval", "--source", "data/mini", "--model", "openai:gpt-4.1-mini", "--rows", "12",
                "--concurrency", "4", "--out", str(out), "--cache", str(cache)]
     with FakeOpenAI(fail_when=lambda body: stuck in _query_turn(body)) as fake:
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
@@ -309,7 +310,7 @@ def test_a_judge_call_that_keeps_failing_fails_its_row_and_the_rest_are_written(
     def judged_row_two(body):
         return body["model"] == ALIASES["gpt-4.1"] and stuck in _query_turn(body)  # the judge's dated name
 
-    settings = RunSettings(mode="open", limit=6, chunk_rows=4)
+    settings = RunSettings(mode="open", rows=6, chunk_rows=4)
     out, cache = tmp_path / "o.jsonl", tmp_path / "c.sqlite"
     with FakeOpenAI(fail_when=judged_row_two) as fake:
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
@@ -362,7 +363,7 @@ def test_a_second_identical_run_while_the_first_writes_is_refused_and_each_row_i
     with FakeOpenAI(delay_s=0.4) as fake:
         env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.url}
         command = [sys.executable, "-m", "pmv2nb.cli", "eval", "--source", "data/mini",
-                   "--model", "openai:gpt-4.1-mini", "--limit", "16", "--concurrency", "1",
+                   "--model", "openai:gpt-4.1-mini", "--rows", "16", "--concurrency", "1",
                    "--out", str(out), "--cache", str(cache)]
 
         def start():
@@ -432,8 +433,8 @@ def test_cached_input_is_billed_at_the_cached_rate_and_the_rows_add_up(benchmark
                                                                                    + 10 * 1.60) / 1e6)
     assert call_cost("gpt-4.1-mini", 100, 0, 500) == pytest.approx(100 * 0.10 / 1e6)
     assert [cacheable(n) for n in (1023, 1024, 1151, 1152, 30_000)] == [0, 1024, 1024, 1152, 29_952]
-    settings = RunSettings(limit=28, chunk_rows=8, sampling=Sampling(max_tokens=64))  # two personas, 14 rows each
-    assert settings.concurrency == 8
+    settings = RunSettings(rows=28, chunk_rows=8, sampling=Sampling(max_tokens=64))  # two personas, 14 rows each
+    assert settings.eval.concurrency == 8
     with FakeOpenAI(prompt_cache=True, delay_s=0.05) as fake:
         _api(monkeypatch, fake)
         run = run_eval(benchmark_data, "openai:gpt-4.1-mini", settings, out=tmp_path / "r.jsonl",
@@ -461,7 +462,7 @@ def test_the_cost_plan_pays_each_history_once_and_budgets_for_no_cache_hits(benc
     from pmv2nb.evaluate.runner import _Tokens, estimate
     from pmv2nb.prompts import boxed_system
 
-    plan = estimate(benchmark_data, "openai:gpt-4.1", RunSettings(limit=28, sampling=Sampling(max_tokens=2000)))
+    plan = estimate(benchmark_data, "openai:gpt-4.1", RunSettings(rows=28, sampling=Sampling(max_tokens=2000)))
     q = benchmark_data.questions
     # chat format: the history leads every prompt and the query follows, so all but a persona's first question
     # reuse exactly its history
@@ -476,11 +477,11 @@ def test_the_cost_plan_pays_each_history_once_and_budgets_for_no_cache_hits(benc
     assert plan["cost_usd_no_cache"] == pytest.approx((full * 2.0 + out) / 1e6)
     assert plan["cost_usd_max"] > plan["cost_usd_no_cache"] > 1.5 * plan["cost_usd_expected"]
     # the boxed format opens with its instruction, then the history: both are shared
-    boxed = estimate(benchmark_data, "openai:gpt-4.1", RunSettings(limit=16, prompt_format="boxed"))
+    boxed = estimate(benchmark_data, "openai:gpt-4.1", RunSettings(rows=16, prompt_format="boxed"))
     instruction = _Tokens().messages([boxed_system()])
     assert boxed["tokens_in_cached_expected"] == sum(cacheable(int(n) + instruction) for n in known[~first][:14])
     # without a history nothing long repeats
-    blind = estimate(benchmark_data, "nohistory:openai:gpt-4.1", RunSettings(limit=16))
+    blind = estimate(benchmark_data, "nohistory:openai:gpt-4.1", RunSettings(rows=16))
     assert blind["tokens_in_cached_expected"] == 0 and blind["cost_usd_expected"] == blind["cost_usd_no_cache"]
 
 
@@ -507,3 +508,19 @@ def test_a_personas_questions_are_sent_together_and_each_task_is_unchanged(mini_
                    progress=False)
     assert switches(list(run.results["row"])) == 1
     assert len(run.results) == 2 * len(val)
+
+
+def test_a_profile_run_writes_where_its_profile_says_and_carries_its_eval_section(benchmark_data, tmp_path):
+    from pmv2nb import config
+    from pmv2nb.evaluate.suite import profile_settings, run_suite
+
+    moved = config.resolve("tiny", {"results_dir": str(tmp_path / "elsewhere"), "eval.parser": "strict"})
+    settings = profile_settings(moved, "mcq", "32k")
+    assert settings.eval is moved.eval and settings.train_prompt is moved.train_prompt  # carried, not copied
+    assert settings.results_folder() == tmp_path / "elsewhere" / "eval" == moved.eval_dir()
+    results, runs = run_suite(benchmark_data, moved, ["baseline:bm25"], modes=("mcq",), sizes=("32k",),
+                              mcq_rows=3, progress=False)
+    assert runs[0].path.parent == tmp_path / "elsewhere" / "eval" and len(results) == 3
+    assert moved.cache_path().exists() and moved.cache_path().parent == tmp_path / "elsewhere" / "cache"
+    # the same run without a profile's folder: the default profile's
+    assert RunSettings().results_folder() == config.resolve("tiny").eval_dir()

@@ -11,6 +11,7 @@ from fake_openai import FakeOpenAI
 from pmv2nb import config, prompts
 from pmv2nb.answers import protected_detail, reward_labels
 from pmv2nb.backends import Sampling
+from pmv2nb.config import EvalSettings
 from pmv2nb.evaluate import RunSettings, breakdown, run_eval
 from pmv2nb.evaluate.cache import CallCache
 from pmv2nb.memory import (
@@ -124,16 +125,16 @@ def test_query_switch_puts_the_query_into_every_update(benchmark_data, tokenizer
     assert trajectory.memory == settings.initial_memory
 
 
-def _settings(mode="mcq", limit=6):
-    return RunSettings(mode=mode, size="32k", limit=limit, sampling=Sampling(max_tokens=32, seed=0), judge_calls=2,
-                       concurrency=4)
+def _settings(mode="mcq", rows=6):
+    return RunSettings(mode=mode, size="32k", rows=rows, sampling=Sampling(max_tokens=32, seed=0),
+                       eval=EvalSettings(judge_calls=2, concurrency=4))
 
 
 def test_memory_run_results_resume_and_break_down(benchmark_data, tmp_path):
     out, cache = tmp_path / "memory.jsonl", tmp_path / "calls.sqlite"
-    run = run_memory(benchmark_data, "hf:tiny", _settings(limit=4), TINY.memory, out=out, cache=cache,
+    run = run_memory(benchmark_data, "hf:tiny", _settings(rows=4), TINY.memory, out=out, cache=cache,
                      progress=False)
-    plain = run_eval(benchmark_data, "baseline:random", _settings(limit=4), out=tmp_path / "plain.jsonl",
+    plain = run_eval(benchmark_data, "baseline:random", _settings(rows=4), out=tmp_path / "plain.jsonl",
                      cache=cache, progress=False)
     results = run.results
     assert len(results) == 4 and set(plain.results.columns) <= set(results.columns)
@@ -150,7 +151,7 @@ def test_memory_run_results_resume_and_break_down(benchmark_data, tmp_path):
     table = breakdown(pd.concat([results, plain.results]), "overall")
     assert set(table["model"]) == {"memory:hf:tiny", "baseline:random"}
 
-    again = run_memory(benchmark_data, "hf:tiny", _settings(limit=6), TINY.memory, out=out, cache=cache,
+    again = run_memory(benchmark_data, "hf:tiny", _settings(rows=6), TINY.memory, out=out, cache=cache,
                        progress=False)
     assert len(again.results) == 6
     assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == ["memory.jsonl", "plain.jsonl"]
@@ -162,7 +163,7 @@ def test_memory_run_results_resume_and_break_down(benchmark_data, tmp_path):
 
 def test_run_eval_points_memory_specs_to_the_memory_runner(benchmark_data, tmp_path):
     with pytest.raises(ValueError, match="pmv2nb memory run"):
-        run_eval(benchmark_data, "memory:hf:tiny", _settings(limit=1), out=tmp_path / "x.jsonl",
+        run_eval(benchmark_data, "memory:hf:tiny", _settings(rows=1), out=tmp_path / "x.jsonl",
                  cache=tmp_path / "c.sqlite", progress=False)
 
 
@@ -198,13 +199,13 @@ def test_a_memory_update_that_keeps_failing_fails_only_its_persona(benchmark_dat
     out, cache = tmp_path / "m.jsonl", tmp_path / "c.sqlite"
     with FakeOpenAI(echo_notes=True, fail_when=second_history) as fake:
         model = f"openai:fake@{fake.url}"
-        first = run_memory(benchmark_data, model, _settings(limit=16), TINY.memory, out=out, cache=cache,
+        first = run_memory(benchmark_data, model, _settings(rows=16), TINY.memory, out=out, cache=cache,
                            progress=False)
         assert sorted(f.row for f in first.failed) == [14, 15] and "still failing" in first.failed[0].error
         assert len(first.results) == 14 and len(read_trajectories(out)) == 1  # the broken notes are not stored
         fake.fail_when = None
         asked_before = len(fake.requests)
-        second = run_memory(benchmark_data, model, _settings(limit=16), TINY.memory, out=out, cache=cache,
+        second = run_memory(benchmark_data, model, _settings(rows=16), TINY.memory, out=out, cache=cache,
                             progress=False)
         asked = fake.requests[asked_before:]
     assert not second.failed and len(second.results) == 16 and second.results["question_id"].is_unique
@@ -231,14 +232,14 @@ def test_memory_columns_flag_protected_details(benchmark_data):
 def test_reanswer_uses_the_edited_notes(benchmark_data, tmp_path):
     edited = "The user is vegetarian and writes in short sentences."
     with FakeOpenAI() as fake:
-        result = reanswer(benchmark_data, 0, edited, f"openai:fake@{fake.url}", _settings(limit=1), TINY.memory,
+        result = reanswer(benchmark_data, 0, edited, f"openai:fake@{fake.url}", _settings(rows=1), TINY.memory,
                           cache=tmp_path / "c.sqlite")
         sent = fake.requests[-1]["messages"]
     assert edited in sent[0]["content"] and result["memory"] == edited
     assert len(sent) == 3  # the notes, the query, the options: no history
     assert result["parsed"] in "ABCD" and result["model"].startswith("memory:")
     with FakeOpenAI() as fake:  # asked in the boxed format, reanswer takes that format's temperature like every run
-        boxed = replace(_settings(limit=1), prompt_format="boxed", boxed_temperature=0.0)
+        boxed = replace(_settings(rows=1), prompt_format="boxed", boxed_temperature=0.0)
         result = reanswer(benchmark_data, 0, edited, f"openai:fake@{fake.url}", boxed, TINY.memory,
                           cache=tmp_path / "c.sqlite")
         request = fake.requests[-1]
@@ -276,7 +277,7 @@ def test_command_line_runs_the_agent_and_refuses_gpu_profiles_clearly(tmp_path, 
     from pmv2nb.cli import main
 
     out = tmp_path / "cli.jsonl"
-    assert main(["memory", "run", "--profile", "tiny", "--limit", "2", "--max-tokens", "16", "--memory-tokens", "24",
+    assert main(["memory", "run", "--profile", "tiny", "--rows", "2", "--max-tokens", "16", "--memory-tokens", "24",
                  "--max-chunks", "2",
                  "--out", str(out), "--cache", str(tmp_path / "c.sqlite")]) == 0
     printed = capsys.readouterr().out
@@ -291,6 +292,6 @@ def test_command_line_runs_the_agent_and_refuses_gpu_profiles_clearly(tmp_path, 
     if not torch.cuda.is_available():
         assert main(["memory", "train", "--profile", "paper", "--out", str(tmp_path / "run")]) == 1
         assert "needs a CUDA GPU" in capsys.readouterr().err
-        assert main(["memory", "run", "--profile", "paper", "--source", "data/mini", "--limit", "1",
+        assert main(["memory", "run", "--profile", "paper", "--source", "data/mini", "--rows", "1",
                      "--out", str(tmp_path / "p.jsonl")]) == 1
         assert "NVIDIA GPU" in capsys.readouterr().err

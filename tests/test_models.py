@@ -111,6 +111,6 @@ def test_evaluating_a_missing_run_folder_stops_before_writing_anything(tmp_path,
 
     for command in (["eval", "--mode", "mcq"], ["memory", "run"]):  # both open their results file first
         out = tmp_path / f"{command[0]}.jsonl"
-        status = main([*command, "--profile", "tiny", "--model", f"hf:{tmp_path / 'no-run'}", "--limit", "1",
+        status = main([*command, "--profile", "tiny", "--model", f"hf:{tmp_path / 'no-run'}", "--rows", "1",
                        "--out", str(out), "--cache", str(tmp_path / "c.sqlite")])
         assert status != 0 and "no folder" in capsys.readouterr().err and not out.exists()

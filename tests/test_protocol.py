@@ -196,19 +196,19 @@ def test_results_record_their_protocol_and_protocols_keep_separate_rows(benchmar
     from dataclasses import replace
 
     from pmv2nb.evaluate import run_eval
-    from pmv2nb.evaluate.runner import default_results_path
+    from pmv2nb.evaluate.runner import results_path_for
     from pmv2nb.evaluate.suite import profile_settings
 
     official = profile_settings(resolve("tiny", {"protocol": "official"}), "mcq", "32k")
     paper = profile_settings(TINY, "mcq", "32k")
     assert official.protocol == "official" and paper.protocol == "paper"
-    name = default_results_path(benchmark_data, "baseline:bm25", "mcq", "32k", "chat", official.protocol).name
+    name = results_path_for(benchmark_data, "baseline:bm25", official).name
     assert name == "benchmark-text-32k-mcq-official-baseline-bm25.jsonl"
-    assert "official" not in default_results_path(benchmark_data, "baseline:bm25", "mcq", "32k").name
+    assert "official" not in results_path_for(benchmark_data, "baseline:bm25", paper).name
     cache, out = tmp_path / "c.sqlite", tmp_path / "both.jsonl"
-    first = run_eval(benchmark_data, "baseline:bm25", replace(official, limit=4), out=out, cache=cache, progress=False)
+    first = run_eval(benchmark_data, "baseline:bm25", replace(official, rows=4), out=out, cache=cache, progress=False)
     assert set(first.results["protocol"]) == {"official"}
-    both = run_eval(benchmark_data, "baseline:bm25", replace(paper, limit=4), out=out, cache=cache, progress=False)
+    both = run_eval(benchmark_data, "baseline:bm25", replace(paper, rows=4), out=out, cache=cache, progress=False)
     assert both.results.groupby("protocol").size().to_dict() == {"official": 4, "paper": 4}
 
 
@@ -236,13 +236,13 @@ def test_every_stage_runs_under_the_official_protocol_from_the_command_line(tmp_
     assert sft_args.max_grad_norm == 0.5 and grpo_args.lr_scheduler_type == "constant"
     assert json.loads((sft / "run.json").read_text())["loss_turns"] == "all"  # trained on every assistant turn
     out = tmp_path / "memory.jsonl"
-    assert main(["memory", "run", *common, "--model", "hf:tiny", "--limit", "2", "--max-chunks", "2",
+    assert main(["memory", "run", *common, "--model", "hf:tiny", "--rows", "2", "--max-chunks", "2",
                  "--out", str(out), "--cache", str(tmp_path / "c.sqlite")]) == 0
     rows = read_results(out)
     assert len(rows) == 2 and set(rows["protocol"]) == {"official"}
     assert set(rows["model"]) == {"memory+options:hf:tiny"}  # updates saw the query with its options
     evaluated = tmp_path / "eval.jsonl"
-    assert main(["eval", *common, "--model", f"hf:{grpo}", "--limit", "2", "--out", str(evaluated),
+    assert main(["eval", *common, "--model", f"hf:{grpo}", "--rows", "2", "--out", str(evaluated),
                  "--cache", str(tmp_path / "c.sqlite")]) == 0
     rows = read_results(evaluated)
     assert set(rows["protocol"]) == {"official"} and set(rows["prompt_format"]) == {"boxed"}
@@ -261,7 +261,7 @@ def test_trained_format_switches_greedy_decoding_and_the_nearest_option_fallback
     chat = settings_for("hf:tiny", theirs)  # a base model with no format given is asked in chat
     assert chat.prompt_format == "chat" and chat.sampling.temperature == theirs.sampling.temperature
     assert settings_for("hf:tiny", replace(ours, prompt_format="boxed")).sampling == ours.sampling
-    assert theirs.no_letter_fallback == "nearest_option" and ours.no_letter_fallback == "invalid"
+    assert theirs.eval.no_letter_fallback == "nearest_option" and ours.eval.no_letter_fallback == "invalid"
     options = ["Book a quiet table by the window.", "Order the spiciest curry on the menu.", "Skip dinner tonight."]
     assert nearest_option("<think>hmm</think>I would order the spiciest curry they have.", options) == "B"
 
@@ -350,14 +350,13 @@ def test_memory_sampling_and_answer_cap_switches():
 
 
 def test_rag_settings_are_part_of_the_result_key_and_file(benchmark_data):
-    from dataclasses import replace
 
     from pmv2nb.evaluate.runner import results_path_for
     from pmv2nb.evaluate.suite import profile_settings
     from pmv2nb.evaluate.tasks import build_task
 
     settings = profile_settings(TINY, "mcq", "32k")
-    narrow = replace(settings, rag_top_k=3)
+    narrow = settings.with_eval(rag_top_k=3)
     task = build_task(benchmark_data, 0, "mcq", "32k")
     assert settings.result_key("rag:baseline:bm25", task) != narrow.result_key("rag:baseline:bm25", task)
     assert settings.result_key("baseline:bm25", task) == narrow.result_key("baseline:bm25", task)
@@ -396,8 +395,8 @@ def test_api_switches_reach_the_run_settings_and_both_backends(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     theirs = profile_settings(resolve("tiny", {"protocol": "official"}), "open", "32k")
     ours = profile_settings(resolve("tiny", {"eval.reasoning_tokens": 500}), "open", "32k")
-    assert (theirs.api_sampling, theirs.fit_history) == ("none", "on_error")
-    assert (ours.api_sampling, ours.fit_history, ours.reasoning_tokens) == ("capped", "before", 500)
+    assert (theirs.eval.api_sampling, theirs.eval.fit_history) == ("none", "on_error")
+    assert (ours.eval.api_sampling, ours.eval.fit_history, ours.eval.reasoning_tokens) == ("capped", "before", 500)
     store = CallCache(":memory:")
     answerer, grader = cached_backends("openai:o4-mini", "openai:gpt-4.1", store, theirs)
     assert answerer.backend.api_sampling == grader.backend.api_sampling == "none"  # the judge is asked alike

@@ -8,6 +8,7 @@ import pytest
 from pmv2nb import prompts
 from pmv2nb.backends import baselines
 from pmv2nb.messages import content_text
+from pmv2nb.config import EvalSettings
 from pmv2nb.evaluate import RunSettings, build_task, retrieval, run_eval
 from pmv2nb.evaluate.retrieval import Retrieval, excerpt, retrieve, windows
 from pmv2nb.evaluate.suite import baseline_specs
@@ -101,8 +102,8 @@ def test_retrieval_finds_the_evidence_session_far_more_often_than_chance(benchma
 
 
 def test_rag_prefix_runs_through_the_pipeline(benchmark_data, tmp_path):
-    run = run_eval(benchmark_data, "rag:baseline:bm25", RunSettings(limit=28, rag_top_k=3), out=tmp_path / "r.jsonl",
-                   cache=tmp_path / "c.sqlite", progress=False)
+    run = run_eval(benchmark_data, "rag:baseline:bm25", RunSettings(rows=28, eval=EvalSettings(rag_top_k=3)),
+                   out=tmp_path / "r.jsonl", cache=tmp_path / "c.sqlite", progress=False)
     rows = run.results
     assert len(rows) == 28 and rows["valid"].all() and set(rows["context"]) == {"rag"}
     assert rows["rag_windows"].map(len).eq(3).all() and rows["dropped_messages"].eq(0).all()

@@ -113,12 +113,12 @@ def test_an_sft_checkpoint_of_the_real_model_parses_in_its_own_evaluation(laptop
     own, other = tmp_path / "own.jsonl", tmp_path / "chat.jsonl"
     common = ["eval", "--profile", "laptop", "--model", f"hf:{laptop_sft}", "--mode", "mcq",
               "--cache", str(tmp_path / "calls.sqlite")]
-    assert main([*common, "--limit", "10", "--out", str(own)]) == 0
+    assert main([*common, "--rows", "10", "--out", str(own)]) == 0
     trained = read_results(own)
     assert set(trained["prompt_format"]) == {"boxed"} and len(trained) == 10
     assert trained["response"].str.contains(r"\\boxed\{").sum() >= 9  # the trained format, at most one slip
     assert (~trained["valid"].astype(bool)).sum() <= 1
-    assert main([*common, "--limit", "2", "--out", str(other), "--format", "chat"]) == 0
+    assert main([*common, "--rows", "2", "--out", str(other), "--format", "chat"]) == 0
     assert set(read_results(other)["prompt_format"]) == {"chat"}
 
 

@@ -3,6 +3,7 @@
 import pytest
 
 from pmv2nb.backends import Sampling
+from pmv2nb.config import EvalSettings
 from pmv2nb.evaluate import RunSettings, run_eval
 
 pytestmark = pytest.mark.slow  # starts transformers serve; `make test-fast` leaves it out
@@ -10,8 +11,8 @@ pytestmark = pytest.mark.slow  # starts transformers serve; `make test-fast` lea
 
 @pytest.fixture(scope="module")
 def short():
-    return RunSettings(limit=3, chunk_rows=2, sampling=Sampling(max_tokens=16), judge_sampling=Sampling(max_tokens=16),
-                        concurrency=2)
+    return RunSettings(rows=3, chunk_rows=2, sampling=Sampling(max_tokens=16), judge_sampling=Sampling(max_tokens=16),
+                       eval=EvalSettings(concurrency=2))
 
 
 def test_server_answers_multiple_choice_and_caches(tiny_server, benchmark_data, tmp_path, short):
@@ -33,7 +34,7 @@ def test_server_answers_multiple_choice_and_caches(tiny_server, benchmark_data, 
 
 
 def test_server_is_its_own_judge_for_open_ended_questions(tiny_server, benchmark_data, tmp_path, short):
-    settings = RunSettings(**{**short.__dict__, "mode": "open", "limit": 2})
+    settings = RunSettings(**{**short.__dict__, "mode": "open", "rows": 2})
     run = run_eval(benchmark_data, tiny_server.spec, settings, judge=tiny_server.spec, out=tmp_path / "o.jsonl",
                    cache=tmp_path / "c.sqlite", progress=False)
     assert run.new_calls == 2 and run.new_judge_calls == 6

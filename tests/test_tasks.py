@@ -1,6 +1,7 @@
 """Prompt assembly: stable option orders, the recorded gold letter, contexts, judge framings."""
 
 from pmv2nb import config, prompts
+from pmv2nb.config import EvalSettings
 from pmv2nb.evaluate import build_task, option_order
 from pmv2nb.evaluate.tasks import split_context
 
@@ -69,7 +70,7 @@ def test_a_trained_run_is_asked_in_the_format_its_run_json_records(benchmark_dat
 
     import pytest
 
-    from pmv2nb.evaluate.runner import default_results_path
+    from pmv2nb.evaluate.runner import RunSettings, results_path_for
     from pmv2nb.evaluate.suite import shared_format
     from pmv2nb.evaluate.tasks import resolve_format, trained_format
 
@@ -86,8 +87,8 @@ def test_a_trained_run_is_asked_in_the_format_its_run_json_records(benchmark_dat
     (other / "run.json").write_text(json.dumps({"prompt_format": "chat"}))
     with pytest.raises(ValueError, match="different prompt formats"):
         shared_format([f"hf:{run}", f"hf:{other}"])
-    chat = default_results_path(benchmark_data, f"hf:{run}", "mcq", "32k")
-    boxed = default_results_path(benchmark_data, f"hf:{run}", "mcq", "32k", "boxed")
+    chat = results_path_for(benchmark_data, f"hf:{run}", RunSettings(prompt_format="chat"))
+    boxed = results_path_for(benchmark_data, f"hf:{run}", RunSettings())  # the run's own format
     assert "-mcq-hf-" in chat.name and "-mcq-boxed-hf-" in boxed.name and chat != boxed
 
 
@@ -138,14 +139,15 @@ def test_max_prompt_tokens_cuts_long_histories_and_the_row_records_it(benchmark_
     from pmv2nb.evaluate.tasks import CODE_FILLER
 
     count = _Tokens().messages
-    whole, _ = plan_tasks(benchmark_data, "baseline:longest", RunSettings(size="128k", limit=2))
+    whole, _ = plan_tasks(benchmark_data, "baseline:longest", RunSettings(size="128k", rows=2))
     assert all(not t.dropped for t in whole)
     size = count(whole[0].messages)
-    light, _ = plan_tasks(benchmark_data, "baseline:longest", RunSettings(size="128k", limit=2,
-                                                                          max_prompt_tokens=size - 500))
+    light, _ = plan_tasks(benchmark_data, "baseline:longest", RunSettings(
+        size="128k", rows=2, eval=EvalSettings(max_prompt_tokens=size - 500)))
     assert light[0].dropped and all(any(CODE_FILLER.search(m["content"]) for m in light[0].dropped[i:i + 2])
                                     for i in range(0, len(light[0].dropped), 2))  # only code exchanges went
-    tight, _ = plan_tasks(benchmark_data, "baseline:longest", RunSettings(size="128k", limit=2, max_prompt_tokens=3000))
+    cut = EvalSettings(max_prompt_tokens=3000)
+    tight, _ = plan_tasks(benchmark_data, "baseline:longest", RunSettings(size="128k", rows=2, eval=cut))
     task = tight[0]
     assert count(task.messages) <= 3000 and not any(CODE_FILLER.search(m["content"]) for m in task.messages[1:-2])
     assert task.messages[0] == whole[0].messages[0] and task.messages[0]["role"] == "system"  # the persona stays
@@ -156,10 +158,10 @@ def test_max_prompt_tokens_cuts_long_histories_and_the_row_records_it(benchmark_
             and any(CODE_FILLER.search(m["content"]) for m in history[i:i + 2])}
     rest, kept = [m for i, m in enumerate(history) if i not in code], task.messages[1:-2]
     assert kept and kept == rest[len(rest) - len(kept):]  # past the code exchanges, the newest messages survive
-    rows = run_eval(benchmark_data, "baseline:longest", RunSettings(size="128k", limit=2, max_prompt_tokens=3000),
+    rows = run_eval(benchmark_data, "baseline:longest", RunSettings(size="128k", rows=2, eval=cut),
                     out=tmp_path / "r.jsonl", cache=tmp_path / "c.sqlite", progress=False).results
     assert (rows["dropped_messages"] == len(task.dropped)).all() and len(task.dropped) > 0
-    untouched = run_eval(benchmark_data, "baseline:longest", RunSettings(limit=2), out=tmp_path / "u.jsonl",
+    untouched = run_eval(benchmark_data, "baseline:longest", RunSettings(rows=2), out=tmp_path / "u.jsonl",
                          cache=tmp_path / "c.sqlite", progress=False).results
     assert (untouched["dropped_messages"] == 0).all()
 
@@ -171,9 +173,9 @@ def test_the_prompt_budget_setting_cuts_histories_and_each_row_says_so(benchmark
     from pmv2nb.evaluate.suite import profile_settings
 
     settings = profile_settings(config.resolve("tiny", {"eval.max_prompt_tokens": 1500}), "mcq", "32k")
-    run = run_eval(benchmark_data, "baseline:bm25", replace(settings, limit=3), out=tmp_path / "cut.jsonl",
+    run = run_eval(benchmark_data, "baseline:bm25", replace(settings, rows=3), out=tmp_path / "cut.jsonl",
                    cache=tmp_path / "c.sqlite", progress=False)
     assert (run.results["dropped_messages"] > 0).all()
     whole = run_eval(benchmark_data, "baseline:bm25", replace(profile_settings(config.resolve("tiny"), "mcq", "32k"),
-                     limit=3), out=tmp_path / "whole.jsonl", cache=tmp_path / "c.sqlite", progress=False)
+                     rows=3), out=tmp_path / "whole.jsonl", cache=tmp_path / "c.sqlite", progress=False)
     assert (whole.results["dropped_messages"] == 0).all()

@@ -267,8 +267,8 @@ class TrainPromptSettings:
 class EvalSettings:
     """What the benchmark runs: which models, judged by whom, on how many rows and which sizes."""
 
-    mcq_rows: int | None = setting(help="multiple-choice rows per run (None: all)")
-    open_rows: int | None = setting(help="open-ended rows per run (None: all)")
+    mcq_rows: int | None = setting(None, "multiple-choice rows per run (None: all)")
+    open_rows: int | None = setting(None, "open-ended rows per run (None: all)")
     judge_calls: int = setting(3, "judge calls averaged per open-ended answer")
     judge_rubric: str = setting("graded", "'graded': a generic reply scores about 0.5; 'strict': generic advice "
                                           "counts as poorly personalized (the authors' newest rubric)")

@@ -9,7 +9,7 @@
     pmv2nb report results/eval/*.jsonl [--by pref_type who] [--format markdown|csv]
     pmv2nb sft --profile P --out runs/sft [--init CHECKPOINT] [--max-steps N] [--lora | --full]
     pmv2nb grpo --profile P --mcq-fraction 0.8 --init runs/sft --out runs/grpo [--judge SPEC] [--vllm-mode server]
-    pmv2nb memory run --profile P --split benchmark --model hf:tiny [--limit N] [--show-query-in-updates] --out FILE
+    pmv2nb memory run --profile P --split benchmark --model hf:tiny [--rows N] [--show-query-in-updates] --out FILE
     pmv2nb memory train --profile P --init runs/sft --out runs/memory [--judge SPEC] [--lora | --full]
     pmv2nb plan --profile paper --gpus 8 --gpu-memory 80 [--gpu t4] [--stage grpo] [--throughput TOKENS_PER_S]
 

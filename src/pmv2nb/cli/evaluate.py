@@ -28,7 +28,7 @@ def add_run_options(parser: argparse.ArgumentParser, modes: tuple[str, ...], out
     parser.add_argument("--mode", default="mcq", choices=modes)
     parser.add_argument("--judge", default=None, help="judge spec for open-ended mode (eval.judge)")
     parser.add_argument("--judge-calls", type=int, default=None, help="judge calls per answer (eval.judge_calls)")
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--rows", type=int, default=None,
                         help="first N rows with a history of this size (eval.mcq_rows and eval.open_rows; "
                              "`--set eval.mcq_rows=none` for all)")
     parser.add_argument("--out", default=None, help=out_help)
@@ -43,7 +43,7 @@ def add_run_options(parser: argparse.ArgumentParser, modes: tuple[str, ...], out
 
 
 RUN_ALIASES = {"source": source_key, "modality": to("data.modality"), "judge": to("eval.judge"),
-               "judge_calls": to("eval.judge_calls"), "limit": to("eval.mcq_rows", "eval.open_rows"),
+               "judge_calls": to("eval.judge_calls"), "rows": to("eval.mcq_rows", "eval.open_rows"),
                "max_tokens": to("eval.max_new_tokens", "eval.mcq_max_new_tokens"),
                "temperature": to("eval.temperature"), "concurrency": to("eval.concurrency"),
                "orders": to("eval.orders")}

@@ -23,8 +23,8 @@ from .. import prompts
 from ..backends import (
     BackendError, ChatRequest, ChatResponse, ContextTooLongError, Sampling, generate_some, make_backend,
 )
-from ..backends.openai_http import ALIASES, DEFAULT_REASONING_TOKENS, is_reasoning_model
-from ..config import TrainPromptSettings, check_choice, repo_root
+from ..backends.openai_http import ALIASES, is_reasoning_model
+from ..config import EvalSettings, TrainPromptSettings, check_choice, default_value, repo_root
 from ..messages import content_text
 from ..data.loader import PersonaMemData
 from ..data.sources import describe_source
@@ -44,11 +44,9 @@ FIT_HISTORY = ("before", "on_error")  # eval.fit_history
 JUDGE_FRAME_TOKENS = 250
 
 
-def default_results_path(data: PersonaMemData, model: str, mode: str, size: str,
-                         prompt_format: str = prompts.CHAT_FORMAT, protocol: str = "paper",
-                         retrieval: str = "") -> Path:
-    """``results/eval/<split>-<modality>-<size>-<mode>[-<format>][-<protocol>][-<retrieval>]-<model>.jsonl``
-    (server URLs left out).
+def results_file_name(data: PersonaMemData, model: str, settings: "RunSettings") -> str:
+    """``<split>-<modality>-<size>-<mode>[-<format>][-<protocol>][-<retrieval>]-<model>.jsonl`` (server URLs left
+    out), for settings already resolved for ``model`` (:func:`settings_for`).
 
     The evaluation's own ``chat`` format and the ``paper`` protocol are unmarked; another format,
     protocol or ``rag:`` retrieval setting is named, so each way of asking keeps its own file.
@@ -56,49 +54,46 @@ def default_results_path(data: PersonaMemData, model: str, mode: str, size: str,
     name = model.split("@http")[0]
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-")
     slug = slug if len(slug) <= 80 else slug[:20] + "--" + slug[-58:]
-    marked = mode if prompt_format == prompts.CHAT_FORMAT else f"{mode}-{prompt_format}"
-    marked = marked if protocol == "paper" else f"{marked}-{protocol.replace('+', '-')}"
+    prompt_format = settings.prompt_format or prompts.CHAT_FORMAT
+    marked = settings.mode if prompt_format == prompts.CHAT_FORMAT else f"{settings.mode}-{prompt_format}"
+    marked = marked if settings.protocol == "paper" else f"{marked}-{settings.protocol.replace('+', '-')}"
+    retrieval = settings.retrieval_tag(model)
     marked = f"{marked}-{retrieval}" if retrieval else marked
-    return repo_root() / "results" / "eval" / f"{data.split}-{data.modality}-{size}-{marked}-{slug}.jsonl"
+    return f"{data.split}-{data.modality}-{settings.size}-{marked}-{slug}.jsonl"
 
 
 @dataclass
 class RunSettings:
-    """One run: mode, size, rows, sampling, judging and budget (notebooks derive it from the profile)."""
+    """One run: its mode, size, rows and sampling, with the profile's ``eval`` and ``train_prompt`` sections as
+    they are (:func:`~pmv2nb.evaluate.suite.profile_settings` builds it from a profile). The defaults are the
+    paper protocol's, as the sections' own defaults are."""
 
     mode: str = "mcq"
     size: str = "32k"
-    limit: int | None = None
-    variants: int = 1
+    rows: int | None = None  # the first N rows with a history of this size (None: all)
+    variants: int = 1  # option orders per MCQ row
     sampling: Sampling = Sampling()
-    judge_calls: int = 3
     judge_sampling: Sampling = Sampling(max_tokens=1024)
     budget_usd: float | None = None
     chunk_rows: int = 32
-    concurrency: int = 8
-    profile: str | None = None  # recorded in each result row, so figures can say where a number came from
     prompt_format: str | None = None  # "chat" or "boxed"; None: the checkpoint's training format, else "chat"
-    dtype: str = "auto"  # precision of local (hf:) models
-    batch_size: int = 4  # prompts per local generation batch
+    profile: str | None = None  # recorded in each result row, so figures can say where a number came from
     protocol: str = "paper"  # the protocol tag (config.protocol_tag), recorded in each row and part of its key
-    recall_sentence: str = "people"  # eval.recall_sentence
-    parser: str = "lenient"  # eval.parser
-    judge_rubric: str = "graded"  # eval.judge_rubric
-    boxed_temperature: float | None = None  # eval.boxed_temperature
-    no_letter_fallback: str = "invalid"  # eval.no_letter_fallback
-    boxed_reader: str = "parser"  # eval.boxed_reader
-    judge_score_reader: str = "last_in_range"  # eval.judge_score_reader
-    rag_window: int = 6  # eval.rag_window, for rag: specs
-    rag_overlap: int = 2  # eval.rag_overlap
-    rag_top_k: int = 10  # eval.rag_top_k
-    max_prompt_tokens: int | None = None  # a longer prompt loses filler, then its oldest messages (fit_history)
-    fit_history: str = "before"  # eval.fit_history: cut before sending, or only a row the API refuses ("on_error")
-    api_sampling: str = "capped"  # eval.api_sampling, for the OpenAI API
-    reasoning_tokens: int = DEFAULT_REASONING_TOKENS  # eval.reasoning_tokens
+    dtype: str = "auto"  # precision of local (hf:) models (model.dtype)
+    results_dir: Path | None = None  # where result files go by default (None: the default profile's eval_dir)
+    eval: EvalSettings = field(default_factory=EvalSettings)  # the profile's switches, sizes and judging
     train_prompt: TrainPromptSettings = field(default_factory=TrainPromptSettings)  # the boxed format's shape
 
+    def with_eval(self, **changes) -> "RunSettings":
+        """These settings with some ``eval`` settings changed, e.g. ``settings.with_eval(parser="strict")``."""
+        return replace(self, eval=replace(self.eval, **changes))
+
+    def results_folder(self) -> Path:
+        """``results_dir``, else where the default profile keeps evaluation results (``Profile.eval_dir``)."""
+        return Path(self.results_dir) if self.results_dir else repo_root() / default_value("results_dir") / "eval"
+
     def retrieval(self) -> Retrieval:
-        return Retrieval(self.rag_window, self.rag_overlap, self.rag_top_k)
+        return Retrieval(self.eval.rag_window, self.eval.rag_overlap, self.eval.rag_top_k)
 
     def retrieval_tag(self, model: str) -> str:
         """What a ``rag:`` spec's rows and file are marked with (``w6o2k10``); empty for every other spec."""
@@ -167,20 +162,21 @@ def plan_tasks(data: PersonaMemData, model: str, settings: RunSettings) -> tuple
     :func:`grouped_by_history`), and how many rows were skipped for lack of a history."""
     if settings.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {settings.mode!r}")
-    check_choice("eval.fit_history", settings.fit_history, FIT_HISTORY)
+    check_choice("eval.fit_history", settings.eval.fit_history, FIT_HISTORY)
     context, _ = split_context(model)
     rows = rows_with_history(data, settings.size)
     skipped = len(data) - len(rows)
-    rows = rows[:settings.limit] if settings.limit is not None else rows
+    rows = rows[:settings.rows] if settings.rows is not None else rows
     variants = range(settings.variants if settings.mode == "mcq" else 1)
     prompt_format = resolve_format(model, settings.prompt_format)
     retrieval = settings.retrieval()
     if context == "rag":
         embed_queries([data.questions["query_text"].iat[row] for row in rows])
-    fit_first = settings.max_prompt_tokens is not None and settings.fit_history == "before"
+    fit_first = settings.eval.max_prompt_tokens is not None and settings.eval.fit_history == "before"
     counter = _Tokens().messages if fit_first else None
-    tasks = [build_task(data, row, settings.mode, settings.size, context, v, prompt_format, settings.recall_sentence,
-                        retrieval, counter, settings.max_prompt_tokens, settings.train_prompt)
+    tasks = [build_task(data, row, settings.mode, settings.size, context, v, prompt_format,
+                        settings.eval.recall_sentence, retrieval, counter, settings.eval.max_prompt_tokens,
+                        settings.train_prompt)
              for row in rows for v in variants]
     return grouped_by_history(data, tasks, settings.size), skipped
 
@@ -266,16 +262,16 @@ def estimate(data: PersonaMemData, model: str, settings: RunSettings, judge: str
             "tokens_out_expected": out_each * len(tasks),
             "tokens_out_max": _reply_cap(priced, settings.sampling.max_tokens, settings) * len(tasks),
             # with eval.api_sampling none nothing caps a reply, and the maximum above is only what the cap would be
-            "replies_capped": priced is None or settings.api_sampling == "capped"}
+            "replies_capped": priced is None or settings.eval.api_sampling == "capped"}
     plan["cost_usd_expected"] = call_cost(priced, tokens_in, plan["tokens_out_expected"], cached_in)
     plan["cost_usd_no_cache"] = call_cost(priced, tokens_in, plan["tokens_out_expected"])
     plan["cost_usd_max"] = call_cost(priced, tokens_in, plan["tokens_out_max"])
     if settings.mode == "open" and judge:
         judge_in = sum(counter.messages(t.messages[-1:]) + JUDGE_FRAME_TOKENS + out_each for t in tasks)
-        judge_calls = len(tasks) * settings.judge_calls
+        judge_calls = len(tasks) * settings.eval.judge_calls
         judge_out = min(settings.judge_sampling.max_tokens, EXPECTED_OUTPUT_TOKENS["judge"]) * judge_calls
         judge_priced = _priced_name(judge, ALIASES)
-        plan.update(judge=judge, judge_calls=judge_calls, judge_tokens_in=judge_in * settings.judge_calls,
+        plan.update(judge=judge, judge_calls=judge_calls, judge_tokens_in=judge_in * settings.eval.judge_calls,
                     judge_tokens_out_expected=judge_out)
         plan["cost_usd_expected"] += call_cost(judge_priced, plan["judge_tokens_in"], judge_out)
         plan["cost_usd_no_cache"] += call_cost(judge_priced, plan["judge_tokens_in"], judge_out)
@@ -287,7 +283,7 @@ def estimate(data: PersonaMemData, model: str, settings: RunSettings, judge: str
 
 def _reply_cap(api_name: str | None, max_tokens: int, settings: RunSettings) -> int:
     """Output tokens one call may bill: the reply cap, plus the hidden-reasoning room of an API reasoning model."""
-    return max_tokens + (settings.reasoning_tokens if api_name and is_reasoning_model(api_name) else 0)
+    return max_tokens + (settings.eval.reasoning_tokens if api_name and is_reasoning_model(api_name) else 0)
 
 
 def _priced_name(spec: str, aliases: dict) -> str | None:
@@ -344,10 +340,10 @@ def run_eval(data: PersonaMemData, model: str, settings: RunSettings | None = No
 
 
 def results_path_for(data: PersonaMemData, model: str, settings: RunSettings) -> Path:
-    """Where a run of ``model`` with ``settings`` keeps its rows (:func:`default_results_path`)."""
+    """Where a run of ``model`` with ``settings`` keeps its rows: :func:`results_file_name` in the settings'
+    results folder."""
     settings = settings_for(model, settings)
-    return default_results_path(data, model, settings.mode, settings.size, settings.prompt_format, settings.protocol,
-                                settings.retrieval_tag(model))
+    return settings.results_folder() / results_file_name(data, model, settings)
 
 
 def cut_replies_warning(results: pd.DataFrame, model: str, settings: RunSettings) -> str:
@@ -367,14 +363,14 @@ def cut_replies_warning(results: pd.DataFrame, model: str, settings: RunSettings
     if not unreadable:
         return ""
     api_name = _priced_name(split_context(model)[1], ALIASES)
-    if api_name and settings.api_sampling == "none":
+    if api_name and settings.eval.api_sampling == "none":
         remedy = "no cap was sent (eval.api_sampling=none), so they reached the model's own output limit"
     else:
         remedy = ("raise eval.mcq_max_new_tokens (eval.max_new_tokens when it is unset; --max-tokens sets both)"
                   if settings.mode == "mcq" else "raise eval.max_new_tokens (--max-tokens)")
         remedy += f", now {settings.sampling.max_tokens}"
         if api_name and is_reasoning_model(api_name):
-            remedy += (f", or eval.reasoning_tokens (now {settings.reasoning_tokens}): hidden reasoning fills the "
+            remedy += (f", or eval.reasoning_tokens (now {settings.eval.reasoning_tokens}): hidden reasoning fills the "
                        f"cap too")
     return (f"warning: {unreadable} of {len(mine)} {settings.mode} replies of {model} ({settings.size}) stopped at "
             f"the reply cap (finish_reason 'length') without a readable answer ({len(cut)} were cut in all); "
@@ -389,8 +385,8 @@ def settings_for(model: str, settings: RunSettings) -> RunSettings:
     recorded = trained_prompt_style(model)
     if recorded is not None:
         settings = replace(settings, train_prompt=TrainPromptSettings(**recorded))
-    if settings.prompt_format == prompts.BOXED_FORMAT and settings.boxed_temperature is not None:
-        return replace(settings, sampling=replace(settings.sampling, temperature=settings.boxed_temperature))
+    if settings.prompt_format == prompts.BOXED_FORMAT and settings.eval.boxed_temperature is not None:
+        return replace(settings, sampling=replace(settings.sampling, temperature=settings.eval.boxed_temperature))
     return settings
 
 
@@ -414,11 +410,11 @@ def read_choice(text: str, settings: RunSettings) -> str | None:
     """The upper-case letter of an MCQ reply as ``settings`` read it: in the boxed format under
     ``eval.boxed_reader`` "mcq_reward" as the authors' validation does (their GRPO reward's reader), else by
     ``eval.parser``."""
-    check_choice("eval.boxed_reader", settings.boxed_reader, BOXED_READERS)
-    if settings.prompt_format == prompts.BOXED_FORMAT and settings.boxed_reader == "mcq_reward":
+    check_choice("eval.boxed_reader", settings.eval.boxed_reader, BOXED_READERS)
+    if settings.prompt_format == prompts.BOXED_FORMAT and settings.eval.boxed_reader == "mcq_reward":
         letter = boxed_choice(text or "", forms="pattern", scope="after_think")
         return letter.upper() if letter else None
-    return parse_choice(text, strict=settings.parser == "strict")
+    return parse_choice(text, strict=settings.eval.parser == "strict")
 
 
 def cached_backends(spec: str, judge: str | None, store: CallCache,
@@ -428,9 +424,10 @@ def cached_backends(spec: str, judge: str | None, store: CallCache,
     The judge's calls go out as the model's do: the authors asked their judge through the same client, so
     ``eval.api_sampling`` covers both.
     """
-    api = {"concurrency": settings.concurrency, "api_sampling": settings.api_sampling,
-           "reasoning_tokens": settings.reasoning_tokens}
-    answerer = CachedBackend(make_backend(spec, batch_size=settings.batch_size, dtype=settings.dtype, **api), store)
+    asked = settings.eval
+    api = {"concurrency": asked.concurrency, "api_sampling": asked.api_sampling,
+           "reasoning_tokens": asked.reasoning_tokens}
+    answerer = CachedBackend(make_backend(spec, batch_size=asked.batch_size, dtype=settings.dtype, **api), store)
     grader = CachedBackend(make_backend(judge, **api), store) if judge else None
     return answerer, grader
 
@@ -450,7 +447,7 @@ def _ask(backend: CachedBackend, requests: list[ChatRequest], data: PersonaMemDa
         except ContextTooLongError as err:
             limit = _refit_limit(err, settings)
             again = [tag for tag in err.tags if tag in refitted]
-            if settings.fit_history != "on_error" or not all(err.tags) or again or limit is None:
+            if settings.eval.fit_history != "on_error" or not all(err.tags) or again or limit is None:
                 if again:  # name a row refused a second time; its size is counted anew
                     err.tag, err.tokens = again[0], None
                 raise _too_long(err, backend, data, tasks, requests, settings, bool(again)) from None
@@ -466,8 +463,8 @@ def _ask(backend: CachedBackend, requests: list[ChatRequest], data: PersonaMemDa
 def _refit_limit(err: ContextTooLongError, settings: RunSettings) -> int | None:
     """The prompt size to cut a refused row to: eval.max_prompt_tokens, else the window the server named less the
     reply cap (our token counts only approximate the server's)."""
-    if settings.max_prompt_tokens is not None:
-        return settings.max_prompt_tokens
+    if settings.eval.max_prompt_tokens is not None:
+        return settings.eval.max_prompt_tokens
     return err.limit - settings.sampling.max_tokens if err.limit else None
 
 
@@ -479,7 +476,7 @@ def _too_long(err: ContextTooLongError, backend: CachedBackend, data: PersonaMem
     if refitted:
         advice = (f"It was refused again after {len(task.dropped)} history messages were dropped to fit "
                   f"{_refit_limit(err, settings)} tokens; lower eval.max_prompt_tokens.")
-    elif settings.fit_history == "on_error":
+    elif settings.eval.fit_history == "on_error":
         advice = "Set eval.max_prompt_tokens to cut such a history after a refusal (eval.fit_history on_error)."
     else:
         advice = ("Use a model with a longer context, --size 32k, the memory agent (notebook 05), or "
@@ -499,73 +496,103 @@ def paid(backend: CachedBackend, response: ChatResponse | None) -> float:
 
 
 def score_tasks(data: PersonaMemData, chunk: list[Task], model: str, judge: str | None, answerer: CachedBackend,
-               grader: CachedBackend | None, settings: RunSettings, run: EvalRun) -> list[dict]:
-    """Ask the model (and for open-ended rows the judge) about each task; one finished result row per task.
+                grader: CachedBackend | None, settings: RunSettings, run: EvalRun) -> list[dict]:
+    """One finished result row per task of ``chunk``: ask the model, grade each answer (read its letter, or ask
+    the judge), write the row. The tasks arrive planned (:func:`plan_tasks`) with their context in place: the
+    history, retrieved windows, or a memory agent's notes (``memory.run``).
 
     A task whose answer or any judge call ran out of retries gets no row: it goes to ``run.failed``
     (what its successful calls cost still counts towards the budget), and the other tasks are scored.
     """
-    q = data.questions
-    tags = [f"{data.table} row {t.row}" for t in chunk]
-    requests = [ChatRequest(t.messages, settings.sampling, tag) for t, tag in zip(chunk, tags)]
-    answers, failed = _ask(answerer, requests, data, chunk, settings)
-    judged: list[list] = [[] for _ in chunk]
-    if settings.mode == "open":
-        grading, owners = [], []
-        for i, (t, tag, answer) in enumerate(zip(chunk, tags, answers)):
-            if i in failed:
-                continue
-            asked = judge_requests(q["query_text"].iat[t.row], q["preference"].iat[t.row], answer.text,
-                                   settings.judge_calls, settings.judge_sampling, tag, settings.judge_rubric)
-            grading += asked
-            owners += [i] * len(asked)
-        verdicts, judge_failed = generate_some(grader, grading)
-        for position, err in judge_failed.items():
-            failed.setdefault(owners[position], err)
-        for owner, verdict in zip(owners, verdicts):
-            judged[owner].append(verdict)
+    answers, failed = ask_tasks(answerer, data, chunk, settings)
+    judged = judge_answers(grader, data, chunk, answers, failed, settings) if settings.mode == "open" else None
     rows = []
-    for i, (task, answer, verdicts) in enumerate(zip(chunk, answers, judged)):
+    for i, (task, answer) in enumerate(zip(chunk, answers)):
+        verdicts = judged[i] if judged else []
+        judge_cost = sum(paid(grader, v) for v in verdicts)
+        cost = paid(answerer, answer) + judge_cost
+        run.spent_usd += cost
         if i in failed:
-            run.spent_usd += paid(answerer, answer) + sum(paid(grader, v) for v in verdicts)
             run.failed.append(FailedRow(task.row, task.question_id, task.variant, str(failed[i])))
             continue
-        cost = paid(answerer, answer)
-        row = {"question_id": task.question_id, "model": model, "mode": settings.mode, "size": settings.size,
-               "variant": task.variant, "row": task.row, "split": data.split, "modality": data.modality,
-               "context": split_context(model)[0], "prompt_format": settings.prompt_format or prompts.CHAT_FORMAT,
-               "profile": settings.profile, "protocol": settings.protocol,
-               "data_source": describe_source(data.source),
-               **row_facts(q, task.row, settings.size),
-               "response": answer.text, "finish_reason": answer.finish_reason, "tokens_in": answer.tokens_in,
-               "cached_tokens_in": answer.cached_tokens_in, "tokens_out": answer.tokens_out,
-               "latency_s": round(answer.latency_s, 4), "cost_usd": cost,
-               "cached": answer.cached, "served_model": answer.served_model,
-               "dropped_messages": len(task.dropped), "retried_shorter": task.retried_shorter}
-        if task.rag_windows is not None:
-            row["rag_windows"] = task.rag_windows
-            row["retrieval"] = settings.retrieval_tag(model)
-        if settings.mode == "mcq":
-            parsed = read_choice(answer.text, settings)
-            fallback = (parsed is None and settings.no_letter_fallback == "nearest_option"
-                        and settings.prompt_format == prompts.BOXED_FORMAT and bool(answer.text))
-            if fallback:
-                options = [q["correct_answer"].iat[task.row], *q["incorrect_answers"].iat[task.row]]
-                parsed = nearest_option(answer_part(answer.text), [options[i] for i in task.order])
-            row["letter_by_embedding"] = fallback
-            valid = parsed is not None and parsed in prompts.LETTERS[:task.n_options]
-            row.update(order=task.order, gold_letter=task.gold_letter, parsed=parsed, valid=valid,
-                       correct=bool(valid and parsed == task.gold_letter),
-                       score=float(valid and parsed == task.gold_letter))
-        else:
-            verdict = read_verdict(verdicts, settings.judge_score_reader)
-            judge_cost = sum(paid(grader, v) for v in verdicts)
-            row.update(judge=judge, judge_responses=[v.text for v in verdicts], judge_scores=verdict.scores,
-                       valid=verdict.valid, score=verdict.score, judge_sd=verdict.spread,
-                       judge_tokens_in=sum(v.tokens_in for v in verdicts),
-                       judge_tokens_out=sum(v.tokens_out for v in verdicts),
-                       judge_cached_tokens_in=sum(v.cached_tokens_in for v in verdicts), judge_cost_usd=judge_cost)
-            cost += judge_cost
-        run.spent_usd += cost
-        rows.append(row)
+        grade = (grade_choice(data, task, answer.text, settings) if settings.mode == "mcq"
+                 else grade_open(verdicts, judge, judge_cost, settings))
+        rows.append({**result_row(data, task, model, answer, cost, settings), **grade})
     return rows
+
+
+def ask_tasks(answerer: CachedBackend, data: PersonaMemData, tasks: list[Task],
+              settings: RunSettings) -> tuple[list, dict[int, BackendError]]:
+    """The model's answers to ``tasks`` (``None`` where a call ran out of retries) and those calls' errors."""
+    requests = [ChatRequest(t.messages, settings.sampling, f"{data.table} row {t.row}") for t in tasks]
+    return _ask(answerer, requests, data, tasks, settings)
+
+
+def judge_answers(grader: CachedBackend, data: PersonaMemData, tasks: list[Task], answers: list,
+                  failed: dict[int, BackendError], settings: RunSettings) -> list[list]:
+    """The judge's verdicts on each open-ended answer (``eval.judge_calls`` each); a task whose judging ran out of
+    retries joins ``failed``, and an unanswered task is not judged."""
+    q = data.questions
+    grading, owners = [], []
+    for i, (task, answer) in enumerate(zip(tasks, answers)):
+        if i in failed:
+            continue
+        asked = judge_requests(q["query_text"].iat[task.row], q["preference"].iat[task.row], answer.text,
+                               settings.eval.judge_calls, settings.judge_sampling, f"{data.table} row {task.row}",
+                               settings.eval.judge_rubric)
+        grading += asked
+        owners += [i] * len(asked)
+    verdicts, judge_failed = generate_some(grader, grading)
+    for position, err in judge_failed.items():
+        failed.setdefault(owners[position], err)
+    judged: list[list] = [[] for _ in tasks]
+    for owner, verdict in zip(owners, verdicts):
+        judged[owner].append(verdict)
+    return judged
+
+
+def grade_choice(data: PersonaMemData, task: Task, text: str, settings: RunSettings) -> dict:
+    """A multiple-choice answer's columns: the letter read (:func:`read_choice`, then the nearest option by
+    embedding where ``eval.no_letter_fallback`` says so), whether it is valid and whether it is right."""
+    q = data.questions
+    parsed = read_choice(text, settings)
+    fallback = (parsed is None and settings.eval.no_letter_fallback == "nearest_option"
+                and settings.prompt_format == prompts.BOXED_FORMAT and bool(text))
+    if fallback:
+        options = [q["correct_answer"].iat[task.row], *q["incorrect_answers"].iat[task.row]]
+        parsed = nearest_option(answer_part(text), [options[i] for i in task.order])
+    valid = parsed is not None and parsed in prompts.LETTERS[:task.n_options]
+    correct = bool(valid and parsed == task.gold_letter)
+    return {"letter_by_embedding": fallback, "order": task.order, "gold_letter": task.gold_letter, "parsed": parsed,
+            "valid": valid, "correct": correct, "score": float(correct)}
+
+
+def grade_open(verdicts: list[ChatResponse], judge: str | None, judge_cost: float, settings: RunSettings) -> dict:
+    """An open-ended answer's columns: the judge's replies, the score read from them
+    (``eval.judge_score_reader``), their spread, and what judging took."""
+    verdict = read_verdict(verdicts, settings.eval.judge_score_reader)
+    return {"judge": judge, "judge_responses": [v.text for v in verdicts], "judge_scores": verdict.scores,
+            "valid": verdict.valid, "score": verdict.score, "judge_sd": verdict.spread,
+            "judge_tokens_in": sum(v.tokens_in for v in verdicts),
+            "judge_tokens_out": sum(v.tokens_out for v in verdicts),
+            "judge_cached_tokens_in": sum(v.cached_tokens_in for v in verdicts), "judge_cost_usd": judge_cost}
+
+
+def result_row(data: PersonaMemData, task: Task, model: str, answer: ChatResponse, cost: float,
+               settings: RunSettings) -> dict:
+    """The columns every result row has: its key, where it came from, the row's facts, the reply and what the
+    row's calls cost (``cost_usd``, the judge's included)."""
+    row = {"question_id": task.question_id, "model": model, "mode": settings.mode, "size": settings.size,
+           "variant": task.variant, "row": task.row, "split": data.split, "modality": data.modality,
+           "context": split_context(model)[0], "prompt_format": settings.prompt_format or prompts.CHAT_FORMAT,
+           "profile": settings.profile, "protocol": settings.protocol, "data_source": describe_source(data.source),
+           **row_facts(data.questions, task.row, settings.size),
+           "response": answer.text, "finish_reason": answer.finish_reason, "tokens_in": answer.tokens_in,
+           "cached_tokens_in": answer.cached_tokens_in, "tokens_out": answer.tokens_out,
+           "latency_s": round(answer.latency_s, 4), "cost_usd": cost,
+           "cached": answer.cached, "served_model": answer.served_model,
+           "dropped_messages": len(task.dropped), "retried_shorter": task.retried_shorter}
+    if task.rag_windows is not None:
+        row["rag_windows"] = task.rag_windows
+        row["retrieval"] = settings.retrieval_tag(model)
+    return row

@@ -16,7 +16,7 @@ from ..config import Profile, protocol_tag
 from ..data.loader import PersonaMemData
 from .cache import CallCache
 from .results import read_results
-from .runner import EvalRun, RunSettings, estimate, results_path_for, run_eval
+from .runner import EvalRun, RunSettings, estimate, run_eval
 from .tasks import trained_format
 
 HEURISTIC_BASELINES = ("baseline:random", "baseline:longest", "baseline:shortest", "baseline:bm25", "baseline:dense")
@@ -35,31 +35,27 @@ def answer_tokens(profile: Profile, mode: str) -> int:
     return profile.eval.max_new_tokens
 
 
-def profile_settings(profile: Profile, mode: str, size: str, prompt_format: str | None = None) -> RunSettings:
-    """Run settings for one mode and size from the profile (row counts, token limits, concurrency, precision).
+def profile_settings(profile: Profile, mode: str, size: str, prompt_format: str | None = None,
+                     mcq_rows: int | None = None) -> RunSettings:
+    """Run settings for one mode and size from the profile: its ``eval`` and ``train_prompt`` sections as they
+    are, plus what this run derives from them (row count, sampling, option orders, protocol tag, folder).
 
     The one place a run's settings come from: notebooks, ``pmv2nb eval`` and ``pmv2nb memory run`` all
-    call it on a profile resolved with their overrides.
-
-    ``prompt_format`` None lets each model be asked in the format it was trained on (see
-    :func:`~pmv2nb.evaluate.tasks.resolve_format`).
+    call it on a profile resolved with their overrides. ``mcq_rows`` narrows a multiple-choice run (a side
+    comparison, an ablation); None keeps ``eval.mcq_rows``. ``prompt_format`` None lets each model be
+    asked in the format it was trained on (see :func:`~pmv2nb.evaluate.tasks.resolve_format`).
     """
-    rows = profile.eval.mcq_rows if mode == "mcq" else profile.eval.open_rows
+    if mode == "mcq":
+        rows = mcq_rows if mcq_rows is not None else profile.eval.mcq_rows
+    else:
+        rows = profile.eval.open_rows
     sampling = Sampling(max_tokens=answer_tokens(profile, mode), temperature=profile.eval.temperature,
                         seed=profile.seed)
-    return RunSettings(mode=mode, size=size, limit=rows, variants=profile.eval.orders if mode == "mcq" else 1,
-                        sampling=sampling, judge_calls=profile.eval.judge_calls,
-                        judge_sampling=replace(sampling, max_tokens=profile.eval.max_new_tokens),
-                        concurrency=profile.eval.concurrency, profile=profile.name, prompt_format=prompt_format,
-                        dtype=profile.model.dtype, batch_size=profile.eval.batch_size, protocol=protocol_tag(profile),
-                        recall_sentence=profile.eval.recall_sentence, parser=profile.eval.parser,
-                        judge_rubric=profile.eval.judge_rubric, boxed_temperature=profile.eval.boxed_temperature,
-                        no_letter_fallback=profile.eval.no_letter_fallback, boxed_reader=profile.eval.boxed_reader,
-                        judge_score_reader=profile.eval.judge_score_reader, rag_window=profile.eval.rag_window,
-                        rag_overlap=profile.eval.rag_overlap, rag_top_k=profile.eval.rag_top_k,
-                        max_prompt_tokens=profile.eval.max_prompt_tokens, fit_history=profile.eval.fit_history,
-                        api_sampling=profile.eval.api_sampling, reasoning_tokens=profile.eval.reasoning_tokens,
-                        train_prompt=profile.train_prompt)
+    return RunSettings(mode=mode, size=size, rows=rows, variants=profile.eval.orders if mode == "mcq" else 1,
+                       sampling=sampling, judge_sampling=replace(sampling, max_tokens=profile.eval.max_new_tokens),
+                       prompt_format=prompt_format, profile=profile.name, protocol=protocol_tag(profile),
+                       dtype=profile.model.dtype, results_dir=profile.eval_dir(), eval=profile.eval,
+                       train_prompt=profile.train_prompt)
 
 
 def plan(data: PersonaMemData, profile: Profile, models: list[str], judge: str | None,
@@ -77,31 +73,32 @@ def run_suite(data: PersonaMemData, profile: Profile, models: list[str], judge: 
               modes: tuple[str, ...] = ("mcq", "open"), sizes: tuple[str, ...] | None = None,
               results_dir: str | Path | None = None, cache: str | Path | None = None,
               budget_usd: float | None = None, progress: bool = True, prompt_format: str | None = None,
-              **overrides) -> tuple[pd.DataFrame, list[EvalRun]]:
+              mcq_rows: int | None = None, **overrides) -> tuple[pd.DataFrame, list[EvalRun]]:
     """Run every (model, size, mode); returns all result rows together and the individual runs.
 
-    ``overrides`` replace fields of each run's settings (for example ``limit=24, variants=4``).
+    Results go to ``results_dir`` (default: the profile's ``eval_dir``), calls through ``cache`` (default: the
+    profile's ``cache_path``). ``mcq_rows`` narrows the multiple-choice runs (None: ``eval.mcq_rows``);
+    ``overrides`` replace fields of each run's settings (for example ``variants=4``).
     """
-    store = CallCache(cache) if cache else None
+    store = CallCache(cache or profile.cache_path())
     runs, left = [], budget_usd
     try:
         for model in models:
             for size in sizes or profile.eval.sizes:
                 for mode in modes:
-                    settings = replace(profile_settings(profile, mode, size, prompt_format), budget_usd=left,
-                                       **overrides)
-                    name = results_path_for(data, model, settings).name
-                    out = Path(results_dir) / name if results_dir else None
-                    run = run_eval(data, model, settings, judge=judge if mode == "open" else None, out=out,
-                                   cache=store, progress=progress)
+                    settings = replace(profile_settings(profile, mode, size, prompt_format, mcq_rows),
+                                       budget_usd=left, **overrides)
+                    if results_dir:
+                        settings = replace(settings, results_dir=Path(results_dir))
+                    run = run_eval(data, model, settings, judge=judge if mode == "open" else None, cache=store,
+                                   progress=progress)
                     runs.append(run)
                     if left is not None:
                         left -= run.spent_usd
                     if run.stopped:
                         return _combined(runs), runs
     finally:
-        if store is not None:
-            store.close()
+        store.close()
     return _combined(runs), runs
 
 
@@ -126,17 +123,15 @@ def compare_checkpoints(data: PersonaMemData, profile: Profile, checkpoints: dic
 
     Every model is asked in one prompt format: ``prompt_format``, else the one the trained checkpoints
     learned (see :func:`shared_format`), so a base model is measured the way its fine-tuned version is.
-    ``mcq_rows`` narrows the multiple-choice rows only (open-ended rows stay the profile's); ``overrides`` go
-    to :func:`run_suite` (for example ``limit=14`` for every mode).
+    ``mcq_rows`` narrows the multiple-choice rows only (None: ``eval.mcq_rows``; open-ended rows stay the
+    profile's); ``overrides`` go to :func:`run_suite`.
     """
     from .breakdown import breakdown
 
-    if mcq_rows:
-        profile = replace(profile, eval=replace(profile.eval, mcq_rows=mcq_rows))
-
     prompt_format = prompt_format or shared_format(list(checkpoints.values()))
     results, _ = run_suite(data, profile, list(checkpoints.values()), judge, modes=modes, sizes=("32k",),
-                           results_dir=results_dir, cache=cache, prompt_format=prompt_format, **overrides)
+                           results_dir=results_dir, cache=cache, prompt_format=prompt_format, mcq_rows=mcq_rows,
+                           **overrides)
     table = breakdown(results, "overall")
     table["checkpoint"] = table["model"].map({spec: label for label, spec in checkpoints.items()})
     table["prompt_format"] = prompt_format or "chat"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from ..data.loader import PersonaMemData
 from ..evaluate.cache import CallCache, opened_cache
 from ..evaluate.results import ResultsFile, read_results
 from ..evaluate.runner import (
-    EvalRun, FailedRow, RunSettings, cached_backends, default_results_path, score_tasks, settings_for,
+    EvalRun, FailedRow, RunSettings, cached_backends, results_file_name, score_tasks, settings_for,
 )
 from ..evaluate.tasks import Task, build_task, resolve_format, rows_with_history, split_context
 from ..models import chat_template_length, tokenizer_for
@@ -166,10 +167,12 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
                update_query: str | None = None, progress: bool = True) -> MemoryRun:
     """Build notes for each row's history (chunk by chunk), answer from them, and save the results.
 
-    ``model`` is a backend spec (``hf:tiny``, ``vllm:...``, ``openai:NAME@URL``). Rows sharing
-    notes are processed ``memory.users_per_batch`` notes at a time; an interrupted run resumes from the
-    results file and the call cache. ``update_query`` (default ``memory.update_query``) is what each
-    update sees of the question.
+    The evaluation's steps with one added: plan the questions without their history, write the notes
+    (:class:`_NoteTaker`), put the notes where the history was (:func:`answer_from_notes`), then ask, grade and
+    write as every run does (:func:`~pmv2nb.evaluate.runner.score_tasks`). ``model`` is a backend spec
+    (``hf:tiny``, ``vllm:...``, ``openai:NAME@URL``). Rows sharing notes are processed
+    ``memory.users_per_batch`` notes at a time; an interrupted run resumes from the results file and the
+    call cache. ``update_query`` (default ``memory.update_query``) is what each update sees of the question.
     """
     if settings.mode == "open" and not judge:
         raise ValueError("open-ended evaluation needs a judge spec (for example the same model, or openai:gpt-4.1)")
@@ -178,58 +181,27 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
     update_query = update_query or memory.update_query
     label = memory_spec(model, update_query)
     settings = agent_run_settings(model, settings, memory)
-    path = Path(out) if out else default_results_path(data, label, settings.mode, settings.size, settings.prompt_format,
-                                                      settings.protocol)
-    rows = rows_with_history(data, settings.size, settings.limit)
+    path = Path(out) if out else settings.results_folder() / results_file_name(data, label, settings)
+    rows = rows_with_history(data, settings.size, settings.rows)
     variants = range(settings.variants if settings.mode == "mcq" else 1)
     tasks = [build_task(data, row, settings.mode, settings.size, "none", v, settings.prompt_format,
-                        settings.recall_sentence, style=settings.train_prompt)
+                        settings.eval.recall_sentence, style=settings.train_prompt)
              for row in rows for v in variants]
     run = MemoryRun(path=path, results=pd.DataFrame())
     with opened_cache(cache) as store, ResultsFile(path) as results:
         # the backends first: a vllm: spec without a GPU fails here, before any tokenizer download
         answerer, grader = cached_backends(model, judge, store, settings)
-        tokenizer = tokenizer_for(model)  # an API model's is not public: its chunks are cut by Qwen3 token counts
-        chunker = Chunker(data, tokenizer, memory, settings.size)
-        jobs = {row: chunker.job(row, update_query_text(data, row, settings.mode, settings.size, update_query,
-                                                        settings.train_prompt))
-                for row in rows}
-        shared_by = Counter(job.key for job in jobs.values())
-        rewrite = backend_rewriter(answerer, replace(settings.sampling, max_tokens=memory.memory_tokens))
-        full_tokens = _FullHistoryTokens(data, tokenizer, settings.size)
-        saved = set(read_trajectories(path))
         todo = [t for t in tasks if settings.result_key(label, t) not in results]
-        keys = list(dict.fromkeys(jobs[t.row].key for t in todo))
-        trajectory_path(path).parent.mkdir(parents=True, exist_ok=True)
+        notes = _NoteTaker(data, model, settings, memory, update_query, answerer, path, rows, progress)
         with tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"memory {settings.mode} {model[:40]}",
-                  disable=not progress) as bar, trajectory_path(path).open("a", encoding="utf-8") as trajectory_file:
-            for start in range(0, len(keys), memory.users_per_batch):
-                group = keys[start:start + memory.users_per_batch]
-                calls_before = answerer.new_calls
-                trajectories = run_updates([jobs[t.row] for t in todo if jobs[t.row].key in group], rewrite, memory,
-                                           progress=progress)
-                run.new_update_calls += answerer.new_calls - calls_before
-                for key in group:
-                    if key not in saved and not trajectories[key].error:
-                        trajectory_file.write(json.dumps(trajectories[key].to_record(), ensure_ascii=False) + "\n")
-                        trajectory_file.flush()
-                        saved.add(key)
-                # the questions answered from the same notes go out together, so a prompt cache keeps the notes
-                grouped = [t for key in group for t in todo if jobs[t.row].key == key]
-                # a task whose notes stopped at a failed update is not answered; its finished updates are cached
-                run.failed += [FailedRow(t.row, t.question_id, t.variant, trajectories[jobs[t.row].key].error)
-                               for t in grouped if trajectories[jobs[t.row].key].error]
-                chunk = [answer_from_notes(t, trajectories[jobs[t.row].key].memory, settings.prompt_format)
-                         for t in grouped if not trajectories[jobs[t.row].key].error]
-                by_task = {(t.row, t.variant): t for t in chunk}
+                  disable=not progress) as bar:
+            for group in notes.groups(todo, memory.users_per_batch):
+                written = notes.write(group, run)
+                chunk = [answer_from_notes(t, written[t.row].memory, settings.prompt_format)
+                         for t in group if not written[t.row].error]
                 for result in score_tasks(data, chunk, label, judge, answerer, grader, settings, run):
-                    task = by_task[result["row"], result["variant"]]
-                    trajectory = trajectories[jobs[task.row].key]
-                    labels = reward_labels(data, task.row, settings.mode)
-                    result.update(memory_columns(trajectory, shared_by[trajectory.key], labels))
-                    result["full_history_tokens"] = full_tokens(task.row, result["tokens_in"], trajectory.memory)
-                    results.append(result)
-                bar.update(len(grouped))
+                    results.append(notes.columns(result, written))
+                bar.update(len(group))
         run.new_calls, run.new_judge_calls = answerer.new_calls, grader.new_calls if grader else 0
     run.results = read_results(path) if path.exists() else pd.DataFrame()
     run.trajectories = read_trajectories(path)  # this run's and those of rows finished earlier
@@ -238,27 +210,78 @@ def run_memory(data: PersonaMemData, model: str, settings: RunSettings, memory: 
     return run
 
 
-def run_profile_memory(data: PersonaMemData, profile: Profile, model: str, mode: str, *, rows: int | None = None,
-                       update_query: str | None = None, judge: str | None = None,
-                       results_dir: str | Path | None = None,
-                       cache: CallCache | str | Path | None = None, prompt_format: str | None = None,
-                       progress: bool = True) -> MemoryRun:
-    """``run_memory`` with the profile's sampling and row counts, writing into ``results_dir`` (default results/eval/).
+class _NoteTaker:
+    """The memory agent's context step: the notes of each history a run's questions need, written a group of
+    histories at a time, each finished trajectory saved once, and the columns a result row gains from them."""
 
-    What the notebooks call: the file name follows ``pmv2nb eval``'s convention, so the suite's
-    results and the agent's sit side by side.
+    def __init__(self, data: PersonaMemData, model: str, settings: RunSettings, memory: MemorySettings,
+                 update_query: str, answerer, results_path: Path, rows: list[int], progress: bool):
+        self.data, self.settings, self.memory, self.answerer, self.progress = data, settings, memory, answerer, progress
+        tokenizer = tokenizer_for(model)  # an API model's is not public: its chunks are cut by Qwen3 token counts
+        chunker = Chunker(data, tokenizer, memory, settings.size)
+        self.jobs = {row: chunker.job(row, update_query_text(data, row, settings.mode, settings.size, update_query,
+                                                             settings.train_prompt))
+                     for row in rows}
+        self.shared_by = Counter(job.key for job in self.jobs.values())
+        self.rewrite = backend_rewriter(answerer, replace(settings.sampling, max_tokens=memory.memory_tokens))
+        self.full_tokens = _FullHistoryTokens(data, tokenizer, settings.size)
+        self.saved_path = trajectory_path(results_path)
+        self.saved = set(read_trajectories(results_path))
+
+    def groups(self, todo: list[Task], users_per_batch: int) -> Iterator[list[Task]]:
+        """The tasks in groups that share at most ``users_per_batch`` notes, so the questions answered from the
+        same notes go out together (a prompt cache keeps the notes)."""
+        keys = list(dict.fromkeys(self.jobs[t.row].key for t in todo))
+        for start in range(0, len(keys), users_per_batch):
+            yield [t for key in keys[start:start + users_per_batch] for t in todo if self.jobs[t.row].key == key]
+
+    def write(self, group: list[Task], run: MemoryRun) -> dict[int, Trajectory]:
+        """The notes (trajectory) of each row of ``group``, new ones saved; a task whose notes stopped at a
+        failed update is named in ``run.failed`` (its finished updates are cached)."""
+        needed = list(dict.fromkeys(self.jobs[t.row].key for t in group))
+        calls_before = self.answerer.new_calls
+        trajectories = run_updates([self.jobs[t.row] for t in group], self.rewrite, self.memory,
+                                   progress=self.progress)
+        run.new_update_calls += self.answerer.new_calls - calls_before
+        self.saved_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.saved_path.open("a", encoding="utf-8") as saved:
+            for key in needed:
+                if key not in self.saved and not trajectories[key].error:
+                    saved.write(json.dumps(trajectories[key].to_record(), ensure_ascii=False) + "\n")
+                    saved.flush()
+                    self.saved.add(key)
+        written = {t.row: trajectories[self.jobs[t.row].key] for t in group}
+        run.failed += [FailedRow(t.row, t.question_id, t.variant, written[t.row].error)
+                       for t in group if written[t.row].error]
+        return written
+
+    def columns(self, result: dict, written: dict[int, Trajectory]) -> dict:
+        """A scored row with the notes it was answered from and their token accounting."""
+        trajectory = written[result["row"]]
+        labels = reward_labels(self.data, result["row"], self.settings.mode)
+        result.update(memory_columns(trajectory, self.shared_by[trajectory.key], labels))
+        result["full_history_tokens"] = self.full_tokens(result["row"], result["tokens_in"], trajectory.memory)
+        return result
+
+
+def run_profile_memory(data: PersonaMemData, profile: Profile, model: str, mode: str, *,
+                       mcq_rows: int | None = None, update_query: str | None = None, judge: str | None = None,
+                       results_dir: str | Path | None = None, cache: CallCache | str | Path | None = None,
+                       prompt_format: str | None = None, progress: bool = True) -> MemoryRun:
+    """``run_memory`` with the profile's settings (:func:`~pmv2nb.evaluate.suite.profile_settings`), writing into
+    ``results_dir`` (default: the profile's ``eval_dir``) through ``cache`` (default: its ``cache_path``).
+
+    What the notebooks call: the file name follows ``pmv2nb eval``'s convention, so the suite's results and
+    the agent's sit side by side. ``mcq_rows`` narrows a multiple-choice run (None: ``eval.mcq_rows``).
     """
     from ..evaluate.suite import profile_settings
 
     asked_in = answer_format(profile.memory, resolve_format(model, prompt_format))
-    settings = profile_settings(profile, mode, "32k", asked_in)
-    settings = replace(settings, limit=rows or settings.limit)
-    update_query = update_query or profile.memory.update_query
-    path = default_results_path(data, memory_spec(model, update_query), mode, "32k", settings.prompt_format,
-                                settings.protocol)
-    out = Path(results_dir) / path.name if results_dir else path
-    return run_memory(data, model, settings, profile.memory, judge=judge if mode == "open" else None, out=out,
-                      cache=cache, update_query=update_query, progress=progress)
+    settings = profile_settings(profile, mode, "32k", asked_in, mcq_rows)
+    if results_dir:
+        settings = replace(settings, results_dir=Path(results_dir))
+    return run_memory(data, model, settings, profile.memory, judge=judge if mode == "open" else None,
+                      cache=cache or profile.cache_path(), update_query=update_query, progress=progress)
 
 
 def answer_from_notes(task: Task, notes: str, prompt_format: str = CHAT_FORMAT) -> Task:
@@ -280,7 +303,7 @@ def reanswer(data: PersonaMemData, row: int, notes: str, model: str, settings: R
     with opened_cache(cache) as store:
         answerer, grader = cached_backends(model, judge, store, settings)
         task = answer_from_notes(build_task(data, row, settings.mode, settings.size, "none", 0, settings.prompt_format,
-                                       settings.recall_sentence, style=settings.train_prompt),
+                                       settings.eval.recall_sentence, style=settings.train_prompt),
                             notes, settings.prompt_format)
         scratch = EvalRun(path=Path("unsaved"), results=pd.DataFrame())
         scored = score_tasks(data, [task], memory_spec(model), judge, answerer, grader, settings, scratch)
