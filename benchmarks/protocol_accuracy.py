@@ -27,6 +27,7 @@ import pandas as pd
 from pmv2nb.config import repo_root, resolve
 from pmv2nb.data.loader import load_profile_split
 from pmv2nb.evaluate import run_eval
+from pmv2nb.evaluate.breakdown import to_markdown
 from pmv2nb.evaluate.suite import profile_settings
 from pmv2nb.memory.run import run_profile_memory
 from pmv2nb.models import default_model_spec
@@ -115,7 +116,7 @@ def main() -> None:
         rows += measure(args.profile, protocol.strip(), Path(args.out), curves, stages)
         print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
     table = pd.DataFrame(rows)
-    print("\n" + table.to_markdown(index=False, floatfmt=".3f"))
+    print("\n" + to_markdown(table))
     if curves:
         figure = plot_training_runs(pd.concat(curves, ignore_index=True), suptitle="GRPO rewards under each protocol")
         print("reward curves:", *save_figure(figure, "protocol_grpo_rewards", Path(args.out)))
