@@ -106,10 +106,17 @@ def _run_clean(prefix: str, tmp_path, parameters: dict) -> tuple[dict, dict]:
     return executed, read_records(output)
 
 
+def moved_folders(tmp_path, **settings) -> dict:
+    """SETTINGS that move every folder a notebook writes (results, figures, runs) under ``tmp_path``, plus
+    ``settings``: the notebooks take their folders from the profile, so this is the only way to move them."""
+    return {"results_dir": str(tmp_path / "results"), "figures_dir": str(tmp_path / "figures"),
+            "runs_dir": str(tmp_path / "runs"), **settings}
+
+
 @pytest.mark.notebook
 def test_notebook_01_runs_headless_and_saves_its_figures(tmp_path):
     figures = tmp_path / "figures"
-    _, records = _run_clean("01_", tmp_path, {"FIGURES_DIR": str(figures)})
+    _, records = _run_clean("01_", tmp_path, {"SETTINGS": moved_folders(tmp_path)})
     overview = {row["split"]: row for row in records["split_overview"]}
     assert overview["benchmark"]["rows"] == 112 and set(overview) == {"benchmark", "train", "val"}
     for name in ("01_dataset_overview", "01_history_lengths", "01_evidence_distance", "01_length_shortcut"):
@@ -127,11 +134,11 @@ def test_notebook_02_benchmarks_through_a_real_server_and_cleans_up(tmp_path):
         return set(found.split())
 
     before = servers()
-    results, figures = tmp_path / "results", tmp_path / "figures"
+    results, figures = tmp_path / "results" / "eval", tmp_path / "figures"
     # a setting override in the parameters cell reaches the run, as `pmv2nb eval --set eval.mcq_rows=12` would
-    parameters = {"RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"),
-                  "FIGURES_DIR": str(figures), "SETTINGS": {"eval.mcq_rows": 12}}
-    _, records = _run_clean("02_", tmp_path, parameters)
+    _, records = _run_clean("02_", tmp_path, {"SETTINGS": moved_folders(tmp_path, **{"eval.mcq_rows": 12})})
+    assert (tmp_path / "results" / "cache" / "calls.sqlite").is_file()  # the cache moved with the results
+    assert sorted((results / "position-bias").glob("*.jsonl"))  # the four-order rows in a folder of their own
     rows = read_results(*sorted(results.glob("*.jsonl")))
     served = rows[rows["model"].str.startswith("openai:")]
     assert set(served["mode"]) == {"mcq", "open"}
@@ -166,11 +173,10 @@ def tiny_sft_run(tmp_path_factory):
 def test_notebook_03_trains_sft_plots_the_loss_and_compares_with_the_base_model(tmp_path):
     from pmv2nb.evaluate import read_results
 
-    results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "sft"
+    results, figures, run = tmp_path / "results" / "eval", tmp_path / "figures", tmp_path / "runs" / "sft-tiny"
+    # no OUT_DIR: the run goes to the profile's runs_dir
     _, records = _run_clean("03_", tmp_path, {
-        "OUT_DIR": str(run), "SETTINGS": {"eval.mcq_rows": 6, "eval.open_rows": 2, "sft.max_steps": 2},
-        "RESULTS_DIR": str(results),
-        "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)})
+        "SETTINGS": moved_folders(tmp_path, **{"eval.mcq_rows": 6, "eval.open_rows": 2, "sft.max_steps": 2})})
     assert (run / "model.safetensors").is_file() and (run / "metrics.csv").is_file()
     for name in ("03_sft_loss", "03_sft_vs_base"):
         assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file()
@@ -191,11 +197,10 @@ def test_notebook_04_trains_grpo_and_the_ablations_from_an_sft_run(tmp_path, tin
     from pmv2nb.train.common import read_metrics
 
     sft = tiny_sft_run
-    results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "grpo"
+    results, figures, run = tmp_path / "results" / "eval", tmp_path / "figures", tmp_path / "grpo"
     _, records = _run_clean("04_", tmp_path, {
         "SFT_DIR": str(sft), "OUT_DIR": str(run),
-        "SETTINGS": {"eval.mcq_rows": 4, "eval.open_rows": 2, "grpo.max_steps": 1},
-        "RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"), "FIGURES_DIR": str(figures)})
+        "SETTINGS": moved_folders(tmp_path, **{"eval.mcq_rows": 4, "eval.open_rows": 2, "grpo.max_steps": 1})})
     metrics = read_metrics(run)
     assert "rewards/mcq_reward/mean" in metrics and metrics["loss"].notna().sum() == 1
     for name in ("04_grpo_rewards", "04_grpo_ablations"):
@@ -216,11 +221,10 @@ def test_notebook_05_runs_the_memory_agent_audits_it_and_trains_it(tmp_path, tin
     from pmv2nb.train.common import read_metrics
 
     sft = tiny_sft_run
-    results, figures, run = tmp_path / "results", tmp_path / "figures", tmp_path / "memory"
-    settings = {"eval.mcq_rows": 4, "eval.open_rows": 2, "memory.compare_rows": 2, "memory.rl.max_steps": 1}
-    _, records = _run_clean("05_", tmp_path, {"SFT_DIR": str(sft), "RL_DIR": str(run), "SETTINGS": settings,
-                                              "RESULTS_DIR": str(results), "CACHE_PATH": str(tmp_path / "calls.sqlite"),
-                                              "FIGURES_DIR": str(figures)})
+    results, figures, run = tmp_path / "results" / "eval", tmp_path / "figures", tmp_path / "memory"
+    settings = moved_folders(tmp_path, **{"eval.mcq_rows": 4, "eval.open_rows": 2, "memory.compare_rows": 2,
+                                          "memory.rl.max_steps": 1})
+    _, records = _run_clean("05_", tmp_path, {"SFT_DIR": str(sft), "RL_DIR": str(run), "SETTINGS": settings})
     rows = read_results(*sorted(results.glob("*.jsonl")))
     counts = rows.groupby(["model", "mode"]).size().to_dict()
     assert counts[("memory:hf:tiny", "mcq")] == 4 and counts[("memory:hf:tiny", "open")] == 2
@@ -246,15 +250,14 @@ def test_notebook_05_runs_the_memory_agent_audits_it_and_trains_it(tmp_path, tin
 def test_notebook_06_redraws_the_paper_figures_with_labelled_runs_of_yours(tmp_path):
     from pmv2nb.evaluate.results import ResultsFile
 
-    results, runs, figures = tmp_path / "results", tmp_path / "runs", tmp_path / "figures"
+    results, figures = tmp_path / "results" / "eval", tmp_path / "figures"
     with ResultsFile(results / "mine.jsonl") as rows:
         for i, (who, score) in enumerate([("self", 1.0), ("others", 0.0), ("self", 0.0)]):
             rows.append({"question_id": f"q{i}", "model": "openai:my-model", "mode": "mcq", "size": "32k",
                          "variant": 0, "profile": "tiny", "data_source": "mini (synthetic)", "who": who,
                          "pref_type": "neutral_preferences", "updated": False, "valid": True, "score": score,
                          "tokens_in": 10})
-    executed, records = _run_clean("06_", tmp_path, {"RESULTS_DIR": str(results), "RUNS_DIR": str(runs),
-                                                     "FIGURES_DIR": str(figures)})
+    executed, records = _run_clean("06_", tmp_path, {"SETTINGS": moved_folders(tmp_path)})
     shown = json.dumps([c.get("outputs", []) for c in executed["cells"]])
     assert "no training runs" in shown
     (mine,) = records["inventory"]
@@ -274,6 +277,6 @@ def test_training_notebooks_stop_early_with_advice_when_the_profile_needs_a_miss
         pytest.skip("a GPU is present")
     path = next(p for p in NOTEBOOKS if p.name.startswith(prefix))
     with pytest.raises(papermill.PapermillExecutionError, match="GPURequiredError") as caught:
-        run_notebook(path, tmp_path / "executed", "paper", {"FIGURES_DIR": str(tmp_path / "figures")})
+        run_notebook(path, tmp_path / "executed", "paper", {"SETTINGS": moved_folders(tmp_path)})
     assert "PMV2NB_PROFILE=tiny" in str(caught.value)
-    assert not (tmp_path / "figures").exists()  # nothing ran past the check
+    assert not [name for name in ("figures", "results", "runs") if (tmp_path / name).exists()]  # nothing ran past it

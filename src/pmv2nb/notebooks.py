@@ -38,7 +38,9 @@ STAGES = {
 
 @dataclass
 class NotebookSession:
-    """What a notebook's setup cell hands on: the resolved profile, its evaluation judge and split loader."""
+    """What a notebook's setup cell hands on: the resolved profile, its evaluation judge, split loader and figure
+    saver. Folders come from the profile (``profile.eval_dir()``, ``cache_path()``, ``path("runs")``), so a
+    notebook moves them with ``SETTINGS`` only."""
 
     profile: Profile
     stage: str
@@ -56,6 +58,15 @@ class NotebookSession:
         if name not in self._splits:
             self._splits[name] = load_profile_split(self.profile, name)
         return self._splits[name]
+
+    def save_figure(self, fig, name: str) -> None:
+        """Save ``fig`` as PNG and PDF in the profile's figures folder (``figures_dir``).
+
+        Returns nothing, so a cell ending with it shows the figure alone, not also the list of saved files.
+        """
+        from .plots import save_figure
+
+        save_figure(fig, name, self.profile.path("figures"))
 
     def settings(self, *sections: str):
         """The resolved settings of ``sections`` (default: the stage's) as a table of key, value and help."""

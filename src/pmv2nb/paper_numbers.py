@@ -33,6 +33,11 @@ ABLATIONS = {"GRPO MCQ-only": ("mcq-only", 1.0), "GRPO open-only": ("open-only",
 
 
 def paper_dir() -> Path:
+    """The reference tables as the repository ships them (tracked in git, read only).
+
+    Deliberately not under a profile's ``results_dir``: that folder is where your runs are written, and moving it
+    elsewhere must not leave the paper's numbers behind.
+    """
     return repo_root() / "results" / "paper"
 
 

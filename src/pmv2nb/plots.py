@@ -1,8 +1,9 @@
 """Plots the notebooks draw for themselves, and the style and save helpers every figure shares.
 
 Plot functions take a DataFrame and return a Figure; they never write files or read global state,
-so tests can call them on small hand-made frames. :func:`save_figure` is the only writer to
-``figures/``, always a PNG and PDF pair. Styling is sized for slides, in a colour-blind-safe palette.
+so tests can call them on small hand-made frames. :func:`save_figure` is the only writer of figure
+files, always a PNG and PDF pair, into the folder its caller names (a profile's ``figures_dir``). Styling
+is sized for slides, in a colour-blind-safe palette.
 Importing this module leaves the matplotlib backend alone: headless runs set ``MPLBACKEND=Agg`` or
 let matplotlib fall back to Agg when there is no display.
 """
@@ -25,11 +26,12 @@ def use_style() -> None:
     sns.set_theme(context="talk", style="whitegrid", palette=PALETTE, font_scale=0.8)
 
 
-def save_figure(fig: plt.Figure, name: str, out_dir: str | Path | None = None) -> list[Path]:
-    """Write ``fig`` as ``<out_dir>/<name>.png`` and ``.pdf`` (default: the repo's figures/ folder)."""
-    if out_dir is None:
-        from .config import repo_root
-        out_dir = repo_root() / "figures"
+def save_figure(fig: plt.Figure, name: str, out_dir: str | Path) -> list[Path]:
+    """Write ``fig`` as ``<out_dir>/<name>.png`` and ``.pdf``.
+
+    ``out_dir`` has no default: a fixed folder here would ignore where the profile says figures go, so callers
+    pass ``profile.path("figures")`` (or their own folder).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]

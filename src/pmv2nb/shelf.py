@@ -1,11 +1,12 @@
 """The results shelf: the paper's numbers and your own runs, as the frames the paper figures draw.
 
 Paper values come from ``results/paper`` (see :mod:`pmv2nb.paper_numbers`). Your runs are every
-result file under ``results/eval`` and every training log under ``runs/``. Each model spec found
-there gets a role: a frontier-style model (Figure 4 and 5), a member of the Qwen3 family (Figure 6,
-recognised from the ``run.json`` of its checkpoint), a baseline or a context ablation (left to
-notebook 02). Every number of yours carries the profile, the data and the row count it came from,
-so a tiny-profile run on the synthetic mini data is never mistaken for a paper-scale result.
+result file in the profile's evaluation folder (``profile.eval_dir()``) and every training log under its
+``runs_dir``. Each model spec found there gets a role: a frontier-style model (Figure 4 and 5), a member
+of the Qwen3 family (Figure 6, recognised from the ``run.json`` of its checkpoint), a baseline or a
+context ablation (left to notebook 02). Every number of yours carries the profile, the data and the row
+count it came from, so a tiny-profile run on the synthetic mini data is never mistaken for a paper-scale
+result.
 """
 
 from __future__ import annotations
@@ -101,11 +102,13 @@ class Shelf:
     paper_folder: Path | None = None
 
     @classmethod
-    def load(cls, results_dir: str | Path | None = None, runs_dir: str | Path | None = None,
-             base_models: tuple[str, ...] = (), paper_folder: str | Path | None = None) -> "Shelf":
-        """Read every ``*.jsonl`` in ``results_dir`` (default results/eval) and every run under ``runs_dir``."""
-        results_dir = Path(results_dir) if results_dir else repo_root() / "results" / "eval"
-        runs_dir = Path(runs_dir) if runs_dir else repo_root() / "runs"
+    def load(cls, results_dir: str | Path, runs_dir: str | Path, base_models: tuple[str, ...] = (),
+             paper_folder: str | Path | None = None) -> "Shelf":
+        """Read every ``*.jsonl`` in ``results_dir`` and every run under ``runs_dir``.
+
+        Both folders are required: :meth:`for_profile` is the way to the profile's own.
+        """
+        results_dir, runs_dir = Path(results_dir), Path(runs_dir)
         files = sorted(results_dir.glob("*.jsonl")) if results_dir.is_dir() else []
         frames = []
         for path in files:
@@ -129,15 +132,15 @@ class Shelf:
     @classmethod
     def for_profile(cls, profile: Profile, results_dir: str | Path | None = None,
                     runs_dir: str | Path | None = None) -> "Shelf":
-        """The shelf with the profile's folders; its model (by name or, when built in, its saved folder) is the base."""
+        """The shelf with the profile's folders (``eval_dir()``, ``runs_dir``) unless others are given; its model (by
+        name or, when built in, its saved folder) is the base."""
         from .models import builtin_model_folder
 
         base = (profile.model.name,)
         folder = builtin_model_folder(profile.model.name, profile)
         if folder is not None:
             base += (str(folder),)
-        return cls.load(results_dir or profile.path("results") / "eval", runs_dir or profile.path("runs"),
-                        base_models=base)
+        return cls.load(results_dir or profile.eval_dir(), runs_dir or profile.path("runs"), base_models=base)
 
     # ---- what was found -------------------------------------------------------------------------------------
     def inventory(self) -> pd.DataFrame:
