@@ -482,8 +482,11 @@ def _laptop() -> Profile:
         # log-probabilities differ by rounding alone, and Adam turns that noise into full-size steps (measured:
         # a step whose rollouts all scored 0 still moved every tensor). Without it, a step with no reward
         # spread leaves the weights exactly as they were.
+        # Two questions per step, two rollouts each: with one question the step measured had both rollouts wrong
+        # (one boxed the wrong letter, one gave an option without a box; four rollouts: all four wrong), so no
+        # spread and no update; with two, 1 of 4 was right, every tensor moved, in 153 s instead of 81 s.
         memory=MemorySettings(chunk_tokens=1536, max_chunks=4, memory_tokens=96, compare_rows=2, rl=MemoryRLSettings(
-            max_steps=1, batch_size=1, num_generations=2, learning_rate=1e-5, max_answer_tokens=24, judges=1,
+            max_steps=1, batch_size=2, num_generations=2, learning_rate=1e-5, max_answer_tokens=24, judges=1,
             judge="baseline:dense", beta=0.0,
             # one turn per pass: on a CPU without bf16 units training runs in float32 and keeps every layer's
             # activations (no checkpointing on a CPU); 8 turns of ~1.8k tokens passed 20 GB and were killed
