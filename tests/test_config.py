@@ -104,7 +104,7 @@ def test_cli_and_notebook_overrides_reach_the_same_run_settings(capsys):
     session = start("benchmark", None, {"eval.concurrency": 4, "eval.max_new_tokens": 16,
                                         "eval.mcq_max_new_tokens": 16}, show=False)
     assert from_cli == profile_settings(session.profile, "mcq", "32k")
-    assert from_cli.concurrency == 4 and from_cli.sampling.max_tokens == 16
+    assert from_cli.eval.concurrency == 4 and from_cli.sampling.max_tokens == 16
     assert main(["profile", "tiny", "--keys", "--set", "eval.concurrency=4"]) == 0
     listed = capsys.readouterr().out
     assert "eval.concurrency = 4" in listed and "parallel requests" in listed
