@@ -524,3 +524,27 @@ def test_a_profile_run_writes_where_its_profile_says_and_carries_its_eval_sectio
     assert moved.cache_path().exists() and moved.cache_path().parent == tmp_path / "elsewhere" / "cache"
     # the same run without a profile's folder: the default profile's
     assert RunSettings().results_folder() == config.resolve("tiny").eval_dir()
+
+
+def test_no_cap_warning_for_a_base_model_asked_in_a_format_it_never_learned(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from pmv2nb.evaluate.runner import cut_replies_warning
+
+    run = tmp_path / "sft"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"stage": "sft", "prompt_format": "boxed"}))
+
+    def rows(model, prompt_format):  # two prose replies, both cut at the cap, neither with a letter
+        return pd.DataFrame([{"model": model, "mode": "mcq", "size": "32k", "protocol": "paper",
+                              "prompt_format": prompt_format, "finish_reason": "length", "valid": False}] * 2)
+
+    boxed, chat = RunSettings(prompt_format="boxed"), RunSettings(prompt_format="chat")
+    assert cut_replies_warning(rows("hf:tiny", "boxed"), "hf:tiny", boxed) == ""  # its invalid rate, by design
+    assert "2 of 2 mcq replies of hf:tiny" in cut_replies_warning(rows("hf:tiny", "chat"), "hf:tiny", chat)
+    trained = f"hf:{run}"  # the run that learned the format: a cut reply there did lose its answer
+    assert "stopped at the reply cap" in cut_replies_warning(rows(trained, "boxed"), trained, boxed)
+    api = "openai:gpt-4.1"  # an API model follows the format: the cap is worth naming
+    assert "stopped at the reply cap" in cut_replies_warning(rows(api, "boxed"), api, boxed)

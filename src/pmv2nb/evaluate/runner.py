@@ -36,7 +36,7 @@ from .results import ResultsFile, read_results, row_key
 from .retrieval import Retrieval, embed_queries
 from .tasks import (
     MODES, Task, build_task, fit_history, resolve_format, row_facts, rows_with_history, split_context,
-    trained_prompt_style,
+    trained_format, trained_prompt_style,
 )
 
 EXPECTED_OUTPUT_TOKENS = {"mcq": 500, "open": 600, "judge": 350}  # typical lengths, for estimates only
@@ -352,8 +352,14 @@ def cut_replies_warning(results: pd.DataFrame, model: str, settings: RunSettings
 
     A reply cut after its answer is the cap working as sized (the laptop profile's 8-token MCQ cap holds the
     letter its model writes first), so only cut replies that lost their answer are worth a warning; the
-    breakdown's ``cut_rate`` still counts every cut."""
+    breakdown's ``cut_rate`` still counts every cut. A local model that was never trained on the boxed format
+    and is asked in it (the base model beside its SFT run) writes prose there whatever the cap: its unreadable
+    replies are the invalid rate that comparison reports, not answers the cap cut off, so no warning."""
     if not len(results) or "finish_reason" not in results:
+        return ""
+    backend = split_context(model)[1]
+    if (settings.prompt_format == prompts.BOXED_FORMAT and backend.split(":", 1)[0] in ("hf", "vllm")
+            and trained_format(backend) is None):
         return ""
     protocol = results["protocol"] if "protocol" in results else "paper"  # files older than protocols
     mine = results[(results["model"] == model) & (results["mode"] == settings.mode)
