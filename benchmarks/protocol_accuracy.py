@@ -11,9 +11,10 @@ as ``protocol_grpo_rewards.png`` and ``.pdf``). Runs and results go to a scratch
     python benchmarks/protocol_accuracy.py [--profile laptop] [--protocols paper,official] [--out DIR]
         [--stages base,sft,grpo,memory]
 
-On the 2-core CPU machines the laptop profile takes about ten minutes per protocol, except the official
-memory agent: it builds one trajectory per question (``memory.update_query=query_options``), about an hour
-and a half. ``--stages`` measures some stages only; GRPO starts from the SFT run already in ``--out``.
+On the 2-core CPU machines the laptop profile takes about ten minutes per protocol, plus the official
+memory agent: it builds one trajectory per question (``memory.update_query=query_options``), 25 minutes
+measured with other jobs sharing the CPU. ``--stages`` measures some stages only; GRPO starts from the SFT
+run already in ``--out``.
 """
 
 from __future__ import annotations
