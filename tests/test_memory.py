@@ -239,7 +239,7 @@ def test_reanswer_uses_the_edited_notes(benchmark_data, tmp_path):
     assert len(sent) == 3  # the notes, the query, the options: no history
     assert result["parsed"] in "ABCD" and result["model"].startswith("memory:")
     with FakeOpenAI() as fake:  # asked in the boxed format, reanswer takes that format's temperature like every run
-        boxed = replace(_settings(rows=1), prompt_format="boxed", boxed_temperature=0.0)
+        boxed = replace(_settings(rows=1), prompt_format="boxed").with_eval(boxed_temperature=0.0)
         result = reanswer(benchmark_data, 0, edited, f"openai:fake@{fake.url}", boxed, TINY.memory,
                           cache=tmp_path / "c.sqlite")
         request = fake.requests[-1]
