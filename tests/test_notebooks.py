@@ -189,6 +189,7 @@ def test_notebook_03_trains_sft_plots_the_loss_and_compares_with_the_base_model(
     assert rows.groupby(["model", "mode"]).size().to_dict() == {
         (m, mode): n for m in (rows["model"].unique()) for mode, n in (("mcq", 6), ("open", 2))}
     assert rows["model"].nunique() == 2 and rows["model"].str.endswith(str(run)).any()
+    assert "hf:tiny" in set(rows["model"])  # the base model by the name notebook 02 asks it by, not a cache path
 
 
 @pytest.mark.notebook
