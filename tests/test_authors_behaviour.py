@@ -14,7 +14,7 @@ from pmv2nb.evaluate.parsing import parse_choice, parse_score
 from pmv2nb.evaluate.runner import read_choice
 from pmv2nb.evaluate.suite import profile_settings
 from pmv2nb.prompts import BOXED_FORMAT
-from pmv2nb.train.rewards import mcq_reward
+from pmv2nb.train.rewards import mcq_reading, mcq_reward
 
 OFFICIAL = resolve("tiny", {"protocol": "official"})
 PAPER = resolve("tiny", {"protocol": "paper"})
@@ -29,8 +29,7 @@ VEGAN = "A calm place serving vegan food."
 
 
 def _reward(settings, reply: str, gold: str) -> float:
-    return mcq_reward([reply], ["mcq"], [gold], options=[OPTIONS], forms=settings.box_forms, scope=settings.box_scope,
-                      no_letter_fallback=settings.no_letter_fallback)[0]
+    return mcq_reward([reply], ["mcq"], [gold], options=[OPTIONS], **mcq_reading(settings))[0]
 
 
 # reply, gold letter, the authors' reward (official), ours (paper)

@@ -18,7 +18,7 @@ into one reward per completion while logging ``rewards/mcq_reward/mean`` and
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from ..answers import after_thinking, is_privacy_row, leaks, protected_detail
 from ..config import EvalSettings, check_choice
@@ -134,19 +134,26 @@ class OpenEndedReward:
         return rewards
 
 
+def mcq_reading(settings) -> dict[str, str]:
+    """How an RL stage (``grpo`` or ``memory.rl`` settings) reads an MCQ reply, as :func:`mcq_reward`'s keywords:
+    which boxes count (``box_forms``), where (``box_scope``) and what a reply without one scores
+    (``no_letter_fallback``)."""
+    return {"forms": settings.box_forms, "scope": settings.box_scope, "no_letter_fallback": settings.no_letter_fallback}
+
+
 def reward_functions(judge: str | None, calls: int = 3, cache: CallCache | str | None = None,
                      require_think: bool = False, require_think_open: bool = False, rubric: str = "graded",
-                     concurrency: int = 8, *, box_forms: str = "lenient", box_scope: str = "anywhere",
-                     no_letter_fallback: str = "invalid", score_reader: str = "last_in_range") -> list:
+                     concurrency: int = 8, *, reading: Mapping[str, str] | None = None,
+                     score_reader: str = "last_in_range") -> list:
     """The reward list for GRPOTrainer: the MCQ reward, plus the open-ended one when a judge is given.
 
     ``require_think`` applies to MCQ rows, ``require_think_open`` to open-ended rows; ``rubric`` and
-    ``score_reader`` are the judge's, ``concurrency`` the judge calls in flight at once. ``box_forms``,
-    ``box_scope`` and ``no_letter_fallback`` say how the MCQ reward reads a reply (:func:`mcq_reward`).
+    ``score_reader`` are the judge's, ``concurrency`` the judge calls in flight at once. ``reading``
+    (:func:`mcq_reading`; None: :func:`mcq_reward`'s defaults) says how the MCQ reward reads a reply.
     """
     def mcq(completions, task, gold_letter, options=None, **kwargs):
         return mcq_reward(completions, task, gold_letter, require_think=require_think, options=options,
-                          forms=box_forms, scope=box_scope, no_letter_fallback=no_letter_fallback)
+                          **(reading or {}))
 
     mcq.__name__ = "mcq_reward"
     if not judge:
@@ -174,9 +181,8 @@ def rl_rewards(settings, judging: EvalSettings, cache: CallCache | str | None = 
     count and concurrency, the think rules, and how the MCQ reward reads a reply."""
     return mixed_rewards(settings.mcq_fraction, settings.judge, settings.judges, cache, settings.require_think_mcq,
                          settings.require_think_open, judging.judge_rubric, settings.judge_concurrency,
-                         box_forms=settings.box_forms, box_scope=settings.box_scope,
-                         no_letter_fallback=settings.no_letter_fallback, score_reader=judging.judge_score_reader)
+                         reading=mcq_reading(settings), score_reader=judging.judge_score_reader)
 
 
-__all__ = ["NO_LETTER_FALLBACKS", "OpenEndedReward", "boxed_letter", "completion_text", "mcq_reward", "mixed_rewards",
-           "reward_functions", "rl_rewards"]
+__all__ = ["NO_LETTER_FALLBACKS", "OpenEndedReward", "boxed_letter", "completion_text", "mcq_reading", "mcq_reward",
+           "mixed_rewards", "reward_functions", "rl_rewards"]
