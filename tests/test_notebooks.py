@@ -209,6 +209,7 @@ def test_notebook_04_trains_grpo_and_the_ablations_from_an_sft_run(tmp_path, tin
     from pmv2nb.train.common import weight_change
 
     assert records["weight_change"] == pytest.approx(weight_change(sft, run))  # measured against the SFT init
+    assert records["steps_with_signal"][1] == 1  # one logged GRPO step
     assert {r["checkpoint"] for r in records["ablations"]} == {"GRPO mixed", "GRPO mcq-only", "GRPO open-only"}
     assert {r["checkpoint"] for r in records["sft_vs_grpo"]} == {"SFT", "GRPO mixed"}
     rows = read_results(*sorted(results.glob("*.jsonl")))
@@ -243,6 +244,10 @@ def test_notebook_05_runs_the_memory_agent_audits_it_and_trains_it(tmp_path, tin
     # a random model never stops, so every rewrite runs to the cap and is marked cut
     assert steps and all(step.tokens_out == cap and step.capped for step in steps)
     assert records["cap_rate"] == 1.0
+    from pmv2nb.train.common import steps_with_signal
+
+    assert tuple(records["rl_steps_with_signal"]) == steps_with_signal(read_metrics(run)) and \
+        records["rl_steps_with_signal"][1] == 1
     assert {(r["mode"], r["n"]) for r in records["agent"]} == {("mcq", 4), ("open", 2)}
     assert {r["model"] for r in records["sft_vs_rl_agent"]} == {f"memory:hf:{run}", f"memory:hf:{sft}"}
 

@@ -291,3 +291,18 @@ def test_an_interrupted_memory_rl_run_resumes_and_restart_starts_over(tmp_path, 
     # one TensorBoard log, the fresh run's: the interrupted run's curves went with its checkpoints
     assert set(tensorboard_scalars(out)["train/loss"]) == {1}
     assert not list(out.glob("checkpoint-*"))  # the last step saves no checkpoint: the final weights are saved
+
+
+def test_a_step_has_a_learning_signal_when_one_prompt_s_rollouts_scored_differently():
+    import pandas as pd
+
+    from pmv2nb.train.common import learning_signal_sentence, steps_with_signal
+
+    grpo = pd.DataFrame({"step": [1, 2, 3, 3], "frac_reward_zero_std": [1.0, 0.5, 0.0, None],
+                         "reward_std": [0.0, 0.2, 0.3, None]})
+    assert steps_with_signal(grpo) == (2, 3)  # TRL's share of prompts without a spread is what counts
+    memory = pd.DataFrame({"step": [1, 1, 2], "reward_std": [0.0, None, 0.35]})  # memory RL logs no such share
+    assert steps_with_signal(memory) == (1, 2)
+    assert learning_signal_sentence((1, 2), "memory.rl").endswith("1 of 2")
+    flat = learning_signal_sentence(steps_with_signal(memory.iloc[:2]), "memory.rl")
+    assert "0 of 1" in flat and "memory.rl.batch_size" in flat

@@ -448,3 +448,25 @@ def weight_change_sentence(change: Mapping[str, float], stage: str, init: str) -
     """:func:`weight_change`'s numbers as the sentence a notebook shows under a training run."""
     return (f"{stage} changed {change['tensors_changed']} of {change['tensors']} weight tensors against {init} "
             f"(relative change {change['relative_change']:.2e}, largest single change {change['max_abs_change']:.2e})")
+
+
+def steps_with_signal(metrics) -> tuple[int, int]:
+    """(steps that had a learning signal, logged steps) from an RL run's metrics: a step carries a signal when
+    at least one prompt's rollouts scored differently. GRPO logs that as TRL's ``frac_reward_zero_std`` (below 1),
+    memory RL as the mean spread within its groups (``reward_std`` above 0)."""
+    if "frac_reward_zero_std" in metrics:
+        logged = metrics["frac_reward_zero_std"].dropna()
+        return int((logged < 1).sum()), len(logged)
+    logged = metrics["reward_std"].dropna()
+    return int((logged > 0).sum()), len(logged)
+
+
+def learning_signal_sentence(signal: tuple[int, int], section: str) -> str:
+    """:func:`steps_with_signal` as the sentence a notebook shows, with what to raise when no step had one
+    (``section``: the stage's settings, ``grpo`` or ``memory.rl``)."""
+    with_signal, logged = signal
+    sentence = f"steps with a learning signal (rollouts of one prompt scoring differently): {with_signal} of {logged}"
+    if logged and not with_signal:
+        sentence += (f". No step had one, so RL had nothing to learn from; more rollouts per step "
+                     f"({section}.batch_size, {section}.num_generations) make a spread likelier")
+    return sentence
