@@ -503,6 +503,12 @@ def _laptop() -> Profile:
 PROFILES = {"laptop": _laptop, "tiny": _tiny, "small": _small, "paper": _paper}
 
 
+def shipped_profile() -> Profile:
+    """The default profile as the package ships it ($PMV2NB_PROFILE and overrides not read): whose folders code
+    without a profile at hand (a bare ``RunSettings``, a cache opened without a path) writes to."""
+    return PROFILES[DEFAULT_PROFILE]()
+
+
 class ProfileError(ValueError):
     """An unknown profile name, or an override that does not name a setting or does not fit its type."""
 

@@ -15,18 +15,16 @@ from pathlib import Path
 from typing import Iterator
 
 from ..backends.base import ChatBackend, ChatRequest, ChatResponse, OnResult, RequestsFailedError, request_key
-from ..config import DEFAULT_PROFILE, PROFILES, Profile
+from ..config import shipped_profile
 
 
 BUSY_TIMEOUT_S = 60.0  # how long a cache waits for another process's write
 
 
-def default_cache_path(profile: Profile | None = None) -> Path:
-    """The profile's call cache (``<results_dir>/cache/calls.sqlite``), so moving its results moves the cache too.
-
-    Without a profile, the default profile's, built as it ships: $PMV2NB_PROFILE and overrides are not read here.
-    """
-    return (profile or PROFILES[DEFAULT_PROFILE]()).cache_path()
+def default_cache_path() -> Path:
+    """Where a cache opened without a path lives: the shipped default profile's (``Profile.cache_path``). Code with a
+    profile at hand passes ``profile.cache_path()``, so moving its results moves the cache too."""
+    return shipped_profile().cache_path()
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from ..backends import (
     BackendError, ChatRequest, ChatResponse, ContextTooLongError, Sampling, generate_some, make_backend,
 )
 from ..backends.openai_http import ALIASES, is_reasoning_model
-from ..config import EvalSettings, TrainPromptSettings, check_choice, default_value, repo_root
+from ..config import EvalSettings, TrainPromptSettings, check_choice, shipped_profile
 from ..messages import content_text
 from ..data.loader import PersonaMemData
 from ..data.sources import describe_source
@@ -89,8 +89,8 @@ class RunSettings:
         return replace(self, eval=replace(self.eval, **changes))
 
     def results_folder(self) -> Path:
-        """``results_dir``, else where the default profile keeps evaluation results (``Profile.eval_dir``)."""
-        return Path(self.results_dir) if self.results_dir else repo_root() / default_value("results_dir") / "eval"
+        """``results_dir``, else where the shipped default profile keeps evaluation results (``Profile.eval_dir``)."""
+        return Path(self.results_dir) if self.results_dir else shipped_profile().eval_dir()
 
     def retrieval(self) -> Retrieval:
         return Retrieval(self.eval.rag_window, self.eval.rag_overlap, self.eval.rag_top_k)

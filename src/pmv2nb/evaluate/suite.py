@@ -36,14 +36,15 @@ def answer_tokens(profile: Profile, mode: str) -> int:
 
 
 def profile_settings(profile: Profile, mode: str, size: str, prompt_format: str | None = None,
-                     mcq_rows: int | None = None) -> RunSettings:
+                     mcq_rows: int | None = None, results_dir: str | Path | None = None) -> RunSettings:
     """Run settings for one mode and size from the profile: its ``eval`` and ``train_prompt`` sections as they
     are, plus what this run derives from them (row count, sampling, option orders, protocol tag, folder).
 
     The one place a run's settings come from: notebooks, ``pmv2nb eval`` and ``pmv2nb memory run`` all
     call it on a profile resolved with their overrides. ``mcq_rows`` narrows a multiple-choice run (a side
-    comparison, an ablation); None keeps ``eval.mcq_rows``. ``prompt_format`` None lets each model be
-    asked in the format it was trained on (see :func:`~pmv2nb.evaluate.tasks.resolve_format`).
+    comparison, an ablation); None keeps ``eval.mcq_rows``. ``results_dir`` (None: the profile's ``eval_dir``)
+    is where its files go. ``prompt_format`` None lets each model be asked in the format it was trained on (see
+    :func:`~pmv2nb.evaluate.tasks.resolve_format`).
     """
     if mode == "mcq":
         rows = mcq_rows if mcq_rows is not None else profile.eval.mcq_rows
@@ -54,8 +55,8 @@ def profile_settings(profile: Profile, mode: str, size: str, prompt_format: str 
     return RunSettings(mode=mode, size=size, rows=rows, variants=profile.eval.orders if mode == "mcq" else 1,
                        sampling=sampling, judge_sampling=replace(sampling, max_tokens=profile.eval.max_new_tokens),
                        prompt_format=prompt_format, profile=profile.name, protocol=protocol_tag(profile),
-                       dtype=profile.model.dtype, results_dir=profile.eval_dir(), eval=profile.eval,
-                       train_prompt=profile.train_prompt)
+                       dtype=profile.model.dtype, results_dir=Path(results_dir or profile.eval_dir()),
+                       eval=profile.eval, train_prompt=profile.train_prompt)
 
 
 def plan(data: PersonaMemData, profile: Profile, models: list[str], judge: str | None,
@@ -86,10 +87,8 @@ def run_suite(data: PersonaMemData, profile: Profile, models: list[str], judge: 
         for model in models:
             for size in sizes or profile.eval.sizes:
                 for mode in modes:
-                    settings = replace(profile_settings(profile, mode, size, prompt_format, mcq_rows),
+                    settings = replace(profile_settings(profile, mode, size, prompt_format, mcq_rows, results_dir),
                                        budget_usd=left, **overrides)
-                    if results_dir:
-                        settings = replace(settings, results_dir=Path(results_dir))
                     run = run_eval(data, model, settings, judge=judge if mode == "open" else None, cache=store,
                                    progress=progress)
                     runs.append(run)

@@ -277,9 +277,7 @@ def run_profile_memory(data: PersonaMemData, profile: Profile, model: str, mode:
     from ..evaluate.suite import profile_settings
 
     asked_in = answer_format(profile.memory, resolve_format(model, prompt_format))
-    settings = profile_settings(profile, mode, "32k", asked_in, mcq_rows)
-    if results_dir:
-        settings = replace(settings, results_dir=Path(results_dir))
+    settings = profile_settings(profile, mode, "32k", asked_in, mcq_rows, results_dir)
     return run_memory(data, model, settings, profile.memory, judge=judge if mode == "open" else None,
                       cache=cache or profile.cache_path(), update_query=update_query, progress=progress)
 
