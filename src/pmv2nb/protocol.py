@@ -15,7 +15,6 @@ paper's; only behaviour is switched here.
 from __future__ import annotations
 
 PROTOCOL_NAMES = ("paper", "official")
-DEFAULT_PROTOCOL = "paper"
 
 # the authors' value of every switch docs/protocol.md names; all but five differ from the defaults (the
 # paper protocol), and those five are kept for the source the table gives them
